@@ -1,0 +1,204 @@
+"""RailServe: train booking with a payment flow that stays correct under concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from pathlib import Path
+
+from quart import Quart, Response, make_response, redirect, render_template, request, url_for
+from quart_auth import QuartAuth, Unauthorized, current_user
+from quart_rate_limiter import RateLimiter
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
+
+from railserve import config as config_module
+from railserve import db, security
+from railserve.config import Settings
+from railserve.errors import DomainError
+from railserve.htmx import is_htmx, wants_json
+from railserve.money import format_amount, format_money
+
+ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger("railserve")
+
+
+class DbIdConverter(IntegerConverter):
+    """A database id: a positive integer that fits the column, else the route 404s."""
+
+    regex = r"\d{1,10}"
+
+    def __init__(self, map, *args, **kwargs) -> None:  # noqa: A002 (werkzeug's name)
+        super().__init__(map, min=1, max=2**31 - 1)
+
+
+def create_app(settings: Settings | None = None) -> Quart:
+    settings = settings or config_module.from_env()
+    app = Quart(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+        instance_path=str(config_module.INSTANCE_DIR),
+    )
+    development = not settings.production
+    app.config.update(
+        RAILSERVE=settings,
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=not development,
+        SESSION_COOKIE_NAME="railserve_session",
+        QUART_AUTH_COOKIE_SECURE=not development,
+        QUART_AUTH_COOKIE_SAMESITE="Lax",
+        QUART_AUTH_COOKIE_NAME="railserve_auth",
+        QUART_AUTH_DURATION=14 * 24 * 3600,
+        MAX_CONTENT_LENGTH=64 * 1024,
+        SEND_FILE_MAX_AGE_DEFAULT=3600,
+    )
+    app.url_map.converters["dbid"] = DbIdConverter
+    QuartAuth(app)
+    RateLimiter(app, enabled=settings.rate_limits)
+    security.init_app(app)
+    _register_templates(app)
+    _register_blueprints(app)
+    _register_errors(app)
+    _register_lifecycle(app, settings)
+    return app
+
+
+def _register_blueprints(app: Quart) -> None:
+    from railserve.auth import bp as auth_bp
+    from railserve.booking import bp as booking_bp
+    from railserve.payment import payment_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(booking_bp)
+    app.register_blueprint(payment_bp)
+
+    @app.get("/favicon.ico")
+    async def favicon() -> Response:
+        """Serve the icon browsers ask for."""
+        return await app.send_static_file("favicon.svg")
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        """Answer a load balancer: the process is up."""
+        return Response("ok", mimetype="text/plain")
+
+
+def _register_templates(app: Quart) -> None:
+    app.jinja_env.filters["amount"] = format_amount
+    app.jinja_env.filters["money"] = format_money
+    app.jinja_env.filters["when"] = _format_time
+    app.jinja_env.filters["label"] = lambda value: str(getattr(value, "value", value)).replace(
+        "_", " "
+    )
+
+    @app.context_processor
+    async def layout() -> dict:
+        settings: Settings = app.config["RAILSERVE"]
+        signed_in = await current_user.is_authenticated
+        unread = 0
+        if signed_in and not is_htmx():
+            from railserve.models import Notification
+
+            unread = await Notification.filter(
+                user_id=int(current_user.auth_id), read=False
+            ).count()
+        return {"signed_in": signed_in, "unread_count": unread, "settings": settings}
+
+
+def _format_time(value: datetime | None) -> str:
+    return value.strftime("%d %b %Y, %H:%M UTC") if value else ""
+
+
+def _register_errors(app: Quart) -> None:
+    async def error_response(status: int, message: str, headers: dict | None = None) -> Response:
+        if wants_json() or request.endpoint == "payment.webhook":
+            response = await make_response({"error": message}, status)
+        else:
+            template = "errors/_message.html" if is_htmx() else "errors/page.html"
+            body = await render_template(template, status=status, message=message)
+            response = await make_response(body, status)
+        for name, value in (headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    @app.errorhandler(DomainError)
+    async def domain_error(error: DomainError) -> Response:
+        return await error_response(error.status, error.message)
+
+    @app.errorhandler(Unauthorized)
+    async def login_needed(error: Unauthorized) -> Response:
+        login = url_for("auth.login", next=request.full_path.rstrip("?"))
+        if is_htmx():
+            response = await error_response(401, "Please log in.")
+            response.headers["HX-Redirect"] = login
+            return response
+        if wants_json():
+            return await error_response(401, "Login required.")
+        return redirect(login, 303)
+
+    @app.errorhandler(HTTPException)
+    async def http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        headers = {k: v for k, v in error.get_headers() if k.lower() == "retry-after"}
+        message = {
+            404: "Not found.",
+            405: "That method is not allowed here.",
+            413: "That request is too large.",
+            429: "Too many attempts. Please wait a moment and try again.",
+        }.get(status, error.description or "Request refused.")
+        if status == 403:
+            message = error.description or "Forbidden."
+        return await error_response(status, message, headers)
+
+    @app.errorhandler(Exception)
+    async def unexpected(error: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return await error_response(500, "Something went wrong on our side. Please try again.")
+
+
+def _register_lifecycle(app: Quart, settings: Settings) -> None:
+    from railserve.payment import gateway as gateway_module
+    from railserve.payment import webhook
+
+    async def deliver(body: bytes, signature: str) -> object:
+        try:
+            return await webhook.handle(settings, app.extensions["railserve.gateway"], body, signature)
+        except DomainError as error:  # a refusal is an answer, as it would be over HTTP
+            return f"{error.status} {error.message}"
+
+    @app.before_serving
+    async def start() -> None:
+        await db.init(settings.database_url)
+        app.extensions["railserve.gateway"] = gateway_module.create(settings, deliver)
+
+    @app.while_serving
+    async def sweeper():
+        from railserve.sweep import sweep
+
+        async def loop() -> None:
+            while True:
+                try:
+                    await sweep(settings, app.extensions["railserve.gateway"])
+                except Exception:
+                    log.exception("sweep failed")
+                try:
+                    await asyncio.wait_for(app.shutdown_event.wait(), settings.sweep_interval)
+                    return
+                except TimeoutError:
+                    continue
+
+        task = asyncio.create_task(loop()) if settings.sweep_interval > 0 else None
+        yield
+        if task:
+            task.cancel()
+
+    @app.after_serving
+    async def stop() -> None:
+        gateway = app.extensions.pop("railserve.gateway", None)
+        if gateway is not None:
+            await gateway.aclose()
+        await db.close()

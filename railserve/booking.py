@@ -1,0 +1,152 @@
+"""Trains, bookings and the profile: the passenger's side of the app."""
+
+from __future__ import annotations
+
+import secrets
+import string
+from collections import defaultdict
+
+from quart import Blueprint, Response, current_app, flash, redirect, request, url_for
+from quart_auth import login_required
+from tortoise.exceptions import IntegrityError
+
+from railserve.auth import current_user_id
+from railserve.errors import Invalid
+from railserve.htmx import render_page_or_partial
+from railserve.models import Booking, Mail, Notification, Train, User
+from railserve.payment import service as payment_service
+from railserve.payment.models import Payment
+from railserve.seats import waitlist_position
+
+bp = Blueprint("booking", __name__)
+
+PNR_ALPHABET = string.ascii_uppercase + "23456789"
+MAX_PASSENGERS = 6
+MAX_ID = 2**31 - 1
+
+
+def new_pnr() -> str:
+    return "".join(secrets.choice(PNR_ALPHABET) for _ in range(10))
+
+
+def clean_passengers(names: list[str]) -> list[str]:
+    cleaned = [name.strip() for name in names]
+    if not 1 <= len(cleaned) <= MAX_PASSENGERS:
+        raise Invalid(
+            f"Add between 1 and {MAX_PASSENGERS} passengers.",
+            errors={"passenger_name": f"Add between 1 and {MAX_PASSENGERS} passengers."},
+        )
+    if not all(0 < len(name) <= 60 and name.isprintable() for name in cleaned):
+        message = "Each passenger needs a name of 1 to 60 printable characters."
+        raise Invalid(message, errors={"passenger_name": message})
+    return cleaned
+
+
+def parse_id(raw: str | None) -> int | None:
+    raw = (raw or "").strip()
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10:
+        return None
+    value = int(raw)
+    return value if 0 < value <= MAX_ID else None
+
+
+async def create_booking(user_id: int, train_id_raw: str | None, names: list[str]) -> Booking:
+    train_id = parse_id(train_id_raw)
+    train = await Train.get_or_none(id=train_id) if train_id else None
+    if train is None:
+        raise Invalid("Choose a train from the list.", errors={"train_id": "Choose a train."})
+    passengers = clean_passengers(names)
+    for _ in range(5):
+        try:
+            return await Booking.create(
+                pnr=new_pnr(),
+                user_id=user_id,
+                train_id=train.id,
+                passengers=passengers,
+                passenger_count=len(passengers),
+                amount=train.fare * len(passengers),
+                currency=train.currency,
+            )
+        except IntegrityError:  # a PNR collision: draw again
+            continue
+    raise RuntimeError("could not draw a unique PNR")
+
+
+@bp.get("/")
+@login_required
+async def home() -> Response:
+    """List trains with seats left and fare."""
+    trains = await Train.all()
+    return await render_page_or_partial(
+        "booking/home.html", "booking/_trains.html", trains=trains, values={}, errors={}
+    )
+
+
+@bp.post("/bookings")
+@login_required
+async def book() -> Response:
+    """Hold seats for a train and go to the payment page."""
+    form = await request.form
+    try:
+        booking = await create_booking(
+            current_user_id(), form.get("train_id"), form.getlist("passenger_name")
+        )
+    except Invalid as error:
+        trains = await Train.all()
+        return await render_page_or_partial(
+            "booking/home.html",
+            "booking/_trains.html",
+            status=error.status,
+            trains=trains,
+            errors=error.errors,
+            message=error.message,
+            failed_train=parse_id(form.get("train_id")),
+            values={"passenger_name": form.getlist("passenger_name")},
+        )
+    return redirect(url_for("payment.pay", booking_id=booking.id), 303)
+
+
+@bp.post("/bookings/<dbid:booking_id>/cancel")
+@login_required
+async def cancel(booking_id: int) -> Response:
+    """Cancel a booking; a paid one is refunded before this answers."""
+    gateway = current_app.extensions["railserve.gateway"]
+    message = await payment_service.cancel_booking(gateway, current_user_id(), booking_id)
+    await flash(message, "success")
+    return redirect(url_for("booking.profile"), 303)
+
+
+@bp.get("/profile")
+@login_required
+async def profile() -> Response:
+    """Show bookings, payments, notifications and sent mail."""
+    user_id = current_user_id()
+    user = await User.get(id=user_id)
+    bookings = await Booking.filter(user_id=user_id).select_related("train").order_by("-id")
+    payments = await Payment.filter(user_id=user_id).order_by("-id")
+    attempts: dict[int, list[Payment]] = defaultdict(list)
+    for payment in payments:
+        attempts[payment.booking_id].append(payment)
+    positions = {b.id: await waitlist_position(b) for b in bookings if b.paid_at}
+    notifications = await Notification.filter(user_id=user_id).order_by("-id").limit(50)
+    mails = await Mail.filter(user_id=user_id).order_by("-id").limit(50)
+    return await render_page_or_partial(
+        "booking/profile.html",
+        "booking/profile.html",
+        user=user,
+        bookings=bookings,
+        attempts=attempts,
+        payments=payments,
+        positions=positions,
+        notifications=notifications,
+        mails=mails,
+        bookings_by_id={b.id: b for b in bookings},
+    )
+
+
+@bp.post("/notifications/read")
+@login_required
+async def mark_read() -> Response:
+    """Mark every notification as read."""
+    await Notification.filter(user_id=current_user_id(), read=False).update(read=True)
+    return redirect(url_for("booking.profile") + "#notifications", 303)

@@ -1,0 +1,217 @@
+"""The `railserve` console script: schema, trains, sweep, invariant check, server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+from railserve import config as config_module
+from railserve import db
+from railserve.money import parse_amount
+
+TRAIN_NUMBER = re.compile(r"[A-Za-z0-9]{1,10}")
+
+
+def _fail(message: str) -> None:
+    print(f"railserve: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+async def _with_db(work: Callable[[], Awaitable[int | None]]) -> int:
+    settings = config_module.from_env()
+    await db.init(settings.database_url)
+    try:
+        return (await work()) or 0
+    finally:
+        await db.close()
+
+
+def cmd_init_db(args: argparse.Namespace) -> int:
+    settings = config_module.from_env()
+    asyncio.run(db.migrate(settings.database_url))
+    print("database is up to date")
+    return 0
+
+
+def parse_departs(raw: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        _fail(f"--departs {raw!r} is not an ISO 8601 date and time")
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def validate_train(args: argparse.Namespace) -> tuple[datetime, int]:
+    if not TRAIN_NUMBER.fullmatch(args.number):
+        _fail("--number must be 1 to 10 letters or digits")
+    for name in ("name", "origin", "destination"):
+        value = getattr(args, name).strip()
+        if not 0 < len(value) <= 80:
+            _fail(f"--{name} must be 1 to 80 characters")
+    if not 0 < args.seats <= 100_000:
+        _fail("--seats must be a positive number")
+    fare = parse_amount(args.fare)
+    if fare is None or fare <= 0:
+        _fail("--fare must be a positive amount with up to two decimals, e.g. 1250.00")
+    return parse_departs(args.departs), fare
+
+
+async def add_train(
+    number: str, name: str, origin: str, destination: str, departs: datetime, seats: int, fare: int
+):
+    from railserve.models import Train
+
+    return await Train.create(
+        number=number.upper(),
+        name=name.strip(),
+        origin=origin.strip(),
+        destination=destination.strip(),
+        departs_at=departs,
+        total_seats=seats,
+        seats_left=seats,
+        fare=fare,
+    )
+
+
+def cmd_add_train(args: argparse.Namespace) -> int:
+    departs, fare = validate_train(args)
+
+    async def work() -> int:
+        from railserve.models import Train
+
+        if await Train.exists(number=args.number.upper()):
+            _fail(f"train {args.number} already exists")
+        train = await add_train(
+            args.number, args.name, args.origin, args.destination, departs, args.seats, fare
+        )
+        print(f"added train {train.number} (id {train.id})")
+        return 0
+
+    return asyncio.run(_with_db(work))
+
+
+DEMO_TRAINS = (
+    ("12951", "Rajdhani Express", "Mumbai Central", "New Delhi", 1, 120, 245000),
+    ("12002", "Shatabdi Express", "New Delhi", "Bhopal", 2, 80, 125000),
+    ("12627", "Karnataka Express", "Bengaluru", "New Delhi", 3, 60, 98050),
+    ("22691", "Rajdhani Express", "Bengaluru", "Hazrat Nizamuddin", 4, 2, 310000),
+    ("12259", "Duronto Express", "Sealdah", "New Delhi", 5, 40, 189900),
+    ("16526", "Island Express", "Bengaluru", "Kanyakumari", 6, 100, 45000),
+)
+
+
+def cmd_seed_demo(args: argparse.Namespace) -> int:
+    async def work() -> int:
+        from railserve.models import Train
+
+        start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        added = 0
+        for number, name, origin, destination, days, seats, fare in DEMO_TRAINS:
+            if await Train.exists(number=number):
+                continue
+            departs = start + timedelta(days=days, hours=6)
+            await add_train(number, name, origin, destination, departs, seats, fare)
+            added += 1
+        print(f"demo trains: {added} added, {len(DEMO_TRAINS) - added} already there")
+        return 0
+
+    return asyncio.run(_with_db(work))
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    async def work() -> int:
+        from railserve.payment import gateway as gateway_module
+        from railserve.payment import webhook
+        from railserve.sweep import sweep
+
+        settings = config_module.from_env()
+        holder: dict = {}
+
+        async def deliver(body: bytes, signature: str) -> object:
+            return await webhook.handle(settings, holder["gateway"], body, signature)
+
+        holder["gateway"] = gateway_module.create(settings, deliver)
+        report = await sweep(settings, holder["gateway"])
+        print(f"sweep: {report.summary()}")
+        return 0
+
+    return asyncio.run(_with_db(work))
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    async def work() -> int:
+        from railserve.invariants import violations
+
+        problems = await violations()
+        for problem in problems:
+            print(f"VIOLATION: {problem}")
+        if problems:
+            return 1
+        print("all invariants hold")
+        return 0
+
+    return asyncio.run(_with_db(work))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from hypercorn.config import Config
+    from hypercorn.run import run
+
+    config_module.from_env()  # refuse to start on a bad configuration, before forking
+    config = Config()
+    config.application_path = "app:app"
+    config.bind = [args.bind]
+    config.workers = args.workers
+    config.accesslog = "-" if args.access_log else None
+    config.errorlog = "-"
+    config.graceful_timeout = 5
+    return run(config) or 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="railserve", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("init-db", help="create or upgrade the schema").set_defaults(
+        run=cmd_init_db
+    )
+    commands.add_parser("seed-demo", help="add a handful of demo trains").set_defaults(
+        run=cmd_seed_demo
+    )
+    add = commands.add_parser("add-train", help="add a train")
+    add.add_argument("--number", required=True)
+    add.add_argument("--name", required=True)
+    add.add_argument("--origin", required=True)
+    add.add_argument("--destination", required=True)
+    add.add_argument("--departs", required=True, help="ISO 8601; no offset means UTC")
+    add.add_argument("--seats", required=True, type=int)
+    add.add_argument("--fare", required=True, help="major units, e.g. 1250.00")
+    add.set_defaults(run=cmd_add_train)
+    commands.add_parser("sweep", help="expire stale attempts and holds, reconcile").set_defaults(
+        run=cmd_sweep
+    )
+    commands.add_parser("check", help="verify the database invariants").set_defaults(
+        run=cmd_check
+    )
+    serve = commands.add_parser("serve", help="run the production ASGI server")
+    serve.add_argument("--bind", default="127.0.0.1:5000")
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--access-log", action="store_true")
+    serve.set_defaults(run=cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except config_module.ConfigError as error:
+        _fail(str(error))
+    return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

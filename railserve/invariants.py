@@ -1,0 +1,108 @@
+"""The database's promises, checked by reading it: `railserve check` and the tests use it."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+from railserve.models import Booking, BookingStatus, Train
+from railserve.payment.models import Payment, PaymentEvent, PaymentStatus
+
+PAID = (PaymentStatus.SUCCESS, PaymentStatus.REFUNDED)
+HOLDING = (BookingStatus.CONFIRMED, BookingStatus.WAITLISTED)
+
+
+async def violations() -> list[str]:
+    """Every broken invariant, one readable line each; empty when all hold."""
+    problems: list[str] = []
+    payments = await Payment.all().values(
+        "id", "transaction_id", "booking_id", "status", "pending_lock"
+    )
+    bookings = {
+        b["id"]: b
+        for b in await Booking.all().values("id", "pnr", "train_id", "status", "passenger_count", "paid_at"
+        )
+    }
+    paid_per_booking: Counter[int] = Counter()
+    success_per_booking: Counter[int] = Counter()
+    pending_per_booking: Counter[int] = Counter()
+    for p in payments:
+        if p["status"] in PAID:
+            paid_per_booking[p["booking_id"]] += 1
+        if p["status"] == PaymentStatus.SUCCESS:
+            success_per_booking[p["booking_id"]] += 1
+        if p["status"] == PaymentStatus.PENDING:
+            pending_per_booking[p["booking_id"]] += 1
+            if p["pending_lock"] != p["booking_id"]:
+                problems.append(f"pending payment {p['transaction_id']} does not hold its lock")
+    for booking_id, count in paid_per_booking.items():
+        if count > 1:
+            pnr = bookings[booking_id]["pnr"]
+            problems.append(f"booking {pnr} has {count} successful payments")
+    for booking_id, count in pending_per_booking.items():
+        if count > 1:
+            problems.append(f"booking {bookings[booking_id]['pnr']} has {count} pending attempts")
+    for booking in bookings.values():
+        if booking["status"] in HOLDING and success_per_booking[booking["id"]] != 1:
+            problems.append(
+                f"booking {booking['pnr']} is {booking['status']} with "
+                f"{success_per_booking[booking['id']]} successful payments (expected 1)"
+            )
+    problems += await _seat_problems(bookings)
+    problems += await _audit_problems(payments)
+    problems += _waitlist_problems(bookings)
+    return problems
+
+
+async def _seat_problems(bookings: dict[int, dict]) -> list[str]:
+    problems = []
+    confirmed: Counter[int] = Counter()
+    for booking in bookings.values():
+        if booking["status"] == BookingStatus.CONFIRMED:
+            confirmed[booking["train_id"]] += booking["passenger_count"]
+    for train in await Train.all().values("id", "number", "total_seats", "seats_left"):
+        expected = train["total_seats"] - confirmed[train["id"]]
+        if train["seats_left"] < 0:
+            problems.append(f"train {train['number']} has {train['seats_left']} seats left")
+        if train["seats_left"] != expected:
+            problems.append(
+                f"train {train['number']}: seats left {train['seats_left']}, but total "
+                f"{train['total_seats']} − confirmed {confirmed[train['id']]} = {expected}"
+            )
+    return problems
+
+
+async def _audit_problems(payments: list[dict]) -> list[str]:
+    """Each payment's status changes must chain from nothing to its current status."""
+    problems = []
+    chains: dict[int, list[tuple[str | None, str]]] = defaultdict(list)
+    for event in await PaymentEvent.all().order_by("id").values(
+        "payment_id", "from_status", "to_status"
+    ):
+        if event["from_status"] != event["to_status"]:
+            chains[event["payment_id"]].append((event["from_status"], event["to_status"]))
+    for p in payments:
+        chain = chains.get(p["id"], [])
+        status = None
+        for source, target in chain:
+            if source != status:
+                problems.append(
+                    f"payment {p['transaction_id']}: audit event {source}→{target} "
+                    f"does not follow {status}"
+                )
+            status = target
+        if status != p["status"]:
+            problems.append(
+                f"payment {p['transaction_id']} is {p['status']} but its audit trail ends at "
+                f"{status}"
+            )
+    return problems
+
+
+def _waitlist_problems(bookings: dict[int, dict]) -> list[str]:
+    # Positions are derived from (paid_at, id), so they cannot repeat or leave gaps as
+    # long as every waitlisted booking has its payment time.
+    return [
+        f"waitlisted booking {b['pnr']} has no payment time, so no waitlist position"
+        for b in bookings.values()
+        if b["status"] == BookingStatus.WAITLISTED and b["paid_at"] is None
+    ]

@@ -1,0 +1,117 @@
+"""Passengers, trains, bookings and what is sent to passengers.
+
+Models hold data only: every change of a booking's status or a train's seats is made by
+the booking service with a conditional update, never by saving a row read earlier.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class BookingStatus(StrEnum):
+    PENDING_PAYMENT = "pending_payment"
+    CONFIRMED = "confirmed"
+    WAITLISTED = "waitlisted"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+class User(Model):
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=60)
+    email = fields.CharField(max_length=254, unique=True)
+    password_hash = fields.CharField(max_length=255)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "users"
+
+
+class Train(Model):
+    id = fields.IntField(primary_key=True)
+    number = fields.CharField(max_length=10, unique=True)
+    name = fields.CharField(max_length=80)
+    origin = fields.CharField(max_length=80)
+    destination = fields.CharField(max_length=80)
+    departs_at = fields.DatetimeField()
+    total_seats = fields.IntField()
+    seats_left = fields.IntField()
+    fare = fields.BigIntField()
+    currency = fields.CharField(max_length=3, default="INR")
+
+    class Meta:
+        table = "trains"
+        ordering = ["departs_at", "number"]
+
+
+class Booking(Model):
+    id = fields.IntField(primary_key=True)
+    pnr = fields.CharField(max_length=10, unique=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "railserve.User", related_name="bookings", on_delete=fields.RESTRICT
+    )
+    train: fields.ForeignKeyRelation[Train] = fields.ForeignKeyField(
+        "railserve.Train", related_name="bookings", on_delete=fields.RESTRICT
+    )
+    passengers = fields.JSONField()
+    passenger_count = fields.IntField()
+    amount = fields.BigIntField()
+    currency = fields.CharField(max_length=3, default="INR")
+    status = fields.CharEnumField(BookingStatus, max_length=20, default=BookingStatus.PENDING_PAYMENT)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    # When the payment succeeded: the waitlist is ordered by it.
+    paid_at = fields.DatetimeField(null=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    user_id: int
+    train_id: int
+
+    class Meta:
+        table = "bookings"
+        indexes = [("train_id", "status", "paid_at"), ("status", "created_at")]
+
+
+class Notification(Model):
+    id = fields.IntField(primary_key=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "railserve.User", related_name="notifications", on_delete=fields.CASCADE
+    )
+    booking: fields.ForeignKeyNullableRelation[Booking] = fields.ForeignKeyField(
+        "railserve.Booking", related_name="notifications", null=True, on_delete=fields.SET_NULL
+    )
+    kind = fields.CharField(max_length=20)
+    message = fields.CharField(max_length=300)
+    read = fields.BooleanField(default=False)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    user_id: int
+
+    class Meta:
+        table = "notifications"
+        indexes = [("user_id", "read")]
+
+
+class Mail(Model):
+    """The outbox: every mail the app sends, shown to the user as "sent mail"."""
+
+    id = fields.IntField(primary_key=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "railserve.User", related_name="mails", on_delete=fields.CASCADE
+    )
+    booking: fields.ForeignKeyNullableRelation[Booking] = fields.ForeignKeyField(
+        "railserve.Booking", related_name="mails", null=True, on_delete=fields.SET_NULL
+    )
+    to_address = fields.CharField(max_length=254)
+    subject = fields.CharField(max_length=200)
+    body = fields.TextField()
+    created_at = fields.DatetimeField(auto_now_add=True)
+    delivered_at = fields.DatetimeField(null=True)
+
+    user_id: int
+
+    class Meta:
+        table = "mails"

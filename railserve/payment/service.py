@@ -1,0 +1,398 @@
+"""Start, settle, cancel and refund payment attempts: the order of steps and the transaction.
+
+Every transition is a compare-and-set on the payment row, written with its audit event
+and all of its effects in one transaction (`db.atomic`). The gateway is never awaited
+inside a transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from tortoise.exceptions import IntegrityError
+from tortoise.models import Model
+
+from railserve import db
+from railserve.errors import Conflict, GatewayRefused, NotFound
+from railserve.models import Booking, BookingStatus
+from railserve.money import format_money
+from railserve.notify import notify
+from railserve.payment.forms import idempotency_key, parse_payment
+from railserve.payment.gateway import ChargeRequest, Gateway
+from railserve.payment.machine import PaymentMachine
+from railserve.payment.models import Actor, Payment, PaymentEvent, PaymentStatus
+from railserve.seats import confirm_or_waitlist, move_booking, promote_waitlist, release_seats
+
+log = logging.getLogger(__name__)
+
+TXN_ALPHABET = string.ascii_uppercase + string.digits
+LATE_REFUND_MESSAGE = "Payment received after the booking expired: refunded in full"
+
+
+def new_transaction_id() -> str:
+    return "TXN" + "".join(secrets.choice(TXN_ALPHABET) for _ in range(16))
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+class AttemptPending(Conflict):
+    """A new attempt while another of the same booking is still pending."""
+
+    def __init__(self, payment: Payment) -> None:
+        super().__init__(
+            f"Payment {payment.transaction_id} for this booking is still being processed."
+        )
+        self.payment = payment
+
+
+async def transition(
+    payment: Payment, event: str, actor: Actor, detail: str = "", **changes: object
+) -> bool:
+    """Move `payment` by `event` if the machine allows it and nobody moved it first.
+
+    Raises TransitionNotAllowed for a move the machine refuses; returns False when the
+    row changed under us (another worker won the race), in which case nothing is written.
+    Must run inside a transaction, with the effects of the move.
+    """
+    source = PaymentStatus(payment.status)
+    PaymentMachine(model=payment, state_field="status").send(event)
+    target = PaymentStatus(payment.status)
+    moved = await Payment.filter(id=payment.id, status=source).update(status=target, **changes)
+    if not moved:
+        payment.status = source
+        return False
+    for name, value in changes.items():
+        setattr(payment, name, value)
+    await PaymentEvent.create(
+        payment_id=payment.id,
+        from_status=source,
+        to_status=target,
+        event=event,
+        actor=actor,
+        detail=detail[:300],
+    )
+    return True
+
+
+async def owned_booking(user_id: int, booking_id: int) -> Booking:
+    booking = await Booking.get_or_none(id=booking_id, user_id=user_id).select_related("train")
+    if booking is None:
+        raise NotFound("No such booking.")
+    return booking
+
+
+async def owned_payment(user_id: int, transaction_id: str) -> Payment:
+    payment = await Payment.get_or_none(transaction_id=transaction_id, user_id=user_id)
+    if payment is None:
+        raise NotFound("No such payment.")
+    return payment
+
+
+def payable_or_raise(booking: Booking) -> None:
+    if booking.status in (BookingStatus.CONFIRMED, BookingStatus.WAITLISTED):
+        raise Conflict("This booking is already paid.")
+    if booking.status != BookingStatus.PENDING_PAYMENT:
+        raise Conflict(f"This booking is {booking.status.value.replace('_', ' ')} and cannot be paid.")
+
+
+async def start_attempt(
+    gateway: Gateway, user_id: int, booking_id: int, form: Mapping[str, str]
+) -> tuple[Payment, bool]:
+    """Create a pending attempt and hand it to the gateway; (attempt, created).
+
+    Posting the same idempotency key again gives back the attempt it created.
+    """
+    booking = await owned_booking(user_id, booking_id)
+    key = idempotency_key(form)
+    if existing := await _attempt_for_key(user_id, booking.id, key):
+        return existing, False
+    payable_or_raise(booking)
+    request = parse_payment(form, booking.amount, now_utc())
+    if pending := await Payment.get_or_none(pending_lock=booking.id):
+        raise AttemptPending(pending)
+
+    async def create() -> Payment:
+        payment = await Payment.create(
+            transaction_id=new_transaction_id(),
+            booking_id=booking.id,
+            user_id=user_id,
+            method=request.method,
+            amount=booking.amount,
+            currency=booking.currency,
+            instrument=request.masked_instrument,
+            idempotency_key=key,
+            pending_lock=booking.id,
+        )
+        await PaymentEvent.create(
+            payment_id=payment.id,
+            from_status=None,
+            to_status=PaymentStatus.PENDING,
+            event="start",
+            actor=Actor.USER,
+            detail=f"{request.method.label} {request.masked_instrument}",
+        )
+        return payment
+
+    try:
+        payment = await db.atomic(create)
+    except IntegrityError:
+        # Lost a race: the same key posted twice at once, or another attempt started first.
+        if existing := await _attempt_for_key(user_id, booking.id, key):
+            return existing, False
+        if pending := await Payment.get_or_none(pending_lock=booking.id):
+            raise AttemptPending(pending) from None
+        raise Conflict("This booking changed while you were paying. Reload and try again.") from None
+
+    charge = ChargeRequest(
+        payment.transaction_id, payment.amount, payment.currency, request.method, request.instrument
+    )
+    try:
+        await gateway.charge(charge)
+    except Exception:
+        log.exception("gateway refused charge %s", payment.transaction_id)
+        await settle(payment.transaction_id, False, "The payment gateway is unavailable", True)
+        payment = await Payment.get(id=payment.id)
+    return payment, True
+
+
+async def _attempt_for_key(user_id: int, booking_id: int, key: str) -> Payment | None:
+    payment = await Payment.get_or_none(user_id=user_id, idempotency_key=key)
+    if payment is not None and payment.booking_id != booking_id:
+        raise Conflict("This payment form belongs to another booking. Reload the page.")
+    return payment
+
+
+@dataclass(frozen=True)
+class Settlement:
+    payment: Payment
+    applied: bool
+    needs_refund: bool = False
+
+
+async def settle(
+    transaction_id: str,
+    succeeded: bool,
+    reason: str | None = None,
+    retryable: bool | None = None,
+    *,
+    actor: Actor = Actor.GATEWAY,
+    detail: str = "",
+    record: Model | None = None,
+) -> Settlement:
+    """Apply the gateway's verdict on a pending attempt, with all its effects, atomically."""
+    now = now_utc()
+
+    async def work() -> Settlement:
+        if record is not None:
+            await record.save(force_create=True)
+        payment = await Payment.get(transaction_id=transaction_id)
+        if payment.status != PaymentStatus.PENDING:
+            return Settlement(payment, False)
+        if not succeeded:
+            applied = await transition(
+                payment,
+                "fail",
+                actor,
+                detail or (reason or ""),
+                pending_lock=None,
+                failure_reason=reason or "Payment failed",
+                retryable=retryable,
+                completed_at=now,
+            )
+            return Settlement(payment, applied)
+        applied = await transition(
+            payment,
+            "succeed",
+            actor,
+            detail or "payment captured",
+            pending_lock=None,
+            success_lock=payment.booking_id,
+            completed_at=now,
+        )
+        if not applied:
+            return Settlement(payment, False)
+        booking = await Booking.get(id=payment.booking_id)
+        outcome = await confirm_or_waitlist(booking, now)
+        return Settlement(payment, True, needs_refund=outcome is None)
+
+    result = await db.atomic(work)
+    return result
+
+
+async def settle_and_follow_up(gateway: Gateway, transaction_id: str, succeeded: bool, **kw) -> Settlement:
+    result = await settle(transaction_id, succeeded, **kw)
+    if result.needs_refund:
+        await refund_late_payment(gateway, result.payment)
+    return result
+
+
+async def refund_late_payment(gateway: Gateway, payment: Payment) -> bool:
+    """A success that came after its booking expired and the train filled: give it back."""
+    result = await gateway.refund(payment.transaction_id, payment.amount, payment.currency)
+    if not result.ok:
+        log.warning("late payment %s not refunded yet: %s", payment.transaction_id, result.reason)
+        return False
+    return await apply_refund(
+        payment.id,
+        result.reference or "",
+        actor=Actor.SYSTEM,
+        detail=LATE_REFUND_MESSAGE,
+        message=LATE_REFUND_MESSAGE,
+    )
+
+
+async def apply_refund(
+    payment_id: int,
+    reference: str,
+    *,
+    actor: Actor,
+    detail: str,
+    message: str | None = None,
+    record: Model | None = None,
+) -> bool:
+    """Refund effects in one transaction: payment refunded, booking cancelled, seats
+    released and the waitlist promoted. False when it was already refunded."""
+    now = now_utc()
+
+    async def work() -> bool:
+        if record is not None:
+            await record.save(force_create=True)
+        payment = await Payment.get(id=payment_id)
+        if payment.status != PaymentStatus.SUCCESS:
+            return False
+        if not await transition(
+            payment, "refund", actor, detail, refund_reference=reference, refunded_at=now
+        ):
+            return False
+        booking = await Booking.get(id=payment.booking_id).select_related("train")
+        was_confirmed = booking.status == BookingStatus.CONFIRMED
+        await move_booking(
+            booking,
+            (
+                BookingStatus.CONFIRMED,
+                BookingStatus.WAITLISTED,
+                BookingStatus.EXPIRED,
+                BookingStatus.PENDING_PAYMENT,
+            ),
+            BookingStatus.CANCELLED,
+        )
+        if was_confirmed:
+            await release_seats(booking.train_id, booking.passenger_count)
+            await promote_waitlist(booking.train_id)
+        amount = format_money(payment.amount, payment.currency)
+        await notify(
+            booking.user_id,
+            booking.id,
+            "refund",
+            message or f"Booking {booking.pnr} cancelled: {amount} refunded (ref {reference}).",
+            subject=f"Refund of {amount} for booking {booking.pnr}",
+            body=(
+                f"{message + '. ' if message else ''}Booking {booking.pnr} on train "
+                f"{booking.train.number} is cancelled and {amount} has been refunded to your "
+                f"{payment.instrument}. Refund reference: {reference}."
+            ),
+        )
+        return True
+
+    return await db.atomic(work)
+
+
+async def cancel_attempt(user_id: int, transaction_id: str) -> Payment:
+    """The passenger stops a pending attempt."""
+    payment = await owned_payment(user_id, transaction_id)
+    if payment.status != PaymentStatus.PENDING:
+        raise Conflict(f"This payment is already {payment.status.value} and cannot be cancelled.")
+    cancelled = await cancel_pending(payment.id, "Cancelled by you", actor=Actor.USER)
+    if not cancelled:
+        payment = await Payment.get(id=payment.id)
+        raise Conflict(f"This payment is already {payment.status.value} and cannot be cancelled.")
+    return await Payment.get(id=payment.id)
+
+
+async def cancel_pending(payment_id: int, reason: str, *, actor: Actor) -> bool:
+    now = now_utc()
+
+    async def work() -> bool:
+        payment = await Payment.get(id=payment_id)
+        if payment.status != PaymentStatus.PENDING:
+            return False
+        return await transition(
+            payment,
+            "cancel",
+            actor,
+            reason,
+            pending_lock=None,
+            failure_reason=reason,
+            retryable=True,
+            completed_at=now,
+        )
+
+    return await db.atomic(work)
+
+
+async def cancel_booking(gateway: Gateway, user_id: int, booking_id: int) -> str:
+    """Cancel a booking; a paid one is refunded first. Returns a message for the user."""
+    booking = await owned_booking(user_id, booking_id)
+    if booking.status == BookingStatus.PENDING_PAYMENT:
+        return await _cancel_unpaid(booking)
+    if booking.status not in (BookingStatus.CONFIRMED, BookingStatus.WAITLISTED):
+        raise Conflict(f"This booking is already {booking.status.value.replace('_', ' ')}.")
+    payment = await Payment.get_or_none(booking_id=booking.id, status=PaymentStatus.SUCCESS)
+    if payment is None:
+        raise Conflict("This booking has no payment to refund.")
+    result = await gateway.refund(payment.transaction_id, payment.amount, payment.currency)
+    if not result.ok:
+        raise GatewayRefused(f"The refund was refused: {result.reason}. Nothing was changed.")
+    applied = await apply_refund(
+        payment.id, result.reference or "", actor=Actor.USER, detail="booking cancelled by passenger"
+    )
+    amount = format_money(payment.amount, payment.currency)
+    if not applied:
+        return f"Booking {booking.pnr} was already cancelled."
+    return f"Booking {booking.pnr} cancelled. {amount} refunded (reference {result.reference})."
+
+
+class _BookingMoved(Exception):
+    """Raised inside a transaction to roll it back when the booking changed under us."""
+
+
+async def _cancel_unpaid(booking: Booking) -> str:
+    async def work() -> None:
+        # Payments before bookings, in every transaction: one lock order, no deadlocks.
+        now = now_utc()
+        for payment in await Payment.filter(booking_id=booking.id, status=PaymentStatus.PENDING):
+            await transition(
+                payment,
+                "cancel",
+                Actor.USER,
+                "booking cancelled",
+                pending_lock=None,
+                failure_reason="Booking cancelled",
+                retryable=False,
+                completed_at=now,
+            )
+        if not await move_booking(booking, (BookingStatus.PENDING_PAYMENT,), BookingStatus.CANCELLED):
+            raise _BookingMoved
+        await notify(
+            booking.user_id,
+            booking.id,
+            "cancellation",
+            f"Booking {booking.pnr} cancelled before payment.",
+            subject=f"Booking {booking.pnr} cancelled",
+            body=f"Your unpaid booking {booking.pnr} was cancelled. Nothing was charged.",
+        )
+
+    try:
+        await db.atomic(work)
+    except _BookingMoved:
+        raise Conflict(
+            "This booking changed meanwhile (was it just paid?). Reload and try again."
+        ) from None
+    return f"Booking {booking.pnr} cancelled."

@@ -1,0 +1,176 @@
+"""A simulated gateway that behaves like a real one.
+
+It keeps its own ledger, answers after a delay through the signed webhook, and decides
+each random outcome as a pure function of the seed and the transaction id, so that a
+question asked again after a restart gets the same answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from tortoise.exceptions import IntegrityError
+
+from railserve.config import Settings
+from railserve.money import format_amount
+from railserve.payment import gateway
+from railserve.payment.models import SimulatedCharge
+from railserve.payment.signature import sign
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    succeeded: bool
+    code: str | None = None
+
+    @property
+    def reason(self) -> str | None:
+        return FAILURES[self.code][0] if self.code else None
+
+    @property
+    def retryable(self) -> bool | None:
+        return FAILURES[self.code][1] if self.code else None
+
+
+# Customer-safe reason, and whether trying again (perhaps another way) can help.
+FAILURES: dict[str, tuple[str, bool]] = {
+    "card_declined": ("Card declined", True),
+    "insufficient_funds": ("Insufficient funds", True),
+    "bank_declined": ("Declined by bank", True),
+    "issuer_unavailable": ("The bank did not respond in time", True),
+}
+RANDOM_FAILURES = ("bank_declined", "issuer_unavailable")
+SUCCESS = Outcome(True)
+
+CARD_TRIGGERS = {
+    "4242424242424242": SUCCESS,
+    "4000000000000002": Outcome(False, "card_declined"),
+    "4000000000009995": Outcome(False, "insufficient_funds"),
+}
+UPI_TRIGGERS = {"success@upi": SUCCESS, "failure@upi": Outcome(False, "bank_declined")}
+
+# Shown on the payment page in test mode.
+TEST_TRIGGERS = (
+    ("Card", "4242 4242 4242 4242", "success"),
+    ("Card", "4000 0000 0000 0002", "failed: card declined"),
+    ("Card", "4000 0000 0000 9995", "failed: insufficient funds"),
+    ("UPI", "success@upi", "success"),
+    ("UPI", "failure@upi", "failed: declined by bank"),
+    ("Any other valid instrument", "—", "random by success rate"),
+)
+
+
+def trigger_for(method: str, instrument: Mapping[str, str]) -> Outcome | None:
+    fields = dict(instrument)
+    if method in ("credit_card", "debit_card"):
+        digits = "".join(ch for ch in fields.get("card_number", "") if ch.isdigit())
+        return CARD_TRIGGERS.get(digits)
+    if method == "upi":
+        return UPI_TRIGGERS.get(fields.get("upi_id", "").strip().lower())
+    return None
+
+
+def random_outcome(seed: str, transaction_id: str, success_rate: float) -> Outcome:
+    """The same seed and transaction id always give the same outcome."""
+    digest = hmac.new(seed.encode(), transaction_id.encode(), hashlib.sha256).digest()
+    draw = int.from_bytes(digest[:8], "big") / 2**64
+    if draw < success_rate:
+        return SUCCESS
+    return Outcome(False, RANDOM_FAILURES[digest[8] % len(RANDOM_FAILURES)])
+
+
+class SimulatedGateway:
+    def __init__(self, settings: Settings, deliver: gateway.Deliver) -> None:
+        self.settings = settings
+        self.deliver = deliver
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def outcome(self, request: gateway.ChargeRequest) -> Outcome:
+        return trigger_for(request.method, request.instrument) or random_outcome(
+            self.settings.gateway_seed, request.transaction_id, self.settings.gateway_success_rate
+        )
+
+    async def charge(self, request: gateway.ChargeRequest) -> None:
+        outcome = self.outcome(request)
+        settles_at = datetime.now(UTC) + timedelta(seconds=self.settings.gateway_delay)
+        with contextlib.suppress(IntegrityError):  # the same charge sent twice is one charge
+            await SimulatedCharge.create(
+                transaction_id=request.transaction_id,
+                amount=request.amount,
+                currency=request.currency,
+                succeeded=outcome.succeeded,
+                failure_code=outcome.code,
+                settles_at=settles_at,
+            )
+        task = asyncio.create_task(self._report_later(request, outcome))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _report_later(self, request: gateway.ChargeRequest, outcome: Outcome) -> None:
+        await asyncio.sleep(self.settings.gateway_delay)
+        body = event_body(request.transaction_id, request.amount, request.currency, outcome)
+        try:
+            await self.deliver(body, sign(self.settings.webhook_secret, body, int(time.time())))
+        except Exception:  # the sweeper reconciles what was not delivered
+            log.exception("webhook delivery failed for %s", request.transaction_id)
+
+    async def query(self, transaction_id: str) -> gateway.ChargeStatus:
+        charge = await SimulatedCharge.get_or_none(transaction_id=transaction_id)
+        if charge is None:
+            return gateway.ChargeStatus("unknown")
+        if charge.settles_at > datetime.now(UTC):
+            return gateway.ChargeStatus("pending")
+        if charge.succeeded:
+            return gateway.ChargeStatus("succeeded")
+        reason, retryable = FAILURES[charge.failure_code or "bank_declined"]
+        return gateway.ChargeStatus("failed", reason, retryable)
+
+    async def refund(self, transaction_id: str, amount: int, currency: str) -> gateway.RefundResult:
+        charge = await SimulatedCharge.get_or_none(transaction_id=transaction_id)
+        if charge is None or not charge.succeeded:
+            return gateway.RefundResult(False, reason="The gateway has no successful charge to refund")
+        if (charge.amount, charge.currency) != (amount, currency):
+            return gateway.RefundResult(False, reason="The refund amount does not match the charge")
+        reference = "RFD" + secrets.token_hex(8).upper()
+        # Refunds are idempotent: the first reference wins, and every later call gets it.
+        await SimulatedCharge.filter(transaction_id=transaction_id, refund_reference=None).update(
+            refund_reference=reference
+        )
+        charge = await SimulatedCharge.get(transaction_id=transaction_id)
+        return gateway.RefundResult(True, reference=charge.refund_reference)
+
+    async def aclose(self) -> None:
+        """Let reports already due finish; the sweeper reconciles any cut short."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=self.settings.gateway_delay + 2)
+        for task in set(self._tasks):
+            task.cancel()
+
+
+def event_body(transaction_id: str, amount: int, currency: str, outcome: Outcome) -> bytes:
+    event = {
+        "id": "evt_" + secrets.token_hex(12),
+        "type": "payment.succeeded" if outcome.succeeded else "payment.failed",
+        "transaction_id": transaction_id,
+        "amount": format_amount(amount),
+        "currency": currency,
+        "failure_reason": outcome.reason,
+        "retryable": outcome.retryable,
+        "created": int(time.time()),
+    }
+    return json.dumps(event).encode()
+
+
+gateway.register("simulated", SimulatedGateway)

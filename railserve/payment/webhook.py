@@ -1,0 +1,156 @@
+"""The gateway's signed callback: verify, de-duplicate, and apply exactly once.
+
+The simulator hands its events to `handle` in-process, so real and simulated gateways
+go through the same checks.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+
+from tortoise.exceptions import IntegrityError
+
+from railserve.config import Settings
+from railserve.errors import BadRequest, BadSignature, Conflict, NotFound
+from railserve.money import format_amount
+from railserve.payment import service
+from railserve.payment.gateway import Gateway
+from railserve.payment.models import Actor, Payment, PaymentEvent, PaymentStatus, WebhookEvent
+from railserve.payment.signature import verify
+
+EVENT_TYPES = ("payment.succeeded", "payment.failed", "refund.succeeded")
+EVENT_ID = re.compile(r"evt_[A-Za-z0-9_-]{1,60}")
+TXN = re.compile(r"TXN[A-Z0-9]{16}")
+
+# What each event means for each status: apply it, or it was already so.
+APPLIES_TO = {
+    "payment.succeeded": PaymentStatus.PENDING,
+    "payment.failed": PaymentStatus.PENDING,
+    "refund.succeeded": PaymentStatus.SUCCESS,
+}
+ALREADY = {
+    "payment.succeeded": (PaymentStatus.SUCCESS, PaymentStatus.REFUNDED),
+    "payment.failed": (PaymentStatus.FAILED,),
+    "refund.succeeded": (PaymentStatus.REFUNDED,),
+}
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    type: str
+    transaction_id: str
+    amount: str
+    currency: str
+    failure_reason: str | None
+    retryable: bool | None
+    refund_reference: str | None
+
+
+def parse(raw: bytes) -> Event:
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("The body is not JSON.") from None
+    if not isinstance(data, dict):
+        raise BadRequest("The body must be a JSON object.")
+    event_id, kind, txn = data.get("id"), data.get("type"), data.get("transaction_id")
+    if not (isinstance(event_id, str) and EVENT_ID.fullmatch(event_id)):
+        raise BadRequest("The event id is missing or malformed.")
+    if kind not in EVENT_TYPES:
+        raise BadRequest(f"Unknown event type; expected one of {', '.join(EVENT_TYPES)}.")
+    if not (isinstance(txn, str) and TXN.fullmatch(txn)):
+        raise BadRequest("The transaction id is missing or malformed.")
+    amount, currency = data.get("amount"), data.get("currency")
+    if not (isinstance(amount, str) and isinstance(currency, str)):
+        raise BadRequest("amount and currency must be strings.")
+    created = data.get("created")
+    if not isinstance(created, int) or isinstance(created, bool):
+        raise BadRequest("created must be unix seconds.")
+    reason = data.get("failure_reason")
+    if reason is not None and not isinstance(reason, str):
+        raise BadRequest("failure_reason must be a string or null.")
+    retryable = data.get("retryable")
+    reference = data.get("refund_reference")
+    return Event(
+        event_id,
+        kind,
+        txn,
+        amount,
+        currency,
+        reason[:200] if reason else None,
+        retryable if isinstance(retryable, bool) else None,
+        reference[:40] if isinstance(reference, str) else None,
+    )
+
+
+async def handle(
+    settings: Settings, gateway: Gateway, raw: bytes, signature: str | None
+) -> str:
+    """Apply one signed event; returns what happened. Raises a DomainError to refuse it."""
+    if not verify(signature, raw, [settings.webhook_secret], time.time()):
+        raise BadSignature("Missing, invalid or stale signature.")
+    event = parse(raw)
+    if await WebhookEvent.exists(id=event.id):
+        return "already seen"
+    payment = await Payment.get_or_none(transaction_id=event.transaction_id)
+    if payment is None:
+        raise NotFound("Unknown transaction.")
+    if (event.amount, event.currency) != (format_amount(payment.amount), payment.currency):
+        await _record_rejection(payment, event, "amount or currency does not match the attempt")
+        raise Conflict("The amount or currency does not match the attempt.")
+
+    if payment.status in ALREADY[event.type]:
+        return "already applied"
+    if payment.status != APPLIES_TO[event.type]:
+        await _record_rejection(payment, event, f"{event.type} contradicts status {payment.status}")
+        raise Conflict(f"The event contradicts the attempt's state ({payment.status}).")
+    try:
+        applied = await _apply(gateway, event, payment)
+    except IntegrityError:  # the same event id, delivered at the same moment
+        return "already seen"
+    if applied:
+        return "applied"
+    current = await Payment.get(id=payment.id)
+    if current.status in ALREADY[event.type]:
+        return "already applied"
+    await _record_rejection(current, event, f"{event.type} lost to status {current.status}")
+    raise Conflict(f"The event contradicts the attempt's state ({current.status}).")
+
+
+async def _apply(gateway: Gateway, event: Event, payment: Payment) -> bool:
+    """Apply the event; its id is recorded in the same transaction as its effects."""
+    seen = WebhookEvent(id=event.id, type=event.type, transaction_id=event.transaction_id)
+    detail = f"webhook {event.id}"
+    if event.type == "refund.succeeded":
+        return await service.apply_refund(
+            payment.id,
+            event.refund_reference or event.id,
+            actor=Actor.GATEWAY,
+            detail=detail,
+            record=seen,
+        )
+    result = await service.settle_and_follow_up(
+        gateway,
+        event.transaction_id,
+        event.type == "payment.succeeded",
+        reason=event.failure_reason or "Payment failed",
+        retryable=event.retryable,
+        detail=detail,
+        record=seen,
+    )
+    return result.applied
+
+
+async def _record_rejection(payment: Payment, event: Event, why: str) -> None:
+    await PaymentEvent.create(
+        payment_id=payment.id,
+        from_status=payment.status,
+        to_status=payment.status,
+        event="webhook_rejected",
+        actor=Actor.GATEWAY,
+        detail=f"{event.id}: {why}"[:300],
+    )

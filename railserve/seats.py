@@ -1,0 +1,136 @@
+"""Seats and the waitlist: every change is one conditional update.
+
+These run inside the caller's transaction. Seats are taken with
+`UPDATE trains SET seats_left = seats_left - n WHERE seats_left >= n`, never read and
+written back, so no two workers can sell the same seat.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from tortoise.expressions import F
+
+from railserve.models import Booking, BookingStatus, Train
+from railserve.money import format_money
+from railserve.notify import notify
+
+PAYABLE = (BookingStatus.PENDING_PAYMENT, BookingStatus.EXPIRED)
+
+
+async def take_seats(train_id: int, count: int) -> bool:
+    taken = await Train.filter(id=train_id, seats_left__gte=count).update(
+        seats_left=F("seats_left") - count
+    )
+    return taken == 1
+
+
+async def release_seats(train_id: int, count: int) -> None:
+    await Train.filter(id=train_id).update(seats_left=F("seats_left") + count)
+
+
+async def move_booking(booking: Booking, sources: tuple[BookingStatus, ...], target: BookingStatus, **changes) -> bool:
+    """Compare-and-set a booking's status; False when another change got there first."""
+    moved = await Booking.filter(id=booking.id, status__in=list(sources)).update(
+        status=target, **changes
+    )
+    if moved:
+        booking.status = target
+        for name, value in changes.items():
+            setattr(booking, name, value)
+    return moved == 1
+
+
+async def waitlist_position(booking: Booking) -> int | None:
+    if booking.status != BookingStatus.WAITLISTED or booking.paid_at is None:
+        return None
+    ahead = await Booking.filter(
+        train_id=booking.train_id, status=BookingStatus.WAITLISTED, paid_at__lt=booking.paid_at
+    ).count()
+    same_time = await Booking.filter(
+        train_id=booking.train_id,
+        status=BookingStatus.WAITLISTED,
+        paid_at=booking.paid_at,
+        id__lt=booking.id,
+    ).count()
+    return ahead + same_time + 1
+
+
+async def confirm_or_waitlist(booking: Booking, now: datetime) -> BookingStatus | None:
+    """After a successful payment: confirm if all passengers fit, else join the waitlist.
+
+    Returns the new status, or None when the booking could not take the payment (it was
+    expired and the train is full: the caller refunds).
+    """
+    train = await Train.get(id=booking.train_id)
+    if await take_seats(booking.train_id, booking.passenger_count):
+        if not await move_booking(booking, PAYABLE, BookingStatus.CONFIRMED, paid_at=now):
+            await release_seats(booking.train_id, booking.passenger_count)
+            return None
+        await notify(
+            booking.user_id,
+            booking.id,
+            "confirmation",
+            f"Booking {booking.pnr} confirmed on {train.number} {train.name}.",
+            subject=f"Booking {booking.pnr} confirmed",
+            body=(
+                f"Your booking {booking.pnr} on train {train.number} {train.name} "
+                f"({train.origin} to {train.destination}) is confirmed for "
+                f"{', '.join(booking.passengers)}. Amount paid: "
+                f"{format_money(booking.amount, booking.currency)}."
+            ),
+        )
+        return BookingStatus.CONFIRMED
+    if booking.status == BookingStatus.EXPIRED:
+        return None
+    if not await move_booking(booking, PAYABLE, BookingStatus.WAITLISTED, paid_at=now):
+        return None
+    position = await waitlist_position(booking)
+    await notify(
+        booking.user_id,
+        booking.id,
+        "waitlist",
+        f"Booking {booking.pnr} is waitlisted at position {position} on {train.number}.",
+        subject=f"Booking {booking.pnr} waitlisted (position {position})",
+        body=(
+            f"Train {train.number} {train.name} is full. Your paid booking {booking.pnr} is on "
+            f"the waitlist at position {position}; it is confirmed automatically when seats "
+            "free up, or refunded in full if you cancel."
+        ),
+    )
+    return BookingStatus.WAITLISTED
+
+
+async def promote_waitlist(train_id: int) -> list[Booking]:
+    """Confirm the oldest waitlisted bookings that now fit; skip, in place, those that do not."""
+    promoted: list[Booking] = []
+    train = await Train.get(id=train_id)
+    waiting = await Booking.filter(train_id=train_id, status=BookingStatus.WAITLISTED).order_by(
+        "paid_at", "id"
+    )
+    seats_left = train.seats_left
+    for booking in waiting:
+        if booking.passenger_count > seats_left:
+            continue
+        if not await take_seats(train_id, booking.passenger_count):
+            seats_left = (await Train.get(id=train_id)).seats_left
+            continue
+        if not await move_booking(booking, (BookingStatus.WAITLISTED,), BookingStatus.CONFIRMED):
+            await release_seats(train_id, booking.passenger_count)
+            continue
+        seats_left -= booking.passenger_count
+        promoted.append(booking)
+        await notify(
+            booking.user_id,
+            booking.id,
+            "promotion",
+            f"Good news: booking {booking.pnr} moved from the waitlist to confirmed on {train.number}.",
+            subject=f"Booking {booking.pnr} confirmed from the waitlist",
+            body=(
+                f"Seats freed up on train {train.number} {train.name}: your booking {booking.pnr} "
+                "is now confirmed. Nothing more to do."
+            ),
+        )
+        if seats_left <= 0:
+            break
+    return promoted

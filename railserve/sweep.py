@@ -1,0 +1,120 @@
+"""Expiry and reconciliation: what keeps an attempt or a hold from waiting forever.
+
+Run by `railserve sweep` and periodically by the app. Every step is a compare-and-set,
+so running it twice, or in two workers at once, has the effect of running it once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from railserve import db
+from railserve.config import Settings
+from railserve.models import Booking, BookingStatus
+from railserve.notify import deliver_outbox, notify
+from railserve.payment import service
+from railserve.payment.gateway import Gateway
+from railserve.payment.models import Actor, Payment, PaymentStatus
+from railserve.seats import move_booking
+
+log = logging.getLogger(__name__)
+
+TIMED_OUT = "timed out"
+BATCH = 500
+
+
+@dataclass
+class SweepReport:
+    reconciled: list[str] = field(default_factory=list)
+    timed_out: list[str] = field(default_factory=list)
+    expired_bookings: list[str] = field(default_factory=list)
+    refunded_late: list[str] = field(default_factory=list)
+    mails_sent: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"reconciled {len(self.reconciled)}, timed out {len(self.timed_out)}, "
+            f"expired bookings {len(self.expired_bookings)}, "
+            f"late payments refunded {len(self.refunded_late)}, mails sent {self.mails_sent}"
+        )
+
+
+async def sweep(settings: Settings, gateway: Gateway, now: datetime | None = None) -> SweepReport:
+    now = now or service.now_utc()
+    report = SweepReport()
+    await reconcile_pending(settings, gateway, now, report)
+    await expire_holds(settings, now, report)
+    await refund_late_payments(gateway, report)
+    report.mails_sent = await deliver_outbox(settings.smtp_url)
+    return report
+
+
+async def reconcile_pending(
+    settings: Settings, gateway: Gateway, now: datetime, report: SweepReport
+) -> None:
+    """Ask the gateway about attempts that should have settled; time out the rest."""
+    settled_by = now - timedelta(seconds=settings.gateway_delay + 5)
+    timeout_at = now - timedelta(seconds=settings.payment_timeout)
+    stale = await Payment.filter(status=PaymentStatus.PENDING, created_at__lt=settled_by).order_by(
+        "created_at"
+    ).limit(BATCH)
+    for payment in stale:
+        answer = await gateway.query(payment.transaction_id)
+        if answer.state in ("succeeded", "failed"):
+            result = await service.settle_and_follow_up(
+                gateway,
+                payment.transaction_id,
+                answer.state == "succeeded",
+                reason=answer.failure_reason,
+                retryable=answer.retryable,
+                actor=Actor.SYSTEM,
+                detail="reconciled with the gateway",
+            )
+            if result.applied:
+                report.reconciled.append(payment.transaction_id)
+        elif payment.created_at < timeout_at and await service.cancel_pending(
+            payment.id, TIMED_OUT, actor=Actor.SYSTEM
+        ):
+            report.timed_out.append(payment.transaction_id)
+
+
+async def expire_holds(settings: Settings, now: datetime, report: SweepReport) -> None:
+    cutoff = now - timedelta(seconds=settings.booking_hold)
+    stale = await Booking.filter(
+        status=BookingStatus.PENDING_PAYMENT, created_at__lt=cutoff
+    ).select_related("train").limit(BATCH)
+    for booking in stale:
+
+        async def expire(booking: Booking = booking) -> bool:
+            if not await move_booking(
+                booking, (BookingStatus.PENDING_PAYMENT,), BookingStatus.EXPIRED
+            ):
+                return False
+            await notify(
+                booking.user_id,
+                booking.id,
+                "expiry",
+                f"Booking {booking.pnr} expired before it was paid.",
+                subject=f"Booking {booking.pnr} expired",
+                body=(
+                    f"Your booking {booking.pnr} on train {booking.train.number} was held for "
+                    "you but not paid in time, so it has expired. Nothing was charged."
+                ),
+            )
+            return True
+
+        if await db.atomic(expire):
+            report.expired_bookings.append(booking.pnr)
+
+
+async def refund_late_payments(gateway: Gateway, report: SweepReport) -> None:
+    """Successes whose booking could not take them (expired and full, or cancelled)."""
+    orphans = await Payment.filter(
+        status=PaymentStatus.SUCCESS,
+        booking__status__in=[BookingStatus.EXPIRED, BookingStatus.CANCELLED],
+    ).limit(BATCH)
+    for payment in orphans:
+        if await service.refund_late_payment(gateway, payment):
+            report.refunded_late.append(payment.transaction_id)
