@@ -29,7 +29,7 @@ class DbIdConverter(IntegerConverter):
 
     regex = r"\d{1,10}"
 
-    def __init__(self, map, *args, **kwargs) -> None:  # noqa: A002 (werkzeug's name)
+    def __init__(self, map, *args, **kwargs) -> None:
         super().__init__(map, min=1, max=2**31 - 1)
 
 
@@ -166,7 +166,9 @@ def _register_lifecycle(app: Quart, settings: Settings) -> None:
 
     async def deliver(body: bytes, signature: str) -> object:
         try:
-            return await webhook.handle(settings, app.extensions["railserve.gateway"], body, signature)
+            return await webhook.handle(
+                settings, app.extensions["railserve.gateway"], body, signature
+            )
         except DomainError as error:  # a refusal is an answer, as it would be over HTTP
             return f"{error.status} {error.message}"
 

@@ -80,7 +80,9 @@ async def authenticate(email: str, password: str) -> User:
     if not password or len(password) > 128:
         raise BadCredentials(WRONG_LOGIN, errors={"password": WRONG_LOGIN})
     try:
-        await asyncio.to_thread(hasher.verify, user.password_hash if user else _DUMMY_HASH, password)
+        await asyncio.to_thread(
+            hasher.verify, user.password_hash if user else _DUMMY_HASH, password
+        )
     except (VerificationError, InvalidHashError):
         user = None
     if user is None:

@@ -193,9 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("sweep", help="expire stale attempts and holds, reconcile").set_defaults(
         run=cmd_sweep
     )
-    commands.add_parser("check", help="verify the database invariants").set_defaults(
-        run=cmd_check
-    )
+    commands.add_parser("check", help="verify the database invariants").set_defaults(run=cmd_check)
     serve = commands.add_parser("serve", help="run the production ASGI server")
     serve.add_argument("--bind", default="127.0.0.1:5000")
     serve.add_argument("--workers", type=int, default=1)

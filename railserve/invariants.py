@@ -19,7 +19,8 @@ async def violations() -> list[str]:
     )
     bookings = {
         b["id"]: b
-        for b in await Booking.all().values("id", "pnr", "train_id", "status", "passenger_count", "paid_at"
+        for b in await Booking.all().values(
+            "id", "pnr", "train_id", "status", "passenger_count", "paid_at"
         )
     }
     paid_per_booking: Counter[int] = Counter()
@@ -75,8 +76,8 @@ async def _audit_problems(payments: list[dict]) -> list[str]:
     """Each payment's status changes must chain from nothing to its current status."""
     problems = []
     chains: dict[int, list[tuple[str | None, str]]] = defaultdict(list)
-    for event in await PaymentEvent.all().order_by("id").values(
-        "payment_id", "from_status", "to_status"
+    for event in (
+        await PaymentEvent.all().order_by("id").values("payment_id", "from_status", "to_status")
     ):
         if event["from_status"] != event["to_status"]:
             chains[event["payment_id"]].append((event["from_status"], event["to_status"]))

@@ -61,7 +61,9 @@ class Booking(Model):
     passenger_count = fields.IntField()
     amount = fields.BigIntField()
     currency = fields.CharField(max_length=3, default="INR")
-    status = fields.CharEnumField(BookingStatus, max_length=20, default=BookingStatus.PENDING_PAYMENT)
+    status = fields.CharEnumField(
+        BookingStatus, max_length=20, default=BookingStatus.PENDING_PAYMENT
+    )
     created_at = fields.DatetimeField(auto_now_add=True)
     # When the payment succeeded: the waitlist is ordered by it.
     paid_at = fields.DatetimeField(null=True)

@@ -29,7 +29,9 @@ async def release_seats(train_id: int, count: int) -> None:
     await Train.filter(id=train_id).update(seats_left=F("seats_left") + count)
 
 
-async def move_booking(booking: Booking, sources: tuple[BookingStatus, ...], target: BookingStatus, **changes) -> bool:
+async def move_booking(
+    booking: Booking, sources: tuple[BookingStatus, ...], target: BookingStatus, **changes
+) -> bool:
     """Compare-and-set a booking's status; False when another change got there first."""
     moved = await Booking.filter(id=booking.id, status__in=list(sources)).update(
         status=target, **changes

@@ -41,7 +41,9 @@ def csrf_token() -> str:
 
 
 class CsrfRefused(Forbidden):
-    description = "Your session's security token is missing or out of date. Reload the page and try again."
+    description = (
+        "Your session's security token is missing or out of date. Reload the page and try again."
+    )
 
 
 async def check_csrf() -> None:

@@ -57,9 +57,11 @@ async def reconcile_pending(
     """Ask the gateway about attempts that should have settled; time out the rest."""
     settled_by = now - timedelta(seconds=settings.gateway_delay + 5)
     timeout_at = now - timedelta(seconds=settings.payment_timeout)
-    stale = await Payment.filter(status=PaymentStatus.PENDING, created_at__lt=settled_by).order_by(
-        "created_at"
-    ).limit(BATCH)
+    stale = (
+        await Payment.filter(status=PaymentStatus.PENDING, created_at__lt=settled_by)
+        .order_by("created_at")
+        .limit(BATCH)
+    )
     for payment in stale:
         answer = await gateway.query(payment.transaction_id)
         if answer.state in ("succeeded", "failed"):
@@ -82,9 +84,11 @@ async def reconcile_pending(
 
 async def expire_holds(settings: Settings, now: datetime, report: SweepReport) -> None:
     cutoff = now - timedelta(seconds=settings.booking_hold)
-    stale = await Booking.filter(
-        status=BookingStatus.PENDING_PAYMENT, created_at__lt=cutoff
-    ).select_related("train").limit(BATCH)
+    stale = (
+        await Booking.filter(status=BookingStatus.PENDING_PAYMENT, created_at__lt=cutoff)
+        .select_related("train")
+        .limit(BATCH)
+    )
     for booking in stale:
 
         async def expire(booking: Booking = booking) -> bool:

@@ -17,7 +17,12 @@ from railserve.payment.models import PaymentMethod
 
 BANKS = ("SBI", "HDFC", "ICICI", "AXIS", "KOTAK")
 WALLETS = ("paytm", "phonepe", "amazonpay", "mobikwik")
-WALLET_LABELS = {"paytm": "Paytm", "phonepe": "PhonePe", "amazonpay": "Amazon Pay", "mobikwik": "MobiKwik"}
+WALLET_LABELS = {
+    "paytm": "Paytm",
+    "phonepe": "PhonePe",
+    "amazonpay": "Amazon Pay",
+    "mobikwik": "MobiKwik",
+}
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
 UPI_ID = re.compile(r"[A-Za-z0-9._-]{2,64}@[A-Za-z][A-Za-z0-9.-]{1,63}")
 CARD_SEPARATORS = re.compile(r"[ -]")

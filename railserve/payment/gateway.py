@@ -65,5 +65,7 @@ def create(settings: Settings, deliver: Deliver) -> Gateway:
         factory = _REGISTRY[settings.gateway]
     except KeyError:
         known = ", ".join(sorted(_REGISTRY))
-        raise ValueError(f"unknown RAILSERVE_GATEWAY {settings.gateway!r} (known: {known})") from None
+        raise ValueError(
+            f"unknown RAILSERVE_GATEWAY {settings.gateway!r} (known: {known})"
+        ) from None
     return factory(settings, deliver)

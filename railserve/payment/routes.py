@@ -56,7 +56,9 @@ def form_context(booking: Booking, values: dict | None = None, errors: dict | No
         "values": values,
         "errors": errors or {},
         "amount": format_amount(booking.amount),
-        "test_triggers": TEST_TRIGGERS if current_app.config["RAILSERVE"].show_test_triggers else (),
+        "test_triggers": TEST_TRIGGERS
+        if current_app.config["RAILSERVE"].show_test_triggers
+        else (),
     }
 
 
@@ -161,8 +163,8 @@ async def status(transaction_id: str) -> Response:
     """Show an attempt's status: full page, self-polling partial, or JSON."""
     payment = await service.owned_payment(current_user_id(), transaction_id[:19])
     if wants_json():
-        booking_status = await Booking.filter(id=payment.booking_id).first().values_list(
-            "status", flat=True
+        booking_status = (
+            await Booking.filter(id=payment.booking_id).first().values_list("status", flat=True)
         )
         return jsonify(status_json(payment, str(booking_status)))
     return await render_page_or_partial(
@@ -210,4 +212,3 @@ async def webhook() -> Response:
         request.headers.get("RailServe-Signature"),
     )
     return jsonify({"ok": True, "result": outcome})
-

@@ -99,7 +99,9 @@ def payable_or_raise(booking: Booking) -> None:
     if booking.status in (BookingStatus.CONFIRMED, BookingStatus.WAITLISTED):
         raise Conflict("This booking is already paid.")
     if booking.status != BookingStatus.PENDING_PAYMENT:
-        raise Conflict(f"This booking is {booking.status.value.replace('_', ' ')} and cannot be paid.")
+        raise Conflict(
+            f"This booking is {booking.status.value.replace('_', ' ')} and cannot be paid."
+        )
 
 
 async def start_attempt(
@@ -148,7 +150,9 @@ async def start_attempt(
             return existing, False
         if pending := await Payment.get_or_none(pending_lock=booking.id):
             raise AttemptPending(pending) from None
-        raise Conflict("This booking changed while you were paying. Reload and try again.") from None
+        raise Conflict(
+            "This booking changed while you were paying. Reload and try again."
+        ) from None
 
     charge = ChargeRequest(
         payment.transaction_id, payment.amount, payment.currency, request.method, request.instrument
@@ -226,7 +230,9 @@ async def settle(
     return result
 
 
-async def settle_and_follow_up(gateway: Gateway, transaction_id: str, succeeded: bool, **kw) -> Settlement:
+async def settle_and_follow_up(
+    gateway: Gateway, transaction_id: str, succeeded: bool, **kw
+) -> Settlement:
     result = await settle(transaction_id, succeeded, **kw)
     if result.needs_refund:
         await refund_late_payment(gateway, result.payment)
@@ -351,7 +357,10 @@ async def cancel_booking(gateway: Gateway, user_id: int, booking_id: int) -> str
     if not result.ok:
         raise GatewayRefused(f"The refund was refused: {result.reason}. Nothing was changed.")
     applied = await apply_refund(
-        payment.id, result.reference or "", actor=Actor.USER, detail="booking cancelled by passenger"
+        payment.id,
+        result.reference or "",
+        actor=Actor.USER,
+        detail="booking cancelled by passenger",
     )
     amount = format_money(payment.amount, payment.currency)
     if not applied:
@@ -378,7 +387,9 @@ async def _cancel_unpaid(booking: Booking) -> str:
                 retryable=False,
                 completed_at=now,
             )
-        if not await move_booking(booking, (BookingStatus.PENDING_PAYMENT,), BookingStatus.CANCELLED):
+        if not await move_booking(
+            booking, (BookingStatus.PENDING_PAYMENT,), BookingStatus.CANCELLED
+        ):
             raise _BookingMoved
         await notify(
             booking.user_id,

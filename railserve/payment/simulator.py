@@ -140,7 +140,9 @@ class SimulatedGateway:
     async def refund(self, transaction_id: str, amount: int, currency: str) -> gateway.RefundResult:
         charge = await SimulatedCharge.get_or_none(transaction_id=transaction_id)
         if charge is None or not charge.succeeded:
-            return gateway.RefundResult(False, reason="The gateway has no successful charge to refund")
+            return gateway.RefundResult(
+                False, reason="The gateway has no successful charge to refund"
+            )
         if (charge.amount, charge.currency) != (amount, currency):
             return gateway.RefundResult(False, reason="The refund amount does not match the charge")
         reference = "RFD" + secrets.token_hex(8).upper()

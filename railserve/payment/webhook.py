@@ -87,9 +87,7 @@ def parse(raw: bytes) -> Event:
     )
 
 
-async def handle(
-    settings: Settings, gateway: Gateway, raw: bytes, signature: str | None
-) -> str:
+async def handle(settings: Settings, gateway: Gateway, raw: bytes, signature: str | None) -> str:
     """Apply one signed event; returns what happened. Raises a DomainError to refuse it."""
     if not verify(signature, raw, [settings.webhook_secret], time.time()):
         raise BadSignature("Missing, invalid or stale signature.")
