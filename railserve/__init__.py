@@ -27,7 +27,8 @@ log = logging.getLogger("railserve")
 class DbIdConverter(IntegerConverter):
     """A database id: a positive integer that fits the column, else the route 404s."""
 
-    regex = r"\d{1,10}"
+    # ASCII digits, no leading zero: `\d` would also take "١" (Arabic-Indic one) as 1.
+    regex = r"[1-9][0-9]{0,9}"
 
     def __init__(self, map, *args, **kwargs) -> None:
         super().__init__(map, min=1, max=2**31 - 1)

@@ -15,6 +15,7 @@ from tortoise.exceptions import IntegrityError
 from railserve.errors import BadCredentials, Conflict, Invalid
 from railserve.limits import login_limits, register_limits
 from railserve.models import User
+from railserve.security import rotate_csrf
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 hasher = PasswordHasher()
@@ -106,6 +107,7 @@ async def register() -> Response | str:
         )
         return Response(body, error.status)
     login_user(AuthUser(str(user.id)), remember=True)
+    rotate_csrf()
     return redirect(url_for("booking.home"), 303)
 
 
@@ -131,6 +133,7 @@ async def login() -> Response | str:
         )
         return Response(body, error.status)
     login_user(AuthUser(str(user.id)), remember=True)
+    rotate_csrf()
     return redirect(next_path, 303)
 
 

@@ -38,6 +38,12 @@ class Settings:
     test_mode: bool | None = None
     smtp_url: str = ""
     rate_limits: bool = True
+    # Requests per minute (POSTs only); see railserve/limits.py.
+    rate_limit_login_per_address: int = 30
+    rate_limit_login_per_account: int = 10
+    rate_limit_register_per_address: int = 60
+    rate_limit_payment_per_user: int = 30
+    rate_limit_payment_per_address: int = 120
     sweep_interval: float = 30.0
     currency: str = "INR"
 
@@ -57,6 +63,9 @@ class Settings:
             raise ConfigError("RAILSERVE_GATEWAY_SUCCESS_RATE must be between 0 and 1")
         if self.gateway_delay < 0 or self.payment_timeout <= 0 or self.booking_hold <= 0:
             raise ConfigError("delays, timeouts and holds must be positive numbers of seconds")
+        for item in fields(self):
+            if item.name.startswith("rate_limit_") and getattr(self, item.name) < 1:
+                raise ConfigError(f"RAILSERVE_{item.name.upper()} must be at least 1 a minute")
         if self.production:
             missing = [
                 name
@@ -116,6 +125,8 @@ def from_env(environ: dict[str, str] | None = None, **overrides: Any) -> Setting
                 values[item.name] = _parse_bool(raw)
             elif kind == "float":
                 values[item.name] = float(raw)
+            elif kind == "int":
+                values[item.name] = int(raw)
             else:
                 values[item.name] = raw
         except ValueError as error:

@@ -1,16 +1,20 @@
 """Rate limits per client address and per account, on the doors people knock on.
 
 Defaults leave a person's normal pace alone; RAILSERVE_RATE_LIMITS=off lifts them for
-load tests. Counts live in one process (per worker).
+load tests. The counts (per minute) come from Settings (`rate_limit_*`, environment
+`RAILSERVE_RATE_LIMIT_*`), read from the running app, so one process can hold apps with
+different limits (tests set low ones). Counts live in one process (per worker).
+Client addresses are the socket's peer: behind a proxy, configure the server to pass the
+real address on (Hypercorn's ProxyFixMiddleware), or every client shares one budget.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from quart import request
+from quart import current_app, request
 from quart_auth import current_user
-from quart_rate_limiter import RateLimit, rate_limit
+from quart_rate_limiter import KeyCallable, RateLimit, rate_limit
 
 MINUTE = timedelta(minutes=1)
 
@@ -32,16 +36,33 @@ async def _reads_only() -> bool:
     return request.method != "POST"
 
 
+class ConfiguredLimit(RateLimit):
+    """A per-minute limit on POSTs whose count is a field of the running app's Settings."""
+
+    def __init__(self, setting: str, key_function: KeyCallable) -> None:
+        # RateLimit is a dataclass with a plain `count`; ours is read per request instead.
+        self.setting = setting
+        self.period = MINUTE
+        self.key_function = key_function
+        self.skip_function = _reads_only
+
+    @property  # type: ignore[override]
+    def count(self) -> int:
+        return int(getattr(current_app.config["RAILSERVE"], self.setting))
+
+
 login_limits = rate_limit(
     limits=[
-        RateLimit(30, MINUTE, _by_address, _reads_only),
-        RateLimit(10, MINUTE, _by_email, _reads_only),
+        ConfiguredLimit("rate_limit_login_per_address", _by_address),
+        ConfiguredLimit("rate_limit_login_per_account", _by_email),
     ]
 )
-register_limits = rate_limit(limits=[RateLimit(60, MINUTE, _by_address, _reads_only)])
+register_limits = rate_limit(
+    limits=[ConfiguredLimit("rate_limit_register_per_address", _by_address)]
+)
 payment_limits = rate_limit(
     limits=[
-        RateLimit(30, MINUTE, _by_user, _reads_only),
-        RateLimit(120, MINUTE, _by_address, _reads_only),
+        ConfiguredLimit("rate_limit_payment_per_user", _by_user),
+        ConfiguredLimit("rate_limit_payment_per_address", _by_address),
     ]
 )

@@ -7,7 +7,7 @@ written back, so no two workers can sell the same seat.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from tortoise.expressions import F
 
@@ -58,13 +58,18 @@ async def waitlist_position(booking: Booking) -> int | None:
     return ahead + same_time + 1
 
 
-async def confirm_or_waitlist(booking: Booking, now: datetime) -> BookingStatus | None:
+async def confirm_or_waitlist(booking: Booking) -> BookingStatus | None:
     """After a successful payment: confirm if all passengers fit, else join the waitlist.
 
     Returns the new status, or None when the booking could not take the payment (it was
     expired and the train is full: the caller refunds).
     """
-    train = await Train.get(id=booking.train_id)
+    # The train's row lock orders the successes of one train (SQLite's BEGIN IMMEDIATE
+    # already does), and the payment time is read only once we hold it: so paid_at order
+    # is the order seats were handed out, and the waitlist position told to each passenger
+    # counts exactly the bookings waitlisted before.
+    train = await Train.filter(id=booking.train_id).select_for_update().get()
+    now = datetime.now(UTC)
     if await take_seats(booking.train_id, booking.passenger_count):
         if not await move_booking(booking, PAYABLE, BookingStatus.CONFIRMED, paid_at=now):
             await release_seats(booking.train_id, booking.passenger_count)

@@ -40,6 +40,12 @@ def csrf_token() -> str:
     return token
 
 
+def rotate_csrf() -> None:
+    """Drop the token when the session changes hands (login): one made before, perhaps
+    planted by someone else, must not stay valid for the signed-in passenger."""
+    session.pop("csrf_token", None)
+
+
 class CsrfRefused(Forbidden):
     description = (
         "Your session's security token is missing or out of date. Reload the page and try again."

@@ -2,11 +2,14 @@
 (function () {
   "use strict";
   var MAX_PASSENGERS = 6;
+  document.documentElement.classList.add("js");
 
   function setupPassengers(form) {
     var rows = form.querySelector(".passenger-rows");
     var add = form.querySelector("[data-add-passenger]");
-    if (!rows || !add) return;
+    // DOMContentLoaded and htmx:load both reach a form: wire it once.
+    if (!rows || !add || form.dataset.enhanced) return;
+    form.dataset.enhanced = "1";
     add.hidden = false;
     function refresh() {
       var all = rows.querySelectorAll(".passenger-row");
@@ -17,7 +20,9 @@
         input.id = id;
         label.htmlFor = id;
         label.textContent = "Passenger " + (i + 1) + " name";
-        row.querySelector("[data-remove-passenger]").hidden = all.length === 1;
+        var remove = row.querySelector("[data-remove-passenger]");
+        remove.hidden = all.length === 1;
+        remove.setAttribute("aria-label", "Remove passenger " + (i + 1));
       });
       add.hidden = all.length >= MAX_PASSENGERS;
     }
@@ -34,8 +39,11 @@
     rows.addEventListener("click", function (event) {
       var button = event.target.closest("[data-remove-passenger]");
       if (!button) return;
-      button.closest(".passenger-row").remove();
+      var row = button.closest(".passenger-row");
+      var next = row.nextElementSibling || row.previousElementSibling;
+      row.remove();
       refresh();
+      if (next) next.querySelector("input").focus();
     });
     refresh();
   }
@@ -59,9 +67,39 @@
     show();
   }
 
-  function enhance(root) {
+  // Tell assistive technology about each new payment state (not each poll), and move
+  // focus to the result once the attempt is final: the Pay button it was on is gone.
+  var lastState = {};
+  function spoken(element) {
+    var copy = element.cloneNode(true);
+    copy.querySelectorAll("[aria-hidden='true']").forEach(function (n) { n.remove(); });
+    return copy.textContent.replace(/\s+/g, " ").trim();
+  }
+  function announceStatus(panel, live) {
+    var state = panel.dataset.state;
+    if (!state || lastState[panel.id] === state) return;
+    lastState[panel.id] = state;
+    if (!live) return; // a page load: the reader reads the page itself
+    var heading = panel.querySelector("[data-status-heading]");
+    var summary = panel.querySelector("[data-status-summary]");
+    var announcer = document.getElementById("announcer");
+    if (announcer && heading) {
+      announcer.textContent = [heading, summary].filter(Boolean).map(spoken).join(". ").replace(/\.\. /g, ". ");
+    }
+    if (heading && state !== "pending") heading.focus();
+  }
+
+  function enhance(root, live) {
     root.querySelectorAll("form[data-passengers]").forEach(setupPassengers);
     root.querySelectorAll("form[data-pay-form]").forEach(setupPayForm);
+    root.querySelectorAll("[data-dismiss], [data-print]").forEach(function (button) {
+      button.hidden = false;
+    });
+    var panels = root.matches && root.matches(".payment-status") ? [root] : [];
+    root.querySelectorAll(".payment-status").forEach(function (panel) {
+      panels.push(panel);
+    });
+    panels.forEach(function (panel) { announceStatus(panel, live); });
   }
 
   document.addEventListener("click", function (event) {
@@ -69,6 +107,17 @@
     if (close) close.closest(".flash").remove();
     if (event.target.closest("[data-print]")) window.print();
   });
-  document.addEventListener("DOMContentLoaded", function () { enhance(document); });
-  document.addEventListener("htmx:load", function (event) { enhance(event.target); });
+  // A visible spinner on the Pay button while the request is on its way.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var button = event.target.querySelector && event.target.querySelector("[data-pay-button]");
+    if (button) button.setAttribute("aria-busy", "true");
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var button = event.target.querySelector && event.target.querySelector("[data-pay-button]");
+    if (button) button.removeAttribute("aria-busy");
+  });
+  document.addEventListener("DOMContentLoaded", function () { enhance(document, false); });
+  document.addEventListener("htmx:load", function (event) {
+    enhance(event.target, event.target !== document.body);
+  });
 })();

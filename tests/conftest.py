@@ -57,6 +57,14 @@ async def app(settings: Settings) -> AsyncIterator[Quart]:
 
 
 @pytest.fixture
+async def slow_app(settings: Settings) -> AsyncIterator[Quart]:
+    """The app with a gateway that takes 30 s: attempts stay pending for the whole test."""
+    application = create_app(replace(settings, gateway_delay=30.0))
+    async with application.test_app():
+        yield application
+
+
+@pytest.fixture
 def app_with():
     """Build an app with changed settings: `async with app_with(settings, gateway_delay=1) as app`."""
     from contextlib import asynccontextmanager

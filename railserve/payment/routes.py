@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 
 from quart import (
@@ -32,6 +33,17 @@ from railserve.payment.simulator import TEST_TRIGGERS
 from railserve.seats import waitlist_position
 
 payment_bp = Blueprint("payment", __name__, url_prefix="/payment")
+
+
+# Security fix (tests/security): ids were cut to 19 characters, so /status/<id>junk showed
+# (and /cancel/<id>junk cancelled) the attempt; only the exact id names it.
+TRANSACTION_ID = re.compile(r"TXN[A-Z0-9]{16}")
+
+
+def exact_id(transaction_id: str) -> str:
+    if not TRANSACTION_ID.fullmatch(transaction_id):
+        raise NotFound("No such payment.")
+    return transaction_id
 
 
 def _gateway():
@@ -161,7 +173,7 @@ async def _conflict_with_pending(error: service.AttemptPending) -> Response:
 @login_required
 async def status(transaction_id: str) -> Response:
     """Show an attempt's status: full page, self-polling partial, or JSON."""
-    payment = await service.owned_payment(current_user_id(), transaction_id[:19])
+    payment = await service.owned_payment(current_user_id(), exact_id(transaction_id))
     if wants_json():
         booking_status = (
             await Booking.filter(id=payment.booking_id).first().values_list("status", flat=True)
@@ -176,7 +188,7 @@ async def status(transaction_id: str) -> Response:
 @login_required
 async def cancel(transaction_id: str) -> Response:
     """Stop a pending attempt."""
-    payment = await service.cancel_attempt(current_user_id(), transaction_id[:19])
+    payment = await service.cancel_attempt(current_user_id(), exact_id(transaction_id))
     if is_htmx():
         return await render_page_or_partial(
             "payment/status.html", "payment/_status.html", **await status_context(payment)
@@ -188,7 +200,7 @@ async def cancel(transaction_id: str) -> Response:
 @login_required
 async def receipt(transaction_id: str) -> Response:
     """Show a printable receipt of a successful payment."""
-    payment = await service.owned_payment(current_user_id(), transaction_id[:19])
+    payment = await service.owned_payment(current_user_id(), exact_id(transaction_id))
     if payment.status not in (PaymentStatus.SUCCESS, PaymentStatus.REFUNDED):
         raise NotFound("There is no receipt for a payment that did not succeed.")
     booking = await Booking.get(id=payment.booking_id).select_related("train")

@@ -7,6 +7,7 @@ inside a transaction.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import string
@@ -117,8 +118,9 @@ async def start_attempt(
         return existing, False
     payable_or_raise(booking)
     request = parse_payment(form, booking.amount, now_utc())
-    if pending := await Payment.get_or_none(pending_lock=booking.id):
-        raise AttemptPending(pending)
+    if await Payment.exists(pending_lock=booking.id):
+        # Perhaps this very key, posted at the same moment: answer with its attempt.
+        return await _lost_race(user_id, booking.id, key), False
 
     async def create() -> Payment:
         payment = await Payment.create(
@@ -132,6 +134,13 @@ async def start_attempt(
             idempotency_key=key,
             pending_lock=booking.id,
         )
+        # The booking was read before this transaction: an attempt that succeeded (or a
+        # cancellation) since then must stop this one, or the gateway would be asked to
+        # take the money twice. Inserted first, updated second: payments before bookings.
+        if not await Booking.filter(id=booking.id, status=BookingStatus.PENDING_PAYMENT).update(
+            updated_at=now_utc()
+        ):
+            raise _BookingMoved
         await PaymentEvent.create(
             payment_id=payment.id,
             from_status=None,
@@ -142,28 +151,45 @@ async def start_attempt(
         )
         return payment
 
-    try:
-        payment = await db.atomic(create)
-    except IntegrityError:
-        # Lost a race: the same key posted twice at once, or another attempt started first.
-        if existing := await _attempt_for_key(user_id, booking.id, key):
-            return existing, False
-        if pending := await Payment.get_or_none(pending_lock=booking.id):
-            raise AttemptPending(pending) from None
-        raise Conflict(
-            "This booking changed while you were paying. Reload and try again."
-        ) from None
+    async def create_and_hand_over() -> Payment | None:
+        try:
+            payment = await db.atomic(create)
+        except (IntegrityError, _BookingMoved):
+            return None  # lost a race; the caller finds out to whom
+        charge = ChargeRequest(
+            payment.transaction_id,
+            payment.amount,
+            payment.currency,
+            request.method,
+            request.instrument,
+        )
+        try:
+            await gateway.charge(charge)
+        except Exception:
+            log.exception("gateway refused charge %s", payment.transaction_id)
+            await settle(payment.transaction_id, False, "The payment gateway is unavailable", True)
+            return await Payment.get(id=payment.id)
+        return payment
 
-    charge = ChargeRequest(
-        payment.transaction_id, payment.amount, payment.currency, request.method, request.instrument
-    )
-    try:
-        await gateway.charge(charge)
-    except Exception:
-        log.exception("gateway refused charge %s", payment.transaction_id)
-        await settle(payment.transaction_id, False, "The payment gateway is unavailable", True)
-        payment = await Payment.get(id=payment.id)
+    # One shielded unit from the commit to the gateway's hand-over: a client that hangs
+    # up in between must not leave an attempt the gateway never heard of (it would stay
+    # pending, blocking every retry, until the payment timeout).
+    payment = await asyncio.shield(asyncio.ensure_future(create_and_hand_over()))
+    if payment is None:
+        # The same key posted twice at once, another attempt started first, or the
+        # booking was paid or cancelled meanwhile.
+        return await _lost_race(user_id, booking.id, key), False
     return payment, True
+
+
+async def _lost_race(user_id: int, booking_id: int, key: str) -> Payment:
+    """Another request got there first: its attempt if it carried this key, else why not."""
+    if existing := await _attempt_for_key(user_id, booking_id, key):
+        return existing
+    if pending := await Payment.get_or_none(pending_lock=booking_id):
+        raise AttemptPending(pending)
+    payable_or_raise(await Booking.get(id=booking_id))
+    raise Conflict("This booking changed while you were paying. Reload and try again.")
 
 
 async def _attempt_for_key(user_id: int, booking_id: int, key: str) -> Payment | None:
@@ -223,7 +249,7 @@ async def settle(
         if not applied:
             return Settlement(payment, False)
         booking = await Booking.get(id=payment.booking_id)
-        outcome = await confirm_or_waitlist(booking, now)
+        outcome = await confirm_or_waitlist(booking)
         return Settlement(payment, True, needs_refund=outcome is None)
 
     result = await db.atomic(work)
@@ -277,7 +303,10 @@ async def apply_refund(
             payment, "refund", actor, detail, refund_reference=reference, refunded_at=now
         ):
             return False
-        booking = await Booking.get(id=payment.booking_id).select_related("train")
+        # Locked before its status is read: a promotion committed meanwhile would
+        # otherwise cancel a confirmed booking without giving its seats back.
+        booking = await Booking.filter(id=payment.booking_id).select_for_update().get()
+        await booking.fetch_related("train")
         was_confirmed = booking.status == BookingStatus.CONFIRMED
         await move_booking(
             booking,
@@ -298,7 +327,7 @@ async def apply_refund(
             booking.id,
             "refund",
             message or f"Booking {booking.pnr} cancelled: {amount} refunded (ref {reference}).",
-            subject=f"Refund of {amount} for booking {booking.pnr}",
+            subject=f"Refunded {amount} for booking {booking.pnr}",
             body=(
                 f"{message + '. ' if message else ''}Booking {booking.pnr} on train "
                 f"{booking.train.number} is cancelled and {amount} has been refunded to your "

@@ -156,7 +156,7 @@ class SimulatedGateway:
     async def aclose(self) -> None:
         """Let reports already due finish; the sweeper reconciles any cut short."""
         if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=self.settings.gateway_delay + 2)
+            await asyncio.wait(set(self._tasks), timeout=2)
         for task in set(self._tasks):
             task.cancel()
 

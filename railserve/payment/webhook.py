@@ -108,8 +108,12 @@ async def handle(settings: Settings, gateway: Gateway, raw: bytes, signature: st
         raise Conflict(f"The event contradicts the attempt's state ({payment.status}).")
     try:
         applied = await _apply(gateway, event, payment)
-    except IntegrityError:  # the same event id, delivered at the same moment
-        return "already seen"
+    except IntegrityError:
+        # The same event id, delivered at the same moment. Any other constraint that
+        # refused the change must not be acknowledged, or the gateway would stop retrying.
+        if await WebhookEvent.exists(id=event.id):
+            return "already seen"
+        raise
     if applied:
         return "applied"
     current = await Payment.get(id=payment.id)

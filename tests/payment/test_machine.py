@@ -1,0 +1,49 @@
+"""The payment lifecycle alone: no database."""
+
+import pytest
+from statemachine.exceptions import TransitionNotAllowed
+
+from railserve.payment.machine import PaymentMachine
+from railserve.payment.models import PaymentStatus
+
+ALLOWED = {
+    (PaymentStatus.PENDING, "succeed"): PaymentStatus.SUCCESS,
+    (PaymentStatus.PENDING, "fail"): PaymentStatus.FAILED,
+    (PaymentStatus.PENDING, "cancel"): PaymentStatus.CANCELLED,
+    (PaymentStatus.SUCCESS, "refund"): PaymentStatus.REFUNDED,
+}
+EVENTS = ("succeed", "fail", "cancel", "refund")
+
+
+class Row:
+    def __init__(self, status: PaymentStatus) -> None:
+        self.status = status
+
+
+@pytest.mark.parametrize(("source", "event"), list(ALLOWED))
+def test_allowed_transitions(source, event):
+    row = Row(source)
+    PaymentMachine(model=row, state_field="status").send(event)
+    assert row.status == ALLOWED[(source, event)]
+
+
+@pytest.mark.parametrize(
+    ("source", "event"),
+    [(s, e) for s in PaymentStatus for e in EVENTS if (s, e) not in ALLOWED],
+)
+def test_every_other_transition_is_refused_and_changes_nothing(source, event):
+    row = Row(source)
+    with pytest.raises(TransitionNotAllowed):
+        PaymentMachine(model=row, state_field="status").send(event)
+    assert row.status == source
+
+
+def test_a_row_loaded_from_the_database_resumes_its_state():
+    machine = PaymentMachine(model=Row(PaymentStatus.SUCCESS), state_field="status")
+    assert [event.id for event in machine.allowed_events] == ["refund"]
+
+
+def test_final_states_allow_nothing():
+    for status in (PaymentStatus.FAILED, PaymentStatus.CANCELLED, PaymentStatus.REFUNDED):
+        machine = PaymentMachine(model=Row(status), state_field="status")
+        assert machine.allowed_events == []

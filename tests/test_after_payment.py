@@ -1,0 +1,204 @@
+"""After the payment: cancellation and refunds, waitlist promotion, expiry, reconciliation."""
+
+import asyncio
+import time
+from datetime import timedelta
+
+import pytest
+
+from railserve.invariants import violations
+from railserve.models import Booking, Mail, Notification, Train
+from railserve.payment import service
+from railserve.payment.models import Payment, PaymentEvent, SimulatedCharge
+from railserve.payment.signature import sign
+from railserve.payment.simulator import SUCCESS, event_body
+from railserve.sweep import sweep
+from tests.conftest import WEBHOOK_SECRET
+from tests.support.passenger import Passenger, make_train
+
+
+def gateway_of(app):
+    return app.extensions["railserve.gateway"]
+
+
+async def kinds(user_id: int) -> list[str]:
+    return await Notification.filter(user_id=user_id).order_by("id").values_list("kind", flat=True)
+
+
+async def test_cancel_unpaid_booking(passenger, train):
+    booking_id = await passenger.book(train)
+    response = await passenger.post(f"/bookings/{booking_id}/cancel")
+    assert response.status_code == 303 and response.headers["Location"] == "/profile"
+    assert (await Booking.get(id=booking_id)).status == "cancelled"
+    assert (await passenger.post(f"/bookings/{booking_id}/cancel")).status_code == 409
+
+
+async def test_cancel_paid_booking_refunds_and_releases_seats(passenger):
+    train = await make_train(seats=3)
+    booking_id = await passenger.book(train, ["A", "B"])
+    txn = (await passenger.pay(booking_id))["transaction_id"]
+    response = await passenger.post(f"/bookings/{booking_id}/cancel")
+    assert response.status_code == 303
+    payment = await Payment.get(transaction_id=txn)
+    assert payment.status == "refunded" and payment.refund_reference.startswith("RFD")
+    assert (await Booking.get(id=booking_id)).status == "cancelled"
+    assert (await Train.get(id=train.id)).seats_left == 3
+    assert await kinds(passenger.user_id) == ["confirmation", "refund"]
+    assert (
+        "refunded"
+        in (await Mail.filter(user_id=passenger.user_id).order_by("-id").first()).subject.lower()
+    )
+    receipt = await passenger.text(f"/payment/receipt/{txn}")
+    assert payment.refund_reference in receipt
+    assert payment.refund_reference in await passenger.text("/profile")
+    assert await violations() == []
+
+
+async def test_cancel_waitlisted_booking_refunds_without_touching_seats(new_passenger):
+    train = await make_train(seats=1)
+    holder, waiting = await new_passenger(name="Holder"), await new_passenger(name="Waiting")
+    await holder.pay(await holder.book(train))
+    booking_id = await waiting.book(train)
+    assert (await waiting.pay(booking_id))["booking_status"] == "waitlisted"
+    assert (await waiting.post(f"/bookings/{booking_id}/cancel")).status_code == 303
+    assert (await Booking.get(id=booking_id)).status == "cancelled"
+    assert (await Train.get(id=train.id)).seats_left == 0
+    assert await violations() == []
+
+
+async def test_cancelling_three_seats_promotes_in_order_and_skips_what_does_not_fit(
+    new_passenger,
+):
+    train = await make_train(seats=3)
+    owner = await new_passenger(name="Owner")
+    big = await owner.book(train, ["A", "B", "C"])
+    await owner.pay(big)
+    queue = []
+    for name, size in (("W1", 1), ("W2", 3), ("W3", 2), ("W4", 1)):
+        person = await new_passenger(name=name)
+        booking_id = await person.book(train, [name] * size)
+        assert (await person.pay(booking_id))["booking_status"] == "waitlisted"
+        queue.append((person, booking_id))
+    await owner.post(f"/bookings/{big}/cancel")
+    statuses = [(await Booking.get(id=b)).status for _, b in queue]
+    # W1 (1) fits, W2 (3) does not after W1 and is skipped in place, W3 (2) fits, W4 waits.
+    assert statuses == ["confirmed", "waitlisted", "confirmed", "waitlisted"]
+    assert (await Train.get(id=train.id)).seats_left == 0
+    assert "promotion" in await kinds(queue[0][0].user_id)
+    assert "promotion" not in await kinds(queue[1][0].user_id)
+    assert "confirmed" in (await queue[2][0].text("/profile"))
+    assert await violations() == []
+
+
+async def test_refund_refused_by_the_gateway_changes_nothing(passenger, train, app, monkeypatch):
+    booking_id = await passenger.book(train)
+    txn = (await passenger.pay(booking_id))["transaction_id"]
+    await SimulatedCharge.filter(transaction_id=txn).delete()  # the gateway lost the charge
+    response = await passenger.post(f"/bookings/{booking_id}/cancel")
+    assert response.status_code == 409
+    assert "refund was refused" in await response.get_data(as_text=True)
+    assert (await Payment.get(transaction_id=txn)).status == "success"
+    assert (await Booking.get(id=booking_id)).status == "confirmed"
+
+
+async def test_expiry_of_attempts_and_holds_with_a_controlled_clock(slow_app, settings):
+    person = await Passenger.sign_up(slow_app)
+    train = await make_train()
+    paying = await person.book(train)
+    txn = await person.start(paying)
+    idle = await person.book(train)
+    now = service.now_utc()
+
+    early = await sweep(settings, gateway_of(slow_app), now + timedelta(seconds=60))
+    assert early.timed_out == [] and early.expired_bookings == []
+
+    later = now + timedelta(seconds=settings.booking_hold + 1)
+    report = await sweep(settings, gateway_of(slow_app), later)
+    assert report.timed_out == [txn]
+    payment = await Payment.get(transaction_id=txn)
+    assert (payment.status, payment.failure_reason) == ("cancelled", "timed out")
+    assert {(await Booking.get(id=b)).status for b in (paying, idle)} == {"expired"}
+    assert await Notification.filter(user_id=person.user_id, kind="expiry").count() == 2
+    assert await Mail.filter(user_id=person.user_id, subject__contains="expired").count() == 2
+    assert await violations() == []
+
+
+async def test_reconciliation_completes_an_attempt_whose_report_was_lost(slow_app, settings):
+    person = await Passenger.sign_up(slow_app)
+    booking_id = await person.book(await make_train())
+    txn = await person.start(booking_id)
+    # The server died before the gateway's report arrived; the gateway has since settled.
+    await SimulatedCharge.filter(transaction_id=txn).update(
+        settles_at=service.now_utc() - timedelta(seconds=1)
+    )
+    report = await sweep(settings, gateway_of(slow_app), service.now_utc() + timedelta(seconds=60))
+    assert report.reconciled == [txn]
+    assert (await person.status(txn))["booking_status"] == "confirmed"
+    event = await PaymentEvent.filter(payment__transaction_id=txn, to_status="success").get()
+    assert event.actor == "system" and "reconciled" in event.detail
+    assert await violations() == []
+
+
+async def _deliver(person, txn: str, amount: int):
+    body = event_body(txn, amount, "INR", SUCCESS)
+    response = await person.client.post(
+        "/payment/webhook",
+        data=body,
+        headers={
+            "RailServe-Signature": sign(WEBHOOK_SECRET, body, int(time.time())),
+            "Content-Type": "application/json",
+        },
+    )
+    return response
+
+
+@pytest.mark.parametrize("seats_remain", [True, False])
+async def test_late_success_after_expiry(slow_app, settings, seats_remain):
+    from railserve.sweep import SweepReport, expire_holds
+
+    person = await Passenger.sign_up(slow_app)
+    train = await make_train(seats=1)
+    booking_id = await person.book(train)
+    txn = await person.start(booking_id)
+    await expire_holds(
+        settings, service.now_utc() + timedelta(seconds=settings.booking_hold + 1), SweepReport()
+    )
+    assert (await Booking.get(id=booking_id)).status == "expired"
+    if not seats_remain:
+        await Train.filter(id=train.id).update(seats_left=0, total_seats=0)
+    response = await _deliver(person, txn, 125000)
+    assert response.status_code == 200
+    booking = await Booking.get(id=booking_id)
+    payment = await Payment.get(transaction_id=txn)
+    if seats_remain:
+        assert (booking.status, payment.status) == ("confirmed", "success")
+    else:
+        assert (booking.status, payment.status) == ("cancelled", "refunded")
+        messages = await Notification.filter(user_id=person.user_id).values_list(
+            "message", flat=True
+        )
+        assert "Payment received after the booking expired: refunded in full" in messages
+    assert await violations() == []
+
+
+async def test_sweep_twice_and_concurrently_is_like_once(slow_app, settings):
+    person = await Passenger.sign_up(slow_app)
+    train = await make_train()
+    for _ in range(5):
+        await person.book(train)
+    later = service.now_utc() + timedelta(seconds=settings.booking_hold + 1)
+    gateway = gateway_of(slow_app)
+    reports = await asyncio.gather(*(sweep(settings, gateway, later) for _ in range(4)))
+    again = await sweep(settings, gateway, later)
+    assert sum(len(r.expired_bookings) for r in reports) == 5
+    assert again.expired_bookings == []
+    assert await Notification.filter(kind="expiry").count() == 5
+    assert await violations() == []
+
+
+async def test_notifications_can_be_marked_read(passenger, train):
+    await passenger.pay(await passenger.book(train))
+    assert "unread notifications" in await passenger.text("/profile")
+    response = await passenger.post("/notifications/read")
+    assert response.status_code == 303
+    assert await Notification.filter(user_id=passenger.user_id, read=False).count() == 0
