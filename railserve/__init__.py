@@ -201,7 +201,10 @@ def _register_lifecycle(app: Quart, settings: Settings) -> None:
 
     @app.after_serving
     async def stop() -> None:
-        gateway = app.extensions.pop("railserve.gateway", None)
+        # Close the gateway before forgetting it: a report finishing during aclose() still
+        # needs to find it.
+        gateway = app.extensions.get("railserve.gateway")
         if gateway is not None:
             await gateway.aclose()
+        app.extensions.pop("railserve.gateway", None)
         await db.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from tortoise.expressions import F
+from tortoise.expressions import F, Q
 
 from railserve.models import Booking, BookingStatus, Train
 from railserve.money import format_money
@@ -44,18 +44,15 @@ async def move_booking(
 
 
 async def waitlist_position(booking: Booking) -> int | None:
+    """1 for the oldest paid booking still waiting on this train; None when not waiting."""
     if booking.status != BookingStatus.WAITLISTED or booking.paid_at is None:
         return None
     ahead = await Booking.filter(
-        train_id=booking.train_id, status=BookingStatus.WAITLISTED, paid_at__lt=booking.paid_at
-    ).count()
-    same_time = await Booking.filter(
+        Q(paid_at__lt=booking.paid_at) | Q(paid_at=booking.paid_at, id__lt=booking.id),
         train_id=booking.train_id,
         status=BookingStatus.WAITLISTED,
-        paid_at=booking.paid_at,
-        id__lt=booking.id,
     ).count()
-    return ahead + same_time + 1
+    return ahead + 1
 
 
 async def confirm_or_waitlist(booking: Booking) -> BookingStatus | None:

@@ -202,3 +202,19 @@ async def test_notifications_can_be_marked_read(passenger, train):
     response = await passenger.post("/notifications/read")
     assert response.status_code == 303
     assert await Notification.filter(user_id=passenger.user_id, read=False).count() == 0
+
+
+async def test_success_after_the_passenger_cancelled_is_returned_by_the_gateway(slow_app):
+    person = await Passenger.sign_up(slow_app)
+    booking_id = await person.book(await make_train())
+    txn = await person.start(booking_id)
+    assert (await person.post(f"/payment/cancel/{txn}")).status_code == 303
+    response = await _deliver(person, txn, 125000)
+    assert response.status_code == 409
+    assert (await Payment.get(transaction_id=txn)).status == "cancelled"
+    assert (await Booking.get(id=booking_id)).status == "pending_payment"
+    charge = await SimulatedCharge.get(transaction_id=txn)
+    assert charge.refund_reference is not None
+    rejection = await PaymentEvent.get(payment__transaction_id=txn, event="webhook_rejected")
+    assert f"money returned by the gateway (ref {charge.refund_reference})" in rejection.detail
+    assert await violations() == []

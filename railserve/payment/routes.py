@@ -173,12 +173,12 @@ async def _conflict_with_pending(error: service.AttemptPending) -> Response:
 @login_required
 async def status(transaction_id: str) -> Response:
     """Show an attempt's status: full page, self-polling partial, or JSON."""
-    payment = await service.owned_payment(current_user_id(), exact_id(transaction_id))
-    if wants_json():
-        booking_status = (
-            await Booking.filter(id=payment.booking_id).first().values_list("status", flat=True)
+    if wants_json():  # the hottest request: one query, no template
+        payment = await service.owned_payment(
+            current_user_id(), exact_id(transaction_id), with_booking=True
         )
-        return jsonify(status_json(payment, str(booking_status)))
+        return jsonify(status_json(payment, payment.booking.status.value))
+    payment = await service.owned_payment(current_user_id(), exact_id(transaction_id))
     return await render_page_or_partial(
         "payment/status.html", "payment/_status.html", **await status_context(payment)
     )

@@ -89,8 +89,11 @@ async def owned_booking(user_id: int, booking_id: int) -> Booking:
     return booking
 
 
-async def owned_payment(user_id: int, transaction_id: str) -> Payment:
-    payment = await Payment.get_or_none(transaction_id=transaction_id, user_id=user_id)
+async def owned_payment(
+    user_id: int, transaction_id: str, *, with_booking: bool = False
+) -> Payment:
+    query = Payment.get_or_none(transaction_id=transaction_id, user_id=user_id)
+    payment = await (query.select_related("booking") if with_booking else query)
     if payment is None:
         raise NotFound("No such payment.")
     return payment

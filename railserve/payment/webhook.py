@@ -104,8 +104,7 @@ async def handle(settings: Settings, gateway: Gateway, raw: bytes, signature: st
     if payment.status in ALREADY[event.type]:
         return "already applied"
     if payment.status != APPLIES_TO[event.type]:
-        await _record_rejection(payment, event, f"{event.type} contradicts status {payment.status}")
-        raise Conflict(f"The event contradicts the attempt's state ({payment.status}).")
+        await _contradiction(gateway, payment, event)
     try:
         applied = await _apply(gateway, event, payment)
     except IntegrityError:
@@ -119,8 +118,7 @@ async def handle(settings: Settings, gateway: Gateway, raw: bytes, signature: st
     current = await Payment.get(id=payment.id)
     if current.status in ALREADY[event.type]:
         return "already applied"
-    await _record_rejection(current, event, f"{event.type} lost to status {current.status}")
-    raise Conflict(f"The event contradicts the attempt's state ({current.status}).")
+    await _contradiction(gateway, current, event)
 
 
 async def _apply(gateway: Gateway, event: Event, payment: Payment) -> bool:
@@ -145,6 +143,27 @@ async def _apply(gateway: Gateway, event: Event, payment: Payment) -> bool:
         record=seen,
     )
     return result.applied
+
+
+async def _contradiction(gateway: Gateway, payment: Payment, event: Event) -> None:
+    """Refuse an event that contradicts a final state: record it, move nothing.
+
+    A success for an attempt we already cancelled or failed means the gateway holds money
+    we will never use: ask it to give the money back, and say so in the audit trail.
+    """
+    why = f"{event.type} contradicts status {payment.status}"
+    if event.type == "payment.succeeded" and payment.status in (
+        PaymentStatus.CANCELLED,
+        PaymentStatus.FAILED,
+    ):
+        refund = await gateway.refund(payment.transaction_id, payment.amount, payment.currency)
+        why += (
+            f"; money returned by the gateway (ref {refund.reference})"
+            if refund.ok
+            else f"; gateway refund refused: {refund.reason}"
+        )
+    await _record_rejection(payment, event, why)
+    raise Conflict(f"The event contradicts the attempt's state ({payment.status}).")
 
 
 async def _record_rejection(payment: Payment, event: Event, why: str) -> None:
