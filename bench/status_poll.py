@@ -16,7 +16,9 @@ import asyncio
 import os
 import platform
 import re
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +29,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.support import database
 from tests.support.database import DatabaseFactory
 from tests.support.server import LiveServer, railserve
 
@@ -99,12 +102,29 @@ async def hammer(
     }
 
 
+def wrk(url: str, headers: dict, cookies: str, args: argparse.Namespace) -> str:
+    """Load from a second process (wrk, Debian's package), so the client is not the limit."""
+    command = ["wrk", "-t", "1", "-c", str(args.concurrency), "-d", f"{args.seconds:.0f}s"]
+    command += ["--latency", "-H", f"Cookie: {cookies}"]
+    for name, value in headers.items():
+        command += ["-H", f"{name}: {value}"]
+    out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)
+    p50 = re.search(r"50%\s+(\S+)", out).group(1)
+    p99 = re.search(r"99%\s+(\S+)", out).group(1)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return f"{float(rps):8.0f} req/s  p50 {p50:>8}  p99 {p99:>8}  non-2xx {non2xx.group(1) if non2xx else 0}"
+
+
 async def measure(server: LiveServer, url: str, args: argparse.Namespace) -> None:
     client, txns = await prepare(server.url)
+    cookies = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+    use_wrk = shutil.which("wrk") is not None
     print(
         f"conditions: Python {platform.python_version()} on {os.cpu_count()} cores, "
-        f"database {url.split(':')[0]}, workers {args.workers}, "
-        f"concurrency {args.concurrency}, {args.seconds:.0f} s per case, client in-process"
+        f"database {url.split(':')[0]}, {args.server} with {args.workers} worker(s), "
+        f"concurrency {args.concurrency}, {args.seconds:.0f} s per case, "
+        f"load from {'wrk (1 thread)' if use_wrk else 'httpx in this process'}"
     )
     cases = (
         ("JSON, final", txns["final"], {"Accept": "application/json"}),
@@ -112,6 +132,10 @@ async def measure(server: LiveServer, url: str, args: argparse.Namespace) -> Non
         ("htmx partial, final", txns["final"], {"HX-Request": "true"}),
     )
     for label, txn, headers in cases:
+        if use_wrk:
+            path = f"{server.url}/payment/status/{txn}"
+            print(f"{label:24} {wrk(path, headers, cookies, args)}")
+            continue
         result = await hammer(
             client, f"/payment/status/{txn}", headers, args.concurrency, args.seconds
         )
@@ -129,12 +153,15 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--database-url", default="")
+    parser.add_argument("--server", default="hypercorn", choices=("hypercorn", "uvicorn"))
     args = parser.parse_args()
-    if args.database_url:
-        os.environ["RAILSERVE_TEST_DATABASE_URL"] = args.database_url
+    if args.database_url:  # a server to make a throwaway database on
+        database.BASE_URL = args.database_url
     factory = DatabaseFactory(Path(tempfile.mkdtemp()))
     url = factory.new_url()
-    server = LiveServer(url, workers=args.workers, gateway_delay="3600", sweep_interval="0")
+    server = LiveServer(
+        url, workers=args.workers, server=args.server, gateway_delay="3600", sweep_interval="0"
+    )
     railserve(
         "add-train",
         "--number",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import sys
 from collections.abc import Awaitable, Callable
@@ -158,10 +159,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    config_module.from_env()  # refuse to start on a bad configuration, before forking
+    if args.server == "uvicorn":
+        return _serve_uvicorn(args)
     from hypercorn.config import Config
     from hypercorn.run import run
 
-    config_module.from_env()  # refuse to start on a bad configuration, before forking
     config = Config()
     config.application_path = "app:app"
     config.bind = [args.bind]
@@ -170,6 +173,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config.errorlog = "-"
     config.graceful_timeout = 5
     return run(config) or 0
+
+
+def _serve_uvicorn(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+    except ImportError:
+        _fail("uvicorn is not installed: pip install 'railserve[uvicorn]'")
+    host, _, port = args.bind.rpartition(":")
+    uvicorn.run(
+        "app:app",
+        host=host or "127.0.0.1",
+        port=int(port),
+        workers=args.workers,
+        access_log=args.access_log,
+        timeout_graceful_shutdown=5,
+        lifespan="on",
+    )
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -198,6 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--bind", default="127.0.0.1:5000")
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--access-log", action="store_true")
+    serve.add_argument(
+        "--server",
+        choices=("hypercorn", "uvicorn"),
+        default=os.environ.get("RAILSERVE_SERVER", "hypercorn"),
+        help="the ASGI server (uvicorn needs the 'uvicorn' extra)",
+    )
     serve.set_defaults(run=cmd_serve)
     return parser
 

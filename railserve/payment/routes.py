@@ -90,17 +90,19 @@ async def status_context(payment: Payment) -> dict:
     return context
 
 
-def status_json(payment: Payment, booking_status: str) -> dict:
+def status_json(summary: dict) -> dict:
+    """The contract's JSON status, from `service.status_summary`."""
+    status = str(summary["status"])
     return {
-        "transaction_id": payment.transaction_id,
-        "status": payment.status.value,
-        "booking_id": payment.booking_id,
-        "booking_status": booking_status,
-        "amount": format_amount(payment.amount),
-        "currency": payment.currency,
-        "method": payment.method.value,
-        "failure_reason": payment.failure_reason
-        if payment.status in (PaymentStatus.FAILED, PaymentStatus.CANCELLED)
+        "transaction_id": summary["transaction_id"],
+        "status": status,
+        "booking_id": summary["booking_id"],
+        "booking_status": str(summary["booking_status"]),
+        "amount": format_amount(summary["amount"]),
+        "currency": summary["currency"],
+        "method": str(summary["method"]),
+        "failure_reason": summary["failure_reason"]
+        if status in (PaymentStatus.FAILED, PaymentStatus.CANCELLED)
         else None,
     }
 
@@ -173,11 +175,9 @@ async def _conflict_with_pending(error: service.AttemptPending) -> Response:
 @login_required
 async def status(transaction_id: str) -> Response:
     """Show an attempt's status: full page, self-polling partial, or JSON."""
-    if wants_json():  # the hottest request: one query, no template
-        payment = await service.owned_payment(
-            current_user_id(), exact_id(transaction_id), with_booking=True
-        )
-        return jsonify(status_json(payment, payment.booking.status.value))
+    if wants_json():  # the hottest request: one query, no model objects, no template
+        summary = await service.status_summary(current_user_id(), exact_id(transaction_id))
+        return jsonify(status_json(summary))
     payment = await service.owned_payment(current_user_id(), exact_id(transaction_id))
     return await render_page_or_partial(
         "payment/status.html", "payment/_status.html", **await status_context(payment)

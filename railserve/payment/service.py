@@ -89,11 +89,25 @@ async def owned_booking(user_id: int, booking_id: int) -> Booking:
     return booking
 
 
-async def owned_payment(
-    user_id: int, transaction_id: str, *, with_booking: bool = False
-) -> Payment:
-    query = Payment.get_or_none(transaction_id=transaction_id, user_id=user_id)
-    payment = await (query.select_related("booking") if with_booking else query)
+async def status_summary(user_id: int, transaction_id: str) -> dict:
+    """What the status poll needs, in one query and without building model objects."""
+    rows = await Payment.filter(transaction_id=transaction_id, user_id=user_id).values(
+        "transaction_id",
+        "status",
+        "booking_id",
+        "amount",
+        "currency",
+        "method",
+        "failure_reason",
+        booking_status="booking__status",
+    )
+    if not rows:
+        raise NotFound("No such payment.")
+    return rows[0]
+
+
+async def owned_payment(user_id: int, transaction_id: str) -> Payment:
+    payment = await Payment.get_or_none(transaction_id=transaction_id, user_id=user_id)
     if payment is None:
         raise NotFound("No such payment.")
     return payment

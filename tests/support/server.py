@@ -32,7 +32,10 @@ def railserve(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
 class LiveServer:
     """Start with `start()`, stop with `stop()` (SIGTERM) or `kill()` (SIGKILL)."""
 
-    def __init__(self, database_url: str, workers: int = 1, **settings: str) -> None:
+    def __init__(
+        self, database_url: str, workers: int = 1, server: str = "hypercorn", **settings: str
+    ) -> None:
+        self.server = server
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
