@@ -77,8 +77,16 @@ async def create_booking(user_id: int, train_id_raw: str | None, names: list[str
 async def home() -> Response:
     """List trains with seats left and fare."""
     trains = await Train.all()
+    # Without JavaScript, "add passenger" is a link that asks for one more row.
+    rows = parse_id(request.args.get("passengers")) or 1
     return await render_page_or_partial(
-        "booking/home.html", "booking/_trains.html", trains=trains, values={}, errors={}
+        "booking/home.html",
+        "booking/_trains.html",
+        trains=trains,
+        values={},
+        errors={},
+        rows_for=request.args.get("train", "")[:10],
+        rows=min(rows, MAX_PASSENGERS),
     )
 
 

@@ -75,3 +75,16 @@ async def test_profile_lists_bookings(passenger, train):
         assert text in html
     for heading in ("Bookings", "Payments", "Notifications", "Sent mail"):
         assert f">{heading}" in html
+
+
+async def test_without_javascript_passenger_rows_are_added_by_link(passenger):
+    await make_train(number="NOJS1")
+    html = await passenger.text("/?train=NOJS1&passengers=3")
+    block = html.split('id="train-NOJS1"', 1)[1].split("</article>", 1)[0]
+    assert block.count('name="passenger_name"') == 3
+    assert "passengers=4" in block and "passengers=2" in block
+    capped = await passenger.text("/?train=NOJS1&passengers=60")
+    assert (
+        capped.split('id="train-NOJS1"', 1)[1].split("</article>")[0].count('name="passenger_name"')
+        == 6
+    )
