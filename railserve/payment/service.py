@@ -375,18 +375,25 @@ async def cancel_pending(payment_id: int, reason: str, *, actor: Actor) -> bool:
         payment = await Payment.get(id=payment_id)
         if payment.status != PaymentStatus.PENDING:
             return False
-        return await transition(
-            payment,
-            "cancel",
-            actor,
-            reason,
-            pending_lock=None,
-            failure_reason=reason,
-            retryable=True,
-            completed_at=now,
-        )
+        return await cancel_transition(payment, reason, actor, retryable=True, now=now)
 
     return await db.atomic(work)
+
+
+async def cancel_transition(
+    payment: Payment, reason: str, actor: Actor, *, retryable: bool, now: datetime
+) -> bool:
+    """pending → cancelled, freeing the booking for another attempt (inside a transaction)."""
+    return await transition(
+        payment,
+        "cancel",
+        actor,
+        reason,
+        pending_lock=None,
+        failure_reason=reason,
+        retryable=retryable,
+        completed_at=now,
+    )
 
 
 async def cancel_booking(gateway: Gateway, user_id: int, booking_id: int) -> str:
@@ -423,15 +430,8 @@ async def _cancel_unpaid(booking: Booking) -> str:
         # Payments before bookings, in every transaction: one lock order, no deadlocks.
         now = now_utc()
         for payment in await Payment.filter(booking_id=booking.id, status=PaymentStatus.PENDING):
-            await transition(
-                payment,
-                "cancel",
-                Actor.USER,
-                "booking cancelled",
-                pending_lock=None,
-                failure_reason="Booking cancelled",
-                retryable=False,
-                completed_at=now,
+            await cancel_transition(
+                payment, "Booking cancelled", Actor.USER, retryable=False, now=now
             )
         if not await move_booking(
             booking, (BookingStatus.PENDING_PAYMENT,), BookingStatus.CANCELLED
