@@ -227,3 +227,19 @@ async def test_unknown_transaction_is_404(passenger):
     assert (await passenger.get("/payment/status/TXNAAAAAAAAAAAAAAAA")).status_code == 404
     assert (await passenger.get("/payment/pay/999999")).status_code == 404
     assert (await passenger.get("/payment/pay/99999999999999999999")).status_code == 404
+
+
+async def test_retry_form_on_the_status_page_works_as_a_plain_post(passenger, train):
+    booking_id = await passenger.book(train)
+    failed = await passenger.pay(booking_id, card(CARD_DECLINED))
+    html = await passenger.text(f"/payment/status/{failed['transaction_id']}")
+    form = re.search(r'<form method="post" action="(/payment/process/\d+)".*?</form>', html, re.S)
+    assert form, "the failure page carries a plain retry form"
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', form.group(0)).group(1)
+    amount = re.search(r'name="amount" value="([^"]+)"', form.group(0)).group(1)
+    response = await passenger.post(
+        form.group(1), {"idempotency_key": key, "amount": amount, **card()}
+    )
+    assert response.status_code == 303
+    retry = await passenger.wait_final(response.headers["Location"].rsplit("/", 1)[-1])
+    assert retry["status"] == "success" and retry["booking_status"] == "confirmed"
