@@ -16,7 +16,7 @@ from railserve.htmx import render_page_or_partial
 from railserve.models import Booking, Mail, Notification, Train, User
 from railserve.payment import service as payment_service
 from railserve.payment.models import Payment
-from railserve.seats import waitlist_position
+from railserve.seats import waitlist_positions
 
 bp = Blueprint("booking", __name__)
 
@@ -135,7 +135,7 @@ async def profile() -> Response:
     attempts: dict[int, list[Payment]] = defaultdict(list)
     for payment in payments:
         attempts[payment.booking_id].append(payment)
-    positions = {b.id: await waitlist_position(b) for b in bookings if b.paid_at}
+    positions = await waitlist_positions(bookings)
     notifications = await Notification.filter(user_id=user_id).order_by("-id").limit(50)
     mails = await Mail.filter(user_id=user_id).order_by("-id").limit(50)
     return await render_page_or_partial(

@@ -269,8 +269,7 @@ async def settle(
         outcome = await confirm_or_waitlist(booking)
         return Settlement(payment, True, needs_refund=outcome is None)
 
-    result = await db.atomic(work)
-    return result
+    return await db.atomic(work)
 
 
 async def settle_and_follow_up(

@@ -197,20 +197,27 @@ class World:
             assert done.returncode == 0, done.stdout + done.stderr
 
 
+@contextlib.asynccontextmanager
+async def http_world(server: LiveServer, accounts: list | None = None) -> AsyncIterator[World]:
+    """A world driving `server` over HTTP, with this process reading its database."""
+    await db.init(server.env["RAILSERVE_DATABASE_URL"])
+    kwargs = {"accounts": accounts} if accounts is not None else {}
+    world = World("http", server.env["RAILSERVE_WEBHOOK_SECRET"], server=server, **kwargs)
+    try:
+        yield world
+    finally:
+        for person in world.people:
+            await person.aclose()
+        await db.close()
+
+
 @pytest.fixture
 async def world(
     target: Settings | LiveServer, app_with, gateway_delay: float, accounts: list
 ) -> AsyncIterator[World]:
     if isinstance(target, LiveServer):
-        await db.init(target.env["RAILSERVE_DATABASE_URL"])
-        secret = target.env["RAILSERVE_WEBHOOK_SECRET"]
-        world = World("http", secret, server=target, accounts=accounts)
-        try:
+        async with http_world(target, accounts) as world:
             yield world
-        finally:
-            for person in world.people:
-                await person.aclose()
-            await db.close()
         return
     async with app_with(target, gateway_delay=gateway_delay) as app:
         yield World("client", target.webhook_secret, app=app)

@@ -14,10 +14,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from railserve import db
 from railserve.models import Booking, BookingStatus
 from railserve.payment.models import Payment, PaymentStatus, SimulatedCharge
-from tests.concurrency.conftest import World
+from tests.concurrency.conftest import World, http_world
 from tests.support.database import DatabaseFactory
 from tests.support.passenger import card
 from tests.support.server import LiveServer, railserve
@@ -40,14 +39,8 @@ def crashing_server(database_factory: DatabaseFactory) -> Iterator[LiveServer]:
 
 @pytest.fixture
 async def crash_world(crashing_server: LiveServer) -> AsyncIterator[World]:
-    await db.init(crashing_server.env["RAILSERVE_DATABASE_URL"])
-    world = World("http", crashing_server.env["RAILSERVE_WEBHOOK_SECRET"], server=crashing_server)
-    try:
+    async with http_world(crashing_server) as world:
         yield world
-    finally:
-        for person in world.people:
-            await person.aclose()
-        await db.close()
 
 
 async def test_sigkill_mid_flight_loses_no_money(crash_world: World, crashing_server: LiveServer):

@@ -7,7 +7,6 @@ nothing by itself, so that every status code is seen.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import httpx
 
 from railserve.models import Train
-from tests.support.passenger import HX, JSON, PASSWORD, card
+from tests.support.passenger import HX, JSON, PASSWORD, card, poll_until_final
 
 _META_CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 _FIELD = r'name="{}" value="([^"]+)"'
@@ -114,13 +113,7 @@ class WebPassenger:
         return response.json()
 
     async def wait_final(self, transaction_id: str, timeout: float = 15.0) -> dict[str, Any]:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            data = await self.status(transaction_id)
-            if data["status"] != "pending":
-                return data
-            assert asyncio.get_running_loop().time() < deadline, f"still pending: {data}"
-            await asyncio.sleep(0.05)
+        return await poll_until_final(self.status, transaction_id, timeout, interval=0.05)
 
     async def pay(self, booking_id: int, instrument: dict[str, str] | None = None) -> dict:
         return await self.wait_final(await self.start(booking_id, instrument))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -50,6 +51,22 @@ async def make_train(
         seats_left=seats,
         fare=fare,
     )
+
+
+async def poll_until_final(
+    status: Callable[[str], Awaitable[dict[str, Any]]],
+    transaction_id: str,
+    timeout: float,
+    interval: float,
+) -> dict[str, Any]:
+    """Ask `status` until the attempt leaves `pending`; fail after `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        data = await status(transaction_id)
+        if data["status"] != "pending":
+            return data
+        assert asyncio.get_running_loop().time() < deadline, f"still pending: {data}"
+        await asyncio.sleep(interval)
 
 
 class Passenger:
@@ -140,13 +157,7 @@ class Passenger:
         return await response.get_json()
 
     async def wait_final(self, transaction_id: str, timeout: float = 10.0) -> dict[str, Any]:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            data = await self.status(transaction_id)
-            if data["status"] != "pending":
-                return data
-            assert asyncio.get_running_loop().time() < deadline, f"still pending: {data}"
-            await asyncio.sleep(0.02)
+        return await poll_until_final(self.status, transaction_id, timeout, interval=0.02)
 
     async def pay(
         self, booking_id: int, instrument: dict[str, str] | None = None
