@@ -20,11 +20,31 @@ class BookingStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class Role(StrEnum):
+    PASSENGER = "passenger"
+    OPERATOR = "operator"
+
+
+class TravelClass(StrEnum):
+    """Indian Railways classes of travel; the cancellation charges depend on them."""
+
+    FIRST_AC = "1A"
+    EXECUTIVE_CHAIR = "EC"
+    SECOND_AC = "2A"
+    FIRST_CLASS = "FC"
+    THIRD_AC = "3A"
+    THIRD_AC_ECONOMY = "3E"
+    CHAIR_CAR = "CC"
+    SLEEPER = "SL"
+    SECOND_SITTING = "2S"
+
+
 class User(Model):
     id = fields.IntField(primary_key=True)
     name = fields.CharField(max_length=60)
     email = fields.CharField(max_length=254, unique=True)
     password_hash = fields.CharField(max_length=255)
+    role = fields.CharEnumField(Role, max_length=10, default=Role.PASSENGER, db_default="passenger")
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -42,6 +62,9 @@ class Train(Model):
     seats_left = fields.IntField()
     fare = fields.BigIntField()
     currency = fields.CharField(max_length=3, default="INR")
+    travel_class = fields.CharEnumField(
+        TravelClass, max_length=2, default=TravelClass.THIRD_AC, db_default="3A"
+    )
 
     class Meta:
         table = "trains"
@@ -57,8 +80,12 @@ class Booking(Model):
     train: fields.ForeignKeyRelation[Train] = fields.ForeignKeyField(
         "railserve.Train", related_name="bookings", on_delete=fields.RESTRICT
     )
+    # Every passenger ever booked, in order; positions (1-based) never change.
     passengers = fields.JSONField()
+    # Passengers still booked: drops as some are cancelled (seats are counted by it).
     passenger_count = fields.IntField()
+    # 1-based positions in `passengers` that were cancelled (kept in history).
+    cancelled_positions = fields.JSONField(default=list, db_default="[]")
     amount = fields.BigIntField()
     currency = fields.CharField(max_length=3, default="INR")
     status = fields.CharEnumField(

@@ -1,14 +1,14 @@
-"""The payment lifecycle: states and transitions, nothing else.
+"""The payment and refund lifecycles: states and transitions, nothing else.
 
-The service binds a machine to a payment row to ask whether a move is allowed; the
-database write that makes it real is a compare-and-set done by the service.
+The service binds a machine to a row to ask whether a move is allowed; the database
+write that makes it real is a compare-and-set done by the service.
 """
 
 from __future__ import annotations
 
 from statemachine import State, StateMachine
 
-from railserve.payment.models import PaymentStatus
+from railserve.payment.models import PaymentStatus, RefundStatus
 
 
 class PaymentMachine(StateMachine):
@@ -16,9 +16,22 @@ class PaymentMachine(StateMachine):
     success = State(value=PaymentStatus.SUCCESS)
     failed = State(final=True, value=PaymentStatus.FAILED)
     cancelled = State(final=True, value=PaymentStatus.CANCELLED)
+    partially_refunded = State(value=PaymentStatus.PARTIALLY_REFUNDED)
     refunded = State(final=True, value=PaymentStatus.REFUNDED)
 
     succeed = pending.to(success)
     fail = pending.to(failed)
     cancel = pending.to(cancelled)
-    refund = success.to(refunded)
+    # Some passengers cancelled, or an operator's partial refund.
+    refund_part = success.to(partially_refunded) | partially_refunded.to.itself()
+    # The booking cancelled as a whole (charges may keep part of the money).
+    refund = success.to(refunded) | partially_refunded.to(refunded)
+
+
+class RefundMachine(StateMachine):
+    pending = State(initial=True, value=RefundStatus.PENDING)
+    succeeded = State(final=True, value=RefundStatus.SUCCEEDED)
+    failed = State(final=True, value=RefundStatus.FAILED)
+
+    succeed = pending.to(succeeded)
+    fail = pending.to(failed)

@@ -19,7 +19,14 @@ class PaymentStatus(StrEnum):
     SUCCESS = "success"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    PARTIALLY_REFUNDED = "partially_refunded"
     REFUNDED = "refunded"
+
+
+class RefundStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
 
 
 class PaymentMethod(StrEnum):
@@ -51,6 +58,7 @@ class Actor(StrEnum):
     USER = "user"
     GATEWAY = "gateway"
     SYSTEM = "system"
+    OPERATOR = "operator"
 
 
 class Payment(Model):
@@ -63,8 +71,14 @@ class Payment(Model):
         "railserve.User", related_name="payments", on_delete=fields.RESTRICT
     )
     method = fields.CharEnumField(PaymentMethod, max_length=20)
+    # The provider that took the attempt (RAILSERVE_GATEWAY_ROUTES); refunds and
+    # reconciliation ask this one.
+    gateway = fields.CharField(max_length=20, default="simulated", db_default="simulated")
     amount = fields.BigIntField()
     currency = fields.CharField(max_length=3, default="INR")
+    # Sum of this payment's refunds, raised by a conditional update that refuses to pass
+    # `amount`: the database, not a read-then-check, keeps refunds within the payment.
+    refunded_amount = fields.BigIntField(default=0, db_default=0)
     status = fields.CharEnumField(PaymentStatus, max_length=20, default=PaymentStatus.PENDING)
     failure_reason = fields.CharField(max_length=200, null=True)
     retryable = fields.BooleanField(null=True)
@@ -84,7 +98,13 @@ class Payment(Model):
     class Meta:
         table = "payments"
         unique_together = (("user_id", "idempotency_key"),)
-        indexes = [("booking_id", "created_at"), ("status", "created_at")]
+        indexes = [
+            ("booking_id", "created_at"),
+            ("status", "created_at"),
+            ("method", "created_at"),
+            ("gateway", "created_at"),
+            ("created_at",),
+        ]
 
 
 class PaymentEvent(Model):
@@ -108,6 +128,45 @@ class PaymentEvent(Model):
         ordering = ["id"]
 
 
+class Refund(Model):
+    """One refund of a payment: written `pending` with the cancellation that causes it,
+    before the gateway is asked; the gateway's answer or webhook settles it."""
+
+    id = fields.IntField(primary_key=True)
+    refund_id = fields.CharField(max_length=19, unique=True)
+    payment: fields.ForeignKeyRelation[Payment] = fields.ForeignKeyField(
+        "railserve.Payment", related_name="refunds", on_delete=fields.RESTRICT
+    )
+    # 1-based passenger positions this refund covers (empty for an operator's goodwill).
+    passengers = fields.JSONField(default=list)
+    amount = fields.BigIntField()
+    charge = fields.BigIntField(default=0)
+    gst = fields.BigIntField(default=0)
+    currency = fields.CharField(max_length=3, default="INR")
+    reason = fields.CharField(max_length=300, default="")
+    actor = fields.CharEnumField(Actor, max_length=10)
+    operator: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "railserve.User", related_name="refunds_made", null=True, on_delete=fields.RESTRICT
+    )
+    status = fields.CharEnumField(RefundStatus, max_length=10, default=RefundStatus.PENDING)
+    gateway_reference = fields.CharField(max_length=40, null=True)
+    # How many times the gateway has been asked; refusals past RAILSERVE_REFUND_ATTEMPTS
+    # leave it failed for an operator.
+    attempts = fields.IntField(default=0)
+    failure_reason = fields.CharField(max_length=200, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+    settled_at = fields.DatetimeField(null=True)
+
+    payment_id: int
+    operator_id: int | None
+
+    class Meta:
+        table = "refunds"
+        ordering = ["id"]
+        indexes = [("status", "updated_at"), ("payment_id", "id")]
+
+
 class WebhookEvent(Model):
     """Gateway event ids already applied: a replay is acknowledged without effect."""
 
@@ -120,6 +179,62 @@ class WebhookEvent(Model):
         table = "webhook_events"
 
 
+class WebhookLog(Model):
+    """Every gateway event received, valid or not, with the answer we gave (operators)."""
+
+    id = fields.IntField(primary_key=True)
+    provider = fields.CharField(max_length=20)
+    event_id = fields.CharField(max_length=64, null=True)
+    type = fields.CharField(max_length=40, null=True)
+    transaction_id = fields.CharField(max_length=19, null=True)
+    signature_valid = fields.BooleanField()
+    status_code = fields.IntField()
+    result = fields.CharField(max_length=300, default="")
+    # The raw body (capped at 64 KiB like every request body) and the signature header,
+    # kept so that an operator can replay a validly signed event through the same handler.
+    body = fields.TextField()
+    signature = fields.CharField(max_length=1000, null=True)
+    received_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "webhook_log"
+        indexes = [("received_at",), ("transaction_id", "received_at"), ("event_id",)]
+
+
+class OperatorAction(Model):
+    """What an operator did and why: written with the action, never updated or deleted."""
+
+    id = fields.IntField(primary_key=True)
+    operator: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "railserve.User", related_name="operator_actions", on_delete=fields.RESTRICT
+    )
+    action = fields.CharField(max_length=20)
+    transaction_id = fields.CharField(max_length=19, null=True)
+    reason = fields.CharField(max_length=300)
+    detail = fields.CharField(max_length=300, default="")
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    operator_id: int
+
+    class Meta:
+        table = "operator_actions"
+        ordering = ["-id"]
+        indexes = [("created_at",)]
+
+
+class LiveChange(Model):
+    """A change to an attempt or its booking, for the event streams of other workers
+    (SQLite: one query per worker, not per stream; PostgreSQL uses NOTIFY instead)."""
+
+    id = fields.BigIntField(primary_key=True)
+    transaction_id = fields.CharField(max_length=19)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "live_changes"
+        indexes = [("created_at",)]
+
+
 class SimulatedCharge(Model):
     """The simulated gateway's own ledger, as a real gateway keeps one on its side.
 
@@ -128,13 +243,38 @@ class SimulatedCharge(Model):
     """
 
     transaction_id = fields.CharField(max_length=19, primary_key=True)
+    provider = fields.CharField(max_length=20, default="simulated", db_default="simulated")
     amount = fields.BigIntField()
     currency = fields.CharField(max_length=3)
     succeeded = fields.BooleanField()
     failure_code = fields.CharField(max_length=40, null=True)
     settles_at = fields.DatetimeField()
     refund_reference = fields.CharField(max_length=40, null=True)
+    # The issuer will refuse every refund of this charge (test trigger: account closed).
+    refunds_refused = fields.BooleanField(default=False, db_default=False)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
         table = "simulated_charges"
+
+
+class SimulatedRefund(Model):
+    """The simulators' ledger of refunds: one row per time a refund is asked of them
+    (`key` is the refund id and the attempt), so a retry after a refusal is a new try."""
+
+    key = fields.CharField(max_length=40, primary_key=True)
+    refund_id = fields.CharField(max_length=19)
+    attempt = fields.IntField()
+    provider = fields.CharField(max_length=20, default="simulated")
+    transaction_id = fields.CharField(max_length=19)
+    amount = fields.BigIntField()
+    currency = fields.CharField(max_length=3)
+    succeeded = fields.BooleanField()
+    failure_reason = fields.CharField(max_length=200, null=True)
+    reference = fields.CharField(max_length=40)
+    settles_at = fields.DatetimeField()
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "simulated_refunds"
+        indexes = [("refund_id", "attempt"), ("transaction_id",)]

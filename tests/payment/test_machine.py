@@ -3,16 +3,23 @@
 import pytest
 from statemachine.exceptions import TransitionNotAllowed
 
-from railserve.payment.machine import PaymentMachine
-from railserve.payment.models import PaymentStatus
+from railserve.payment.machine import PaymentMachine, RefundMachine
+from railserve.payment.models import PaymentStatus, RefundStatus
 
 ALLOWED = {
     (PaymentStatus.PENDING, "succeed"): PaymentStatus.SUCCESS,
     (PaymentStatus.PENDING, "fail"): PaymentStatus.FAILED,
     (PaymentStatus.PENDING, "cancel"): PaymentStatus.CANCELLED,
     (PaymentStatus.SUCCESS, "refund"): PaymentStatus.REFUNDED,
+    (PaymentStatus.SUCCESS, "refund_part"): PaymentStatus.PARTIALLY_REFUNDED,
+    (PaymentStatus.PARTIALLY_REFUNDED, "refund_part"): PaymentStatus.PARTIALLY_REFUNDED,
+    (PaymentStatus.PARTIALLY_REFUNDED, "refund"): PaymentStatus.REFUNDED,
 }
-EVENTS = ("succeed", "fail", "cancel", "refund")
+EVENTS = ("succeed", "fail", "cancel", "refund_part", "refund")
+REFUND_ALLOWED = {
+    (RefundStatus.PENDING, "succeed"): RefundStatus.SUCCEEDED,
+    (RefundStatus.PENDING, "fail"): RefundStatus.FAILED,
+}
 
 
 class Row:
@@ -40,10 +47,25 @@ def test_every_other_transition_is_refused_and_changes_nothing(source, event):
 
 def test_a_row_loaded_from_the_database_resumes_its_state():
     machine = PaymentMachine(model=Row(PaymentStatus.SUCCESS), state_field="status")
-    assert [event.id for event in machine.allowed_events] == ["refund"]
+    assert sorted(event.id for event in machine.allowed_events) == ["refund", "refund_part"]
 
 
 def test_final_states_allow_nothing():
     for status in (PaymentStatus.FAILED, PaymentStatus.CANCELLED, PaymentStatus.REFUNDED):
         machine = PaymentMachine(model=Row(status), state_field="status")
         assert machine.allowed_events == []
+
+
+@pytest.mark.parametrize(
+    ("source", "event"), [(s, e) for s in RefundStatus for e in ("succeed", "fail")]
+)
+def test_refund_lifecycle_moves_only_from_pending(source, event):
+    row = Row(source)
+    machine = RefundMachine(model=row, state_field="status")
+    if (source, event) in REFUND_ALLOWED:
+        machine.send(event)
+        assert row.status == REFUND_ALLOWED[(source, event)]
+    else:
+        with pytest.raises(TransitionNotAllowed):
+            machine.send(event)
+        assert row.status == source
