@@ -164,7 +164,7 @@ def _register_errors(app: Quart) -> None:
 
 
 def _register_lifecycle(app: Quart, settings: Settings) -> None:
-    from railserve.payment import gateway as gateway_module
+    from railserve.payment import providers as gateway_module
     from railserve.payment import webhook
 
     async def deliver(body: bytes, signature: str) -> object:

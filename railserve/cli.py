@@ -125,7 +125,7 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     async def work() -> int:
-        from railserve.payment import gateway as gateway_module
+        from railserve.payment import providers as gateway_module
         from railserve.payment import webhook
         from railserve.sweep import sweep
 

@@ -15,8 +15,8 @@ from railserve.config import Settings
 from railserve.models import Booking, BookingStatus
 from railserve.notify import deliver_outbox, notify
 from railserve.payment import refunds, service
-from railserve.payment.gateway import Gateway
 from railserve.payment.models import Actor, Payment, PaymentStatus
+from railserve.payment.providers import Gateway
 from railserve.seats import move_booking
 
 log = logging.getLogger(__name__)

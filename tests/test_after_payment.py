@@ -10,8 +10,8 @@ from railserve.invariants import violations
 from railserve.models import Booking, Mail, Notification, Train
 from railserve.payment import service
 from railserve.payment.models import Payment, PaymentEvent, SimulatedCharge
+from railserve.payment.providers.simulated import SUCCESS, event_body
 from railserve.payment.signature import sign
-from railserve.payment.simulator import SUCCESS, event_body
 from railserve.sweep import sweep
 from tests.conftest import WEBHOOK_SECRET
 from tests.support.passenger import Passenger, make_train

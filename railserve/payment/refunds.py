@@ -25,7 +25,6 @@ from railserve.models import Booking, BookingStatus
 from railserve.money import format_money
 from railserve.notify import notify
 from railserve.payment import service
-from railserve.payment.gateway import Gateway, RefundRequest
 from railserve.payment.machine import RefundMachine
 from railserve.payment.models import (
     Actor,
@@ -36,6 +35,7 @@ from railserve.payment.models import (
     Refund,
     RefundStatus,
 )
+from railserve.payment.providers import Gateway, RefundRequest
 from railserve.payment.rules import Quote, Rules, Ticket, chosen_positions, load_rules, quote
 from railserve.seats import promote_waitlist, release_seats
 

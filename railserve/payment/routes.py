@@ -35,7 +35,7 @@ from railserve.payment.models import (
     PaymentStatus,
     Refund,
 )
-from railserve.payment.simulator import TEST_TRIGGERS
+from railserve.payment.providers.simulated import TEST_TRIGGERS
 from railserve.seats import waitlist_position
 
 payment_bp = Blueprint("payment", __name__, url_prefix="/payment")

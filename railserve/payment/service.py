@@ -23,9 +23,9 @@ from railserve.errors import Conflict, NotFound
 from railserve.models import Booking, BookingStatus
 from railserve.notify import notify
 from railserve.payment.forms import idempotency_key, parse_payment
-from railserve.payment.gateway import ChargeRequest, Gateway
 from railserve.payment.machine import PaymentMachine
 from railserve.payment.models import Actor, Payment, PaymentEvent, PaymentStatus
+from railserve.payment.providers import ChargeRequest, Gateway
 from railserve.seats import confirm_or_waitlist, move_booking
 
 log = logging.getLogger(__name__)

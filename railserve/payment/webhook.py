@@ -17,7 +17,6 @@ from railserve.config import Settings
 from railserve.errors import BadRequest, BadSignature, Conflict, NotFound
 from railserve.money import format_amount
 from railserve.payment import refunds
-from railserve.payment.gateway import Gateway
 from railserve.payment.models import (
     Actor,
     Payment,
@@ -27,6 +26,7 @@ from railserve.payment.models import (
     RefundStatus,
     WebhookEvent,
 )
+from railserve.payment.providers import Gateway
 from railserve.payment.signature import verify
 
 EVENT_TYPES = ("payment.succeeded", "payment.failed", "refund.succeeded", "refund.failed")

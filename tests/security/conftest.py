@@ -14,7 +14,7 @@ from dataclasses import replace
 import pytest
 
 from railserve.config import Settings
-from railserve.payment import gateway
+from railserve.payment import providers as gateway
 
 
 class HeldGateway:

@@ -23,7 +23,7 @@ from tortoise.exceptions import IntegrityError
 
 from railserve.config import Settings
 from railserve.money import format_amount
-from railserve.payment import gateway
+from railserve.payment import providers
 from railserve.payment.models import SimulatedCharge, SimulatedRefund
 from railserve.payment.signature import sign
 
@@ -103,17 +103,17 @@ def random_outcome(seed: str, transaction_id: str, success_rate: float) -> Outco
 
 
 class SimulatedGateway:
-    def __init__(self, settings: Settings, deliver: gateway.Deliver) -> None:
+    def __init__(self, settings: Settings, deliver: providers.Deliver) -> None:
         self.settings = settings
         self.deliver = deliver
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def outcome(self, request: gateway.ChargeRequest) -> Outcome:
+    def outcome(self, request: providers.ChargeRequest) -> Outcome:
         return trigger_for(request.method, request.instrument) or random_outcome(
             self.settings.gateway_seed, request.transaction_id, self.settings.gateway_success_rate
         )
 
-    async def charge(self, request: gateway.ChargeRequest) -> None:
+    async def charge(self, request: providers.ChargeRequest) -> None:
         outcome = self.outcome(request)
         settles_at = datetime.now(UTC) + timedelta(seconds=self.settings.gateway_delay)
         with contextlib.suppress(IntegrityError):  # the same charge sent twice is one charge
@@ -128,7 +128,7 @@ class SimulatedGateway:
             )
         self._spawn(self._report_later(request, outcome))
 
-    async def _report_later(self, request: gateway.ChargeRequest, outcome: Outcome) -> None:
+    async def _report_later(self, request: providers.ChargeRequest, outcome: Outcome) -> None:
         await asyncio.sleep(self.settings.gateway_delay)
         body = event_body(request.transaction_id, request.amount, request.currency, outcome)
         try:
@@ -136,36 +136,36 @@ class SimulatedGateway:
         except Exception:  # the sweeper reconciles what was not delivered
             log.exception("webhook delivery failed for %s", request.transaction_id)
 
-    async def query(self, transaction_id: str) -> gateway.ChargeStatus:
+    async def query(self, transaction_id: str) -> providers.ChargeStatus:
         charge = await SimulatedCharge.get_or_none(transaction_id=transaction_id)
         if charge is None:
-            return gateway.ChargeStatus("unknown")
+            return providers.ChargeStatus("unknown")
         if charge.settles_at > datetime.now(UTC):
-            return gateway.ChargeStatus("pending")
+            return providers.ChargeStatus("pending")
         if charge.succeeded:
-            return gateway.ChargeStatus("succeeded")
+            return providers.ChargeStatus("succeeded")
         reason, retryable = FAILURES[charge.failure_code or "bank_declined"]
-        return gateway.ChargeStatus("failed", reason, retryable)
+        return providers.ChargeStatus("failed", reason, retryable)
 
-    async def refund(self, request: gateway.RefundRequest) -> gateway.RefundResult:
+    async def refund(self, request: providers.RefundRequest) -> providers.RefundResult:
         """Take a refund like a real provider: answer at once, report through the webhook."""
         charge = await SimulatedCharge.get_or_none(transaction_id=request.transaction_id)
         if charge is None or not charge.succeeded:
-            return gateway.RefundResult(
+            return providers.RefundResult(
                 False, reason="The gateway has no successful charge to refund"
             )
         if charge.currency != request.currency:
-            return gateway.RefundResult(False, reason="The refund currency does not match")
+            return providers.RefundResult(False, reason="The refund currency does not match")
         key = f"{request.refund_id}:{request.attempt}"
         if existing := await SimulatedRefund.get_or_none(key=key):
-            return gateway.RefundResult(True, reference=existing.reference)
+            return providers.RefundResult(True, reference=existing.reference)
         refunded = sum(
             await SimulatedRefund.filter(
                 transaction_id=request.transaction_id, succeeded=True
             ).values_list("amount", flat=True)
         )
         if refunded + request.amount > charge.amount:
-            return gateway.RefundResult(False, reason="The refund exceeds what was charged")
+            return providers.RefundResult(False, reason="The refund exceeds what was charged")
         record = SimulatedRefund(
             key=key,
             refund_id=request.refund_id,
@@ -183,7 +183,7 @@ class SimulatedGateway:
         except IntegrityError:  # the same attempt asked twice at once: one refund
             record = await SimulatedRefund.get(key=key)
         self._spawn(self._report_refund_later(record))
-        return gateway.RefundResult(True, reference=record.reference)
+        return providers.RefundResult(True, reference=record.reference)
 
     async def _report_refund_later(self, record: SimulatedRefund) -> None:
         await asyncio.sleep(self.settings.gateway_delay)
@@ -193,15 +193,15 @@ class SimulatedGateway:
         except Exception:  # the sweeper asks about refunds still pending
             log.exception("refund webhook delivery failed for %s", record.refund_id)
 
-    async def query_refund(self, refund_id: str) -> gateway.RefundState:
+    async def query_refund(self, refund_id: str) -> providers.RefundState:
         latest = await SimulatedRefund.filter(refund_id=refund_id).order_by("-attempt").first()
         if latest is None:
-            return gateway.RefundState("unknown")
+            return providers.RefundState("unknown")
         if latest.settles_at > datetime.now(UTC):
-            return gateway.RefundState("pending", latest.attempt, latest.reference)
+            return providers.RefundState("pending", latest.attempt, latest.reference)
         if latest.succeeded:
-            return gateway.RefundState("succeeded", latest.attempt, latest.reference)
-        return gateway.RefundState(
+            return providers.RefundState("succeeded", latest.attempt, latest.reference)
+        return providers.RefundState(
             "failed", latest.attempt, latest.reference, latest.failure_reason
         )
 
@@ -247,4 +247,4 @@ def refund_event_body(record: SimulatedRefund) -> bytes:
     return json.dumps(event).encode()
 
 
-gateway.register("simulated", SimulatedGateway)
+providers.register("simulated", SimulatedGateway)

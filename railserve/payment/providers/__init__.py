@@ -86,7 +86,7 @@ def register(name: str, factory: GatewayFactory) -> None:
 
 
 def create(settings: Settings, deliver: Deliver) -> Gateway:
-    from railserve.payment import simulator  # noqa: F401  registers "simulated"
+    from railserve.payment.providers import simulated  # noqa: F401  registers "simulated"
 
     try:
         factory = _REGISTRY[settings.gateway]

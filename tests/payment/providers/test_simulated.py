@@ -2,8 +2,8 @@
 
 import pytest
 
+from railserve.payment.providers.simulated import random_outcome, trigger_for
 from railserve.payment.signature import sign, verify
-from railserve.payment.simulator import random_outcome, trigger_for
 
 
 def test_same_seed_and_id_give_the_same_outcome():
