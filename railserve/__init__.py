@@ -118,7 +118,7 @@ def _format_time(value: datetime | None) -> str:
 
 def _register_errors(app: Quart) -> None:
     async def error_response(status: int, message: str, headers: dict | None = None) -> Response:
-        if wants_json() or request.endpoint == "payment.webhook":
+        if wants_json() or request.endpoint in ("payment.webhook", "payment.provider_webhook"):
             response = await make_response({"error": message}, status)
         else:
             template = "errors/_message.html" if is_htmx() else "errors/page.html"
@@ -164,21 +164,25 @@ def _register_errors(app: Quart) -> None:
 
 
 def _register_lifecycle(app: Quart, settings: Settings) -> None:
-    from railserve.payment import providers as gateway_module
-    from railserve.payment import webhook
+    from railserve.payment import providers, webhook
 
-    async def deliver(body: bytes, signature: str) -> object:
-        try:
-            return await webhook.handle(
-                settings, app.extensions["railserve.gateway"], body, signature
-            )
-        except DomainError as error:  # a refusal is an answer, as it would be over HTTP
-            return f"{error.status} {error.message}"
+    def deliver_for(provider: str):
+        async def deliver(body: bytes, signature: str) -> object:
+            try:
+                return await webhook.handle(
+                    settings, app.extensions["railserve.gateways"], body, signature, provider
+                )
+            except DomainError as error:  # a refusal is an answer, as it would be over HTTP
+                return f"{error.status} {error.message}"
+
+        return deliver
 
     @app.before_serving
     async def start() -> None:
         await db.init(settings.database_url)
-        app.extensions["railserve.gateway"] = gateway_module.create(settings, deliver)
+        gateways = providers.create(settings, deliver_for)
+        # "railserve.gateway" is the same router: as one gateway it asks each attempt's own.
+        app.extensions["railserve.gateways"] = app.extensions["railserve.gateway"] = gateways
 
     @app.while_serving
     async def sweeper():
@@ -209,4 +213,5 @@ def _register_lifecycle(app: Quart, settings: Settings) -> None:
         if gateway is not None:
             await gateway.aclose()
         app.extensions.pop("railserve.gateway", None)
+        app.extensions.pop("railserve.gateways", None)
         await db.close()

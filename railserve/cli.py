@@ -125,17 +125,19 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     async def work() -> int:
-        from railserve.payment import providers as gateway_module
-        from railserve.payment import webhook
+        from railserve.payment import providers, webhook
         from railserve.sweep import sweep
 
         settings = config_module.from_env()
         holder: dict = {}
 
-        async def deliver(body: bytes, signature: str) -> object:
-            return await webhook.handle(settings, holder["gateway"], body, signature)
+        def deliver_for(provider: str):
+            async def deliver(body: bytes, signature: str) -> object:
+                return await webhook.handle(settings, holder["gateway"], body, signature, provider)
 
-        holder["gateway"] = gateway_module.create(settings, deliver)
+            return deliver
+
+        holder["gateway"] = providers.create(settings, deliver_for)
         report = await sweep(settings, holder["gateway"])
         print(f"sweep: {report.summary()}")
         return 0

@@ -11,6 +11,9 @@ import secrets
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from babel import Locale, UnknownLocaleError
 
 INSTANCE_DIR = Path(os.environ.get("RAILSERVE_INSTANCE", Path.cwd() / "instance"))
 
@@ -28,11 +31,20 @@ class Settings:
     database_url: str = field(default_factory=_default_database_url)
     secret_key: str = ""
     env: str = "development"
-    gateway: str = "simulated"
+    # Names the gateway of the `*` route (empty: the one RAILSERVE_GATEWAY_ROUTES names).
+    gateway: str = ""
+    # Providers in failover order, each a module of railserve/payment/providers.
+    gateways: str = "simulated,simupi"
+    # Method=provider pairs; `*` is every other method.
+    gateway_routes: str = "upi=simupi,*=simulated"
+    # Seconds a provider is skipped after 3 charge errors in a row (per worker).
+    gateway_cooldown: float = 30.0
     gateway_success_rate: float = 0.9
     gateway_delay: float = 1.5
     gateway_seed: str = "railserve"
+    # Comma-separated (old,new) for rotation: the first signs, any verifies.
     webhook_secret: str = ""
+    simupi_webhook_secret: str = ""
     payment_timeout: float = 600.0
     booking_hold: float = 900.0
     test_mode: bool | None = None
@@ -49,11 +61,48 @@ class Settings:
     refund_rules: str = ""
     # Refusals of one refund by the gateway before it stays `failed` for an operator.
     refund_attempts: int = 5
+    locale: str = "en_IN"
+    timezone: str = "Asia/Kolkata"
+    support_email: str = "support@railserve.example"
+    support_phone: str = "+91 80 4718 2000"
     currency: str = "INR"
 
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def webhook_secrets(self) -> list[str]:
+        return _secret_list(self.webhook_secret)
+
+    @property
+    def simupi_webhook_secrets(self) -> list[str]:
+        return _secret_list(self.simupi_webhook_secret)
+
+    @property
+    def gateway_names(self) -> list[str]:
+        """Configured providers in failover order, with every routed one included."""
+        names = [name.strip() for name in self.gateways.split(",") if name.strip()]
+        for name in self.routes.values():
+            if name not in names:
+                names.append(name)
+        return names
+
+    @property
+    def routes(self) -> dict[str, str]:
+        """Method → provider; `*` for the rest (RAILSERVE_GATEWAY, when set, names it)."""
+        routes: dict[str, str] = {}
+        for pair in self.gateway_routes.split(","):
+            if not pair.strip():
+                continue
+            method, sep, name = pair.partition("=")
+            if not (sep and method.strip() and name.strip()):
+                raise ConfigError(f"RAILSERVE_GATEWAY_ROUTES: {pair!r} is not method=gateway")
+            routes[method.strip()] = name.strip()
+        if self.gateway:
+            routes["*"] = self.gateway
+        routes.setdefault("*", "simulated")
+        return routes
 
     @property
     def show_test_triggers(self) -> bool:
@@ -69,6 +118,11 @@ class Settings:
             raise ConfigError("RAILSERVE_REFUND_ATTEMPTS must be at least 1")
         if self.gateway_delay < 0 or self.payment_timeout <= 0 or self.booking_hold <= 0:
             raise ConfigError("delays, timeouts and holds must be positive numbers of seconds")
+        self._check_presentation()
+        if self.gateway_cooldown < 0:
+            raise ConfigError("RAILSERVE_GATEWAY_COOLDOWN must not be negative")
+        if not self.gateway_names:
+            raise ConfigError("RAILSERVE_GATEWAYS must name at least one gateway")
         for item in fields(self):
             if item.name.startswith("rate_limit_") and getattr(self, item.name) < 1:
                 raise ConfigError(f"RAILSERVE_{item.name.upper()} must be at least 1 a minute")
@@ -78,6 +132,10 @@ class Settings:
                 for name, value in (
                     ("RAILSERVE_SECRET_KEY", self.secret_key),
                     ("RAILSERVE_WEBHOOK_SECRET", self.webhook_secret),
+                    (
+                        "RAILSERVE_SIMUPI_WEBHOOK_SECRET",
+                        self.simupi_webhook_secret or "simupi" not in self.gateway_names,
+                    ),
                 )
                 if not value
             ]
@@ -90,7 +148,20 @@ class Settings:
             self,
             secret_key=self.secret_key or _instance_secret("secret_key"),
             webhook_secret=self.webhook_secret or _instance_secret("webhook_secret"),
+            simupi_webhook_secret=(
+                self.simupi_webhook_secret or _instance_secret("simupi_webhook_secret")
+            ),
         )
+
+    def _check_presentation(self) -> None:
+        try:
+            Locale.parse(self.locale)
+        except (ValueError, UnknownLocaleError):
+            raise ConfigError(f"RAILSERVE_LOCALE: unknown locale {self.locale!r}") from None
+        try:
+            ZoneInfo(self.timezone)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ConfigError(f"RAILSERVE_TIMEZONE: unknown time zone {self.timezone!r}") from None
 
 
 def _instance_secret(name: str) -> str:
@@ -106,6 +177,10 @@ def _instance_secret(name: str) -> str:
         except FileExistsError:  # another worker wrote it first
             return path.read_text().strip()
         return value
+
+
+def _secret_list(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 def _parse_bool(value: str) -> bool:

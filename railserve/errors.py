@@ -47,3 +47,9 @@ class BadRequest(DomainError):
 
 class BadSignature(DomainError):
     status = 401
+
+
+class Unavailable(DomainError):
+    """Nothing can do this right now (no payment gateway takes the method): try later."""
+
+    status = 503

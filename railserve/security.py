@@ -14,7 +14,7 @@ from werkzeug.exceptions import Forbidden
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # Signed by the gateway instead: it has no session.
-CSRF_EXEMPT_ENDPOINTS = {"payment.webhook"}
+CSRF_EXEMPT_ENDPOINTS = {"payment.webhook", "payment.provider_webhook"}
 
 CSP = "; ".join(
     (

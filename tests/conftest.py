@@ -20,6 +20,7 @@ from tests.support.database import DatabaseFactory
 from tests.support.passenger import Passenger, make_train
 
 WEBHOOK_SECRET = "test-webhook-secret"
+SIMUPI_WEBHOOK_SECRET = "test-simupi-secret"
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +42,7 @@ def settings(database_url: str) -> Settings:
         database_url=database_url,
         secret_key="test-secret-key",
         webhook_secret=WEBHOOK_SECRET,
+        simupi_webhook_secret=SIMUPI_WEBHOOK_SECRET,
         gateway_delay=0.0,
         gateway_seed="test-seed",
         rate_limits=False,

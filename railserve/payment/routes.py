@@ -27,6 +27,7 @@ from railserve.models import Booking, BookingStatus
 from railserve.money import format_amount
 from railserve.payment import service
 from railserve.payment import webhook as webhooks
+from railserve.payment.advice import advice_for
 from railserve.payment.forms import BANKS, WALLET_LABELS, WALLETS
 from railserve.payment.models import (
     METHOD_LABELS,
@@ -35,7 +36,7 @@ from railserve.payment.models import (
     PaymentStatus,
     Refund,
 )
-from railserve.payment.providers.simulated import TEST_TRIGGERS
+from railserve.payment.providers.router import Gateways
 from railserve.seats import waitlist_position
 
 payment_bp = Blueprint("payment", __name__, url_prefix="/payment")
@@ -53,8 +54,8 @@ def exact_id(transaction_id: str) -> str:
     return transaction_id
 
 
-def _gateway():
-    return current_app.extensions["railserve.gateway"]
+def _gateways() -> Gateways:
+    return current_app.extensions["railserve.gateways"]
 
 
 def new_idempotency_key() -> str:
@@ -74,8 +75,9 @@ def form_context(booking: Booking, values: dict | None = None, errors: dict | No
         "wallets": [(w, WALLET_LABELS[w]) for w in WALLETS],
         "values": values,
         "errors": errors or {},
-        "amount": format_amount(booking.amount),
-        "test_triggers": TEST_TRIGGERS
+        "amount": format_amount(booking.amount, booking.currency),
+        "unavailable": _gateways().unavailable_methods(),
+        "test_triggers": _gateways().test_triggers()
         if current_app.config["RAILSERVE"].show_test_triggers
         else (),
     }
@@ -116,14 +118,15 @@ def status_json(summary: dict) -> dict:
         "status": status,
         "booking_id": summary["booking_id"],
         "booking_status": str(summary["booking_status"]),
-        "amount": format_amount(summary["amount"]),
+        "amount": format_amount(summary["amount"], summary["currency"]),
         "currency": summary["currency"],
         "method": str(summary["method"]),
         "failure_reason": summary["failure_reason"]
         if status in (PaymentStatus.FAILED, PaymentStatus.CANCELLED)
         else None,
-        "refunded_amount": format_amount(summary["refunded_amount"]),
+        "refunded_amount": format_amount(summary["refunded_amount"], summary["currency"]),
         "gateway": summary["gateway"],
+        "advice": advice_for(status, summary["failure_reason"]),
     }
 
 
@@ -155,7 +158,7 @@ async def process(booking_id: int) -> Response:
     form = await request.form
     user_id = current_user_id()
     try:
-        payment, _created = await service.start_attempt(_gateway(), user_id, booking_id, form)
+        payment, _created = await service.start_attempt(_gateways(), user_id, booking_id, form)
     except Invalid as error:
         booking = await service.owned_booking(user_id, booking_id)
         attempts = await Payment.filter(booking_id=booking.id).order_by("-id")
@@ -236,12 +239,20 @@ async def receipt(transaction_id: str) -> Response:
 
 @payment_bp.post("/webhook")
 async def webhook() -> Response:
-    """Apply a signed gateway event."""
+    """Apply a signed event of the simulated gateway (RailServe's own format)."""
+    return await _apply_webhook("simulated")
+
+
+@payment_bp.post("/webhook/<provider>")
+async def provider_webhook(provider: str) -> Response:
+    """Apply a signed event in the named provider's own format."""
+    return await _apply_webhook(provider)
+
+
+async def _apply_webhook(provider: str) -> Response:
+    gateways = _gateways()
+    signature = request.headers.get(gateways.signature_header(provider))
     raw = await request.get_data()
-    outcome = await webhooks.handle(
-        current_app.config["RAILSERVE"],
-        _gateway(),
-        raw,
-        request.headers.get("RailServe-Signature"),
-    )
+    settings = current_app.config["RAILSERVE"]
+    outcome = await webhooks.handle(settings, gateways, raw, signature, provider)
     return jsonify({"ok": True, "result": outcome})

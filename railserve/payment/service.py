@@ -25,7 +25,8 @@ from railserve.notify import notify
 from railserve.payment.forms import idempotency_key, parse_payment
 from railserve.payment.machine import PaymentMachine
 from railserve.payment.models import Actor, Payment, PaymentEvent, PaymentStatus
-from railserve.payment.providers import ChargeRequest, Gateway
+from railserve.payment.providers import ChargeRequest, GatewayError
+from railserve.payment.providers.router import Gateways
 from railserve.seats import confirm_or_waitlist, move_booking
 
 log = logging.getLogger(__name__)
@@ -124,11 +125,13 @@ def payable_or_raise(booking: Booking) -> None:
 
 
 async def start_attempt(
-    gateway: Gateway, user_id: int, booking_id: int, form: Mapping[str, str]
+    gateways: Gateways, user_id: int, booking_id: int, form: Mapping[str, str]
 ) -> tuple[Payment, bool]:
-    """Create a pending attempt and hand it to the gateway; (attempt, created).
+    """Create a pending attempt and hand it to the gateway its method is routed to;
+    (attempt, created).
 
-    Posting the same idempotency key again gives back the attempt it created.
+    Posting the same idempotency key again gives back the attempt it created. When no
+    gateway can take the method, Unavailable (503) is raised before anything is written.
     """
     booking = await owned_booking(user_id, booking_id)
     key = idempotency_key(form)
@@ -139,6 +142,7 @@ async def start_attempt(
     if await Payment.exists(pending_lock=booking.id):
         # Perhaps this very key, posted at the same moment: answer with its attempt.
         return await _lost_race(user_id, booking.id, key), False
+    provider = gateways.route(request.method)
 
     async def create() -> Payment:
         payment = await Payment.create(
@@ -148,6 +152,7 @@ async def start_attempt(
             method=request.method,
             amount=booking.amount,
             currency=booking.currency,
+            gateway=provider,
             instrument=request.masked_instrument,
             idempotency_key=key,
             pending_lock=booking.id,
@@ -182,10 +187,10 @@ async def start_attempt(
             request.instrument,
         )
         try:
-            await gateway.charge(charge)
-        except Exception:
-            log.exception("gateway refused charge %s", payment.transaction_id)
-            await settle(payment.transaction_id, False, "The payment gateway is unavailable", True)
+            await gateways.charge_with(provider, charge)
+        except GatewayError as error:
+            log.warning("%s could not take charge %s: %r", provider, payment.transaction_id, error)
+            await settle(payment.transaction_id, False, error.message, True)
             return await Payment.get(id=payment.id)
         return payment
 

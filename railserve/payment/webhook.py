@@ -1,7 +1,10 @@
-"""The gateway's signed callback: verify, de-duplicate, and apply exactly once.
+"""The gateways' signed callbacks: verify, de-duplicate, and apply exactly once.
 
-The simulator hands its events to `handle` in-process, so real and simulated gateways
-go through the same checks.
+One handler for every provider. Events in RailServe's own format (POST /payment/webhook,
+`RailServe-Signature`) are verified here; a provider with a format of its own (SimUPI)
+verifies and translates its events (`read_webhook`) into this format. The simulators hand
+their events to `handle` in-process, so real and simulated gateways go through the same
+checks.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from railserve.payment.models import (
     WebhookEvent,
 )
 from railserve.payment.providers import Gateway
+from railserve.payment.providers.router import Gateways
 from railserve.payment.signature import verify
 
 EVENT_TYPES = ("payment.succeeded", "payment.failed", "refund.succeeded", "refund.failed")
@@ -68,6 +72,10 @@ def parse(raw: bytes) -> Event:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("The body is not JSON.") from None
+    return from_data(data)
+
+
+def from_data(data: object) -> Event:
     if not isinstance(data, dict):
         raise BadRequest("The body must be a JSON object.")
     event_id, kind, txn = data.get("id"), data.get("type"), data.get("transaction_id")
@@ -104,19 +112,41 @@ def parse(raw: bytes) -> Event:
     )
 
 
-async def handle(settings: Settings, gateway: Gateway, raw: bytes, signature: str | None) -> str:
-    """Apply one signed event; returns what happened. Raises a DomainError to refuse it."""
-    if not verify(signature, raw, [settings.webhook_secret], time.time()):
+def read(
+    settings: Settings, gateways: Gateways, provider: str, raw: bytes, signature: str | None
+) -> Event:
+    """Verify and parse an event sent by `provider`; BadSignature (401) or BadRequest (400)."""
+    reader = gateways.webhook_reader(provider)
+    if reader is not None:
+        return from_data(reader(raw, signature))
+    if not verify(signature, raw, settings.webhook_secrets, time.time()):
         raise BadSignature("Missing, invalid or stale signature.")
-    event = parse(raw)
+    return parse(raw)
+
+
+async def handle(
+    settings: Settings,
+    gateways: Gateways,
+    raw: bytes,
+    signature: str | None,
+    provider: str = "simulated",
+) -> str:
+    """Apply one signed event from `provider`; returns what happened. Raises a DomainError
+    to refuse it."""
+    event = read(settings, gateways, provider, raw, signature)
     if await WebhookEvent.exists(id=event.id):
         return "already seen"
     payment = await Payment.get_or_none(transaction_id=event.transaction_id)
-    if payment is None:
+    if payment is None or not gateways.same_webhook(payment.gateway, provider):
         raise NotFound("Unknown transaction.")
+    # As one gateway, the router sends refunds and queries to the attempt's own provider.
+    gateway: Gateway = gateways
     if event.type in REFUND_EVENTS:
         return await _handle_refund(settings, payment, event)
-    if (event.amount, event.currency) != (format_amount(payment.amount), payment.currency):
+    if (event.amount, event.currency) != (
+        format_amount(payment.amount, payment.currency),
+        payment.currency,
+    ):
         await _record_rejection(payment, event, "amount or currency does not match the attempt")
         raise Conflict("The amount or currency does not match the attempt.")
 
@@ -145,7 +175,10 @@ async def _handle_refund(settings: Settings, payment: Payment, event: Event) -> 
     refund = await Refund.get_or_none(refund_id=event.refund_id, payment_id=payment.id)
     if refund is None:
         raise NotFound("Unknown refund for this transaction.")
-    if (event.amount, event.currency) != (format_amount(refund.amount), refund.currency):
+    if (event.amount, event.currency) != (
+        format_amount(refund.amount, refund.currency),
+        refund.currency,
+    ):
         await _record_rejection(
             payment, event, f"amount or currency does not match {refund.refund_id}"
         )

@@ -41,5 +41,6 @@ gateway.register("held", HeldGateway)
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    """The suite's settings, with a gateway that keeps every attempt pending."""
-    return replace(settings, gateway="held")
+    """The suite's settings, with a gateway that keeps every attempt pending (every
+    method is routed to it: RAILSERVE_GATEWAY names the `*` route)."""
+    return replace(settings, gateway="held", gateways="held", gateway_routes="")

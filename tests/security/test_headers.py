@@ -150,6 +150,10 @@ def _cookie(response, name: str) -> dict:
         ({"RAILSERVE_SECRET_KEY": "s3cret"}, "RAILSERVE_WEBHOOK_SECRET"),
         ({"RAILSERVE_WEBHOOK_SECRET": "wh"}, "RAILSERVE_SECRET_KEY"),
         ({"RAILSERVE_SECRET_KEY": "", "RAILSERVE_WEBHOOK_SECRET": ""}, "RAILSERVE_SECRET_KEY"),
+        (
+            {"RAILSERVE_SECRET_KEY": "s3cret", "RAILSERVE_WEBHOOK_SECRET": "wh"},
+            "RAILSERVE_SIMUPI_WEBHOOK_SECRET",
+        ),
     ],
 )
 def test_production_refuses_to_start_without_its_secrets(environ, missing, monkeypatch):
@@ -165,14 +169,27 @@ def test_production_refuses_to_start_without_its_secrets(environ, missing, monke
         create_app()
 
 
-def test_production_starts_with_both_secrets():
+def test_production_starts_with_its_secrets():
     settings = from_env(
         {
             "RAILSERVE_ENV": "production",
             "RAILSERVE_SECRET_KEY": "s3cret",
             "RAILSERVE_WEBHOOK_SECRET": "wh",
+            "RAILSERVE_SIMUPI_WEBHOOK_SECRET": "upi",
         }
     )
     assert settings.production
     assert (settings.secret_key, settings.webhook_secret) == ("s3cret", "wh")
+    assert settings.simupi_webhook_secret == "upi"
+    # Without SimUPI among the gateways, its secret is not needed.
+    alone = from_env(
+        {
+            "RAILSERVE_ENV": "production",
+            "RAILSERVE_SECRET_KEY": "s3cret",
+            "RAILSERVE_WEBHOOK_SECRET": "wh",
+            "RAILSERVE_GATEWAYS": "simulated",
+            "RAILSERVE_GATEWAY_ROUTES": "*=simulated",
+        }
+    )
+    assert alone.gateway_names == ["simulated"]
     assert not settings.show_test_triggers

@@ -1,19 +1,44 @@
-"""The gateway interface and the registry that picks one by RAILSERVE_GATEWAY.
+"""The gateway interface, the registry of providers, and the router that picks one.
 
-A gateway accepts a charge and reports its result later through the signed webhook; it
-can be asked about a charge (reconciliation after a crash) and asked to refund one.
+A gateway accepts a charge and reports its result later through its signed webhook; it
+can be asked about a charge (reconciliation after a crash), asked to refund one, and asked
+about a refund. Providers live one per module in this package and register themselves
+when imported; the registry imports them by name from RAILSERVE_GATEWAYS, so adding one is
+a new module and a line of configuration. `Gateways` (router.py) routes each method to a
+provider (RAILSERVE_GATEWAY_ROUTES), skips one whose circuit breaker is open, and finds
+the provider of an existing attempt (`for_payment`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import importlib
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from railserve.config import Settings
 
-# Hands a signed webhook (raw body, signature header) to the app's webhook handler.
+# Hands a signed webhook (raw body, signature header value) to the app's webhook handler,
+# for the provider that sent it.
 Deliver = Callable[[bytes, str], Awaitable[object]]
+
+ALL_METHODS = frozenset({"credit_card", "debit_card", "net_banking", "upi", "wallet"})
+# (method, value, outcome): instruments with a known outcome, shown in test mode.
+TestTrigger = tuple[str, str, str]
+
+
+class GatewayError(Exception):
+    """A charge the gateway could not take: nothing was charged.
+
+    Raised by `charge`; counts against the provider's circuit breaker. The message is safe
+    to show to the passenger.
+    """
+
+    def __init__(
+        self, message: str = "The payment gateway is unavailable: nothing was charged"
+    ) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -66,6 +91,12 @@ class RefundState:
 
 
 class Gateway(Protocol):
+    """What a provider implements. Optional members (read with defaults by the router):
+    `methods` (a frozenset of payment methods; default all five), `test_triggers()`
+    (rows for the pay page in test mode), `signature_header` (default RailServe-Signature)
+    and `read_webhook(raw, signature)` for a provider with its own webhook format (it
+    returns the event in RailServe's format, see railserve/payment/webhook.py)."""
+
     async def charge(self, request: ChargeRequest) -> None: ...
 
     async def query(self, transaction_id: str) -> ChargeStatus: ...
@@ -82,17 +113,39 @@ _REGISTRY: dict[str, GatewayFactory] = {}
 
 
 def register(name: str, factory: GatewayFactory) -> None:
+    """Make a provider known by name (each provider module calls this when imported)."""
     _REGISTRY[name] = factory
 
 
-def create(settings: Settings, deliver: Deliver) -> Gateway:
-    from railserve.payment.providers import simulated  # noqa: F401  registers "simulated"
-
+def factory_for(name: str) -> GatewayFactory:
+    """The provider registered as `name`, importing railserve.payment.providers.<name>
+    the first time it is asked for."""
+    if name not in _REGISTRY and name.isidentifier():
+        module = f"{__name__}.{name}"
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as error:
+            if error.name != module:
+                raise
     try:
-        factory = _REGISTRY[settings.gateway]
+        return _REGISTRY[name]
     except KeyError:
-        known = ", ".join(sorted(_REGISTRY))
-        raise ValueError(
-            f"unknown RAILSERVE_GATEWAY {settings.gateway!r} (known: {known})"
-        ) from None
-    return factory(settings, deliver)
+        known = ", ".join(sorted(_REGISTRY)) or "none"
+        raise ValueError(f"unknown payment gateway {name!r} (registered: {known})") from None
+
+
+def methods_of(gateway: Gateway) -> frozenset[str]:
+    return frozenset(getattr(gateway, "methods", ALL_METHODS))
+
+
+def test_triggers_of(gateway: Gateway) -> Sequence[TestTrigger]:
+    triggers = getattr(gateway, "test_triggers", None)
+    return tuple(triggers()) if triggers else ()
+
+
+def create(settings: Settings, deliver_for: Callable[[str], Deliver]):
+    """Every configured provider behind one router; `deliver_for(name)` hands a provider's
+    webhooks to the handler of that provider."""
+    from railserve.payment.providers.router import Gateways
+
+    return Gateways.from_settings(settings, deliver_for)

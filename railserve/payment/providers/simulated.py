@@ -70,6 +70,7 @@ TEST_TRIGGERS = (
     ("Card", "4000 0000 0000 0002", "failed: card declined"),
     ("Card", "4000 0000 0000 9995", "failed: insufficient funds"),
     ("Card", "4000 0000 0000 0341", "success; its refunds are refused"),
+    ("Card", "4000 0000 0000 0119", "failed: processing error (nothing charged)"),
     ("UPI", "success@upi", "success"),
     ("UPI", "failure@upi", "failed: declined by bank"),
     ("Any other valid instrument", "—", "random by success rate"),
@@ -102,7 +103,19 @@ def random_outcome(seed: str, transaction_id: str, success_rate: float) -> Outco
     return Outcome(False, RANDOM_FAILURES[digest[8] % len(RANDOM_FAILURES)])
 
 
+# The gateway itself fails to process the charge: its charge call errors, nothing is
+# charged, and the error counts against its circuit breaker.
+PROCESSING_ERROR_CARD = "4000000000000119"
+PROCESSING_ERROR = "Processing error at the payment gateway: nothing was charged"
+
+
+def card_digits(instrument: Mapping[str, str]) -> str:
+    return "".join(ch for ch in dict(instrument).get("card_number", "") if ch.isdigit())
+
+
 class SimulatedGateway:
+    methods = providers.ALL_METHODS
+
     def __init__(self, settings: Settings, deliver: providers.Deliver) -> None:
         self.settings = settings
         self.deliver = deliver
@@ -113,7 +126,12 @@ class SimulatedGateway:
             self.settings.gateway_seed, request.transaction_id, self.settings.gateway_success_rate
         )
 
+    def test_triggers(self) -> tuple[providers.TestTrigger, ...]:
+        return TEST_TRIGGERS
+
     async def charge(self, request: providers.ChargeRequest) -> None:
+        if card_digits(request.instrument) == PROCESSING_ERROR_CARD:
+            raise providers.GatewayError(PROCESSING_ERROR)
         outcome = self.outcome(request)
         settles_at = datetime.now(UTC) + timedelta(seconds=self.settings.gateway_delay)
         with contextlib.suppress(IntegrityError):  # the same charge sent twice is one charge
@@ -132,7 +150,7 @@ class SimulatedGateway:
         await asyncio.sleep(self.settings.gateway_delay)
         body = event_body(request.transaction_id, request.amount, request.currency, outcome)
         try:
-            await self.deliver(body, sign(self.settings.webhook_secret, body, int(time.time())))
+            await self.deliver(body, sign(self.settings.webhook_secrets[0], body, int(time.time())))
         except Exception:  # the sweeper reconciles what was not delivered
             log.exception("webhook delivery failed for %s", request.transaction_id)
 
@@ -189,7 +207,7 @@ class SimulatedGateway:
         await asyncio.sleep(self.settings.gateway_delay)
         body = refund_event_body(record)
         try:
-            await self.deliver(body, sign(self.settings.webhook_secret, body, int(time.time())))
+            await self.deliver(body, sign(self.settings.webhook_secrets[0], body, int(time.time())))
         except Exception:  # the sweeper asks about refunds still pending
             log.exception("refund webhook delivery failed for %s", record.refund_id)
 
@@ -223,7 +241,7 @@ def event_body(transaction_id: str, amount: int, currency: str, outcome: Outcome
         "id": "evt_" + secrets.token_hex(12),
         "type": "payment.succeeded" if outcome.succeeded else "payment.failed",
         "transaction_id": transaction_id,
-        "amount": format_amount(amount),
+        "amount": format_amount(amount, currency),
         "currency": currency,
         "failure_reason": outcome.reason,
         "retryable": outcome.retryable,
@@ -238,7 +256,7 @@ def refund_event_body(record: SimulatedRefund) -> bytes:
         "type": "refund.succeeded" if record.succeeded else "refund.failed",
         "transaction_id": record.transaction_id,
         "refund_id": record.refund_id,
-        "amount": format_amount(record.amount),
+        "amount": format_amount(record.amount, record.currency),
         "currency": record.currency,
         "failure_reason": record.failure_reason,
         "reference": record.reference,

@@ -62,3 +62,21 @@ def test_signature_round_trip_and_tolerance():
     assert verify(rotated, body, ["secret"], 1_000_000)
     assert not verify(None, body, ["secret"], 1_000_000)
     assert not verify("garbage", body, ["secret"], 1_000_000)
+
+
+async def test_card_0119_is_a_processing_error_and_nothing_is_charged(app, passenger, train):
+    from railserve.payment.models import Payment, SimulatedCharge
+    from tests.support.passenger import card
+
+    final = await passenger.pay(await passenger.book(train), card("4000 0000 0000 0119"))
+    assert (final["status"], final["gateway"]) == ("failed", "simulated")
+    assert final["failure_reason"] == "Processing error at the payment gateway: nothing was charged"
+    assert "try again in a minute" in final["advice"].lower()
+    payment = await Payment.get(transaction_id=final["transaction_id"])
+    assert payment.retryable is True
+    assert not await SimulatedCharge.exists(transaction_id=payment.transaction_id)
+    # An error of the gateway, not a decline: it counts against its breaker.
+    assert app.extensions["railserve.gateways"].breakers["simulated"].failures == 1
+    again = await passenger.pay(payment.booking_id)  # retryable: the next card goes through
+    assert again["status"] == "success"
+    assert app.extensions["railserve.gateways"].breakers["simulated"].failures == 0

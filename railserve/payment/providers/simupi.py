@@ -1,0 +1,279 @@
+"""SimUPI: a second simulator, shaped like a UPI collect flow with its own webhook format.
+
+A collect request goes to the payer's UPI app; the payer approves or declines it there and
+the provider reports `collect.approved` or `collect.declined` to
+POST /payment/webhook/simupi, signed with `X-SimUPI-Signature: <hex HMAC-SHA256 of the raw
+body>` under RAILSERVE_SIMUPI_WEBHOOK_SECRET (a comma-separated list: the first signs,
+any verifies). Refunds are answered at once and reported as `refund.processed`. Like the
+first simulator it keeps a ledger (the simulated_* tables, provider "simupi"), honours
+the UPI test triggers, the success rate and the delay, and decides random outcomes as a
+pure function of the seed and the transaction id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import re
+import secrets
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from tortoise.exceptions import IntegrityError
+
+from railserve.config import Settings
+from railserve.errors import BadRequest, BadSignature
+from railserve.money import format_amount
+from railserve.payment import providers
+from railserve.payment.models import SimulatedCharge, SimulatedRefund
+
+log = logging.getLogger(__name__)
+
+NAME = "simupi"
+SIGNATURE_HEADER = "X-SimUPI-Signature"
+EVENT_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
+# Customer-safe reason, and whether trying again can help.
+FAILURES: dict[str, tuple[str, bool]] = {
+    "bank_declined": ("Declined by bank", True),
+    "collect_expired": ("The UPI collect request expired before it was approved", True),
+}
+TRIGGERS = {"success@upi": None, "failure@upi": "bank_declined"}
+TEST_TRIGGERS = (
+    ("UPI", "success@upi", "success"),
+    ("UPI", "failure@upi", "failed: declined by bank"),
+)
+EVENTS = {
+    "collect.approved": "payment.succeeded",
+    "collect.declined": "payment.failed",
+}
+
+
+def decide(seed: str, transaction_id: str, success_rate: float) -> str | None:
+    """None for approval, else a failure code; the same inputs always decide the same."""
+    key = f"{NAME}:{seed}".encode()
+    digest = hmac.new(key, transaction_id.encode(), hashlib.sha256).digest()
+    if int.from_bytes(digest[:8], "big") / 2**64 < success_rate:
+        return None
+    return tuple(FAILURES)[digest[8] % len(FAILURES)]
+
+
+def signature(secret: str, body: bytes) -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify(header: str | None, body: bytes, keys: Sequence[str]) -> bool:
+    """True when the header is the body's HMAC under one of the keys (rotation)."""
+    if not header or len(header) > 200:
+        return False
+    matched = False
+    for key in keys:
+        if key:  # compare with every key, in constant time; never stop at a match
+            matched |= hmac.compare_digest(header.strip().encode(), signature(key, body).encode())
+    return matched
+
+
+class SimUPIGateway:
+    methods = frozenset({"upi"})
+    signature_header = SIGNATURE_HEADER
+
+    def __init__(self, settings: Settings, deliver: providers.Deliver) -> None:
+        self.settings = settings
+        self.deliver = deliver
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def test_triggers(self) -> Sequence[providers.TestTrigger]:
+        return TEST_TRIGGERS
+
+    def decide(self, request: providers.ChargeRequest) -> str | None:
+        upi_id = dict(request.instrument).get("upi_id", "").strip().lower()
+        if upi_id in TRIGGERS:
+            return TRIGGERS[upi_id]
+        return decide(
+            self.settings.gateway_seed, request.transaction_id, self.settings.gateway_success_rate
+        )
+
+    async def charge(self, request: providers.ChargeRequest) -> None:
+        """Send the collect request; the payer's answer comes back through the webhook."""
+        code = self.decide(request)
+        with contextlib.suppress(IntegrityError):  # the same collect sent twice is one
+            await SimulatedCharge.create(
+                transaction_id=request.transaction_id,
+                provider=NAME,
+                amount=request.amount,
+                currency=request.currency,
+                succeeded=code is None,
+                failure_code=code,
+                settles_at=datetime.now(UTC) + timedelta(seconds=self.settings.gateway_delay),
+            )
+        charge = await SimulatedCharge.get(transaction_id=request.transaction_id)
+        self._spawn(self._report(collect_event(charge)))
+
+    async def query(self, transaction_id: str) -> providers.ChargeStatus:
+        charge = await SimulatedCharge.get_or_none(transaction_id=transaction_id, provider=NAME)
+        if charge is None:
+            return providers.ChargeStatus("unknown")
+        if charge.settles_at > datetime.now(UTC):
+            return providers.ChargeStatus("pending")
+        if charge.succeeded:
+            return providers.ChargeStatus("succeeded")
+        reason, retryable = FAILURES[charge.failure_code or "bank_declined"]
+        return providers.ChargeStatus("failed", reason, retryable)
+
+    async def refund(self, request: providers.RefundRequest) -> providers.RefundResult:
+        """Take a refund: answer at once with a reference, report `refund.processed` later."""
+        charge = await SimulatedCharge.get_or_none(
+            transaction_id=request.transaction_id, provider=NAME
+        )
+        if charge is None or not charge.succeeded:
+            return providers.RefundResult(False, reason="No approved collect to refund")
+        if charge.currency != request.currency:
+            return providers.RefundResult(False, reason="The refund currency does not match")
+        key = f"{request.refund_id}:{request.attempt}"
+        if existing := await SimulatedRefund.get_or_none(key=key):
+            return providers.RefundResult(True, reference=existing.reference)
+        refunded = sum(
+            await SimulatedRefund.filter(
+                transaction_id=request.transaction_id, succeeded=True
+            ).values_list("amount", flat=True)
+        )
+        if refunded + request.amount > charge.amount:
+            return providers.RefundResult(False, reason="The refund exceeds what was collected")
+        record = SimulatedRefund(
+            key=key,
+            refund_id=request.refund_id,
+            attempt=request.attempt,
+            provider=NAME,
+            transaction_id=request.transaction_id,
+            amount=request.amount,
+            currency=request.currency,
+            succeeded=True,
+            reference="UPIR" + secrets.token_hex(6).upper(),
+            settles_at=datetime.now(UTC) + timedelta(seconds=self.settings.gateway_delay),
+        )
+        try:
+            await record.save(force_create=True)
+        except IntegrityError:  # the same attempt asked twice at once: one refund
+            record = await SimulatedRefund.get(key=key)
+        self._spawn(self._report(refund_event(record)))
+        return providers.RefundResult(True, reference=record.reference)
+
+    async def query_refund(self, refund_id: str) -> providers.RefundState:
+        latest = (
+            await SimulatedRefund.filter(refund_id=refund_id, provider=NAME)
+            .order_by("-attempt")
+            .first()
+        )
+        if latest is None:
+            return providers.RefundState("unknown")
+        if latest.settles_at > datetime.now(UTC):
+            return providers.RefundState("pending", latest.attempt, latest.reference)
+        if latest.succeeded:
+            return providers.RefundState("succeeded", latest.attempt, latest.reference)
+        return providers.RefundState(
+            "failed", latest.attempt, latest.reference, latest.failure_reason
+        )
+
+    def read_webhook(self, raw: bytes, header: str | None) -> dict:
+        """Verify a SimUPI event and return it in RailServe's event format."""
+        if not verify(header, raw, self.settings.simupi_webhook_secrets):
+            raise BadSignature("Missing or invalid X-SimUPI-Signature.")
+        return translate(raw)
+
+    async def _report(self, body: bytes) -> None:
+        await asyncio.sleep(self.settings.gateway_delay)
+        try:
+            await self.deliver(body, signature(self.settings.simupi_webhook_secrets[0], body))
+        except Exception:  # the sweeper reconciles what was not delivered
+            log.exception("simupi webhook delivery failed")
+
+    def _spawn(self, coroutine) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def aclose(self) -> None:
+        """Let reports already due finish; the sweeper reconciles any cut short."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=2)
+        for task in set(self._tasks):
+            task.cancel()
+
+
+def _envelope(event: str, payload: dict) -> bytes:
+    payload = {"event_id": "sue_" + secrets.token_hex(12), **payload, "created": int(time.time())}
+    return json.dumps({"event": event, "payload": payload}).encode()
+
+
+def collect_event(charge: SimulatedCharge) -> bytes:
+    reason = FAILURES[charge.failure_code][0] if charge.failure_code else None
+    return _envelope(
+        "collect.approved" if charge.succeeded else "collect.declined",
+        {
+            "transaction_id": charge.transaction_id,
+            "amount": format_amount(charge.amount, charge.currency),
+            "currency": charge.currency,
+            "reason": reason,
+            "reference": "UPI" + charge.transaction_id[-12:],
+        },
+    )
+
+
+def refund_event(record: SimulatedRefund) -> bytes:
+    return _envelope(
+        "refund.processed",
+        {
+            "transaction_id": record.transaction_id,
+            "refund_id": record.refund_id,
+            "amount": format_amount(record.amount, record.currency),
+            "currency": record.currency,
+            "status": "succeeded" if record.succeeded else "failed",
+            "reason": record.failure_reason,
+            "reference": record.reference,
+        },
+    )
+
+
+def translate(raw: bytes) -> dict:
+    """A SimUPI body as a RailServe event (railserve/payment/webhook.py checks the rest)."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("The body is not JSON.") from None
+    if not isinstance(data, dict) or not isinstance(data.get("payload"), dict):
+        raise BadRequest('The body must be {"event": ..., "payload": {...}}.')
+    kind, payload = data.get("event"), data["payload"]
+    event_id = payload.get("event_id")
+    if not (isinstance(event_id, str) and EVENT_ID.fullmatch(event_id)):
+        raise BadRequest("payload.event_id is missing or malformed.")
+    if kind == "refund.processed":
+        status = payload.get("status")
+        if status not in ("succeeded", "failed"):
+            raise BadRequest("payload.status must be succeeded or failed.")
+        kind = f"refund.{status}"
+    elif kind in EVENTS:
+        kind = EVENTS[kind]
+    else:
+        raise BadRequest(
+            "Unknown event; expected collect.approved, collect.declined or refund.processed."
+        )
+    reason = payload.get("reason")
+    return {
+        "id": f"evt_{NAME}_{event_id}",
+        "type": kind,
+        "transaction_id": payload.get("transaction_id"),
+        "refund_id": payload.get("refund_id"),
+        "amount": payload.get("amount"),
+        "currency": payload.get("currency"),
+        "failure_reason": reason,
+        "retryable": True if kind == "payment.failed" else None,
+        "reference": payload.get("reference"),
+        "created": payload.get("created"),
+    }
+
+
+providers.register(NAME, SimUPIGateway)
