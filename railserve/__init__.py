@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
 from pathlib import Path
 
 from quart import Quart, Response, make_response, redirect, render_template, request, url_for
@@ -14,11 +13,12 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
 from railserve import config as config_module
-from railserve import db, security
+from railserve import db, display, security
 from railserve.config import Settings
+from railserve.display import format_money, format_when
 from railserve.errors import DomainError
 from railserve.htmx import is_htmx, wants_json
-from railserve.money import format_amount, format_money
+from railserve.money import format_amount
 from railserve.payment.refunds import expected_time
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         instance_path=str(config_module.INSTANCE_DIR),
     )
     development = not settings.production
+    display.configure(settings.locale, settings.timezone)
     app.config.update(
         RAILSERVE=settings,
         SECRET_KEY=settings.secret_key,
@@ -92,7 +93,7 @@ def _register_blueprints(app: Quart) -> None:
 def _register_templates(app: Quart) -> None:
     app.jinja_env.filters["amount"] = format_amount
     app.jinja_env.filters["money"] = format_money
-    app.jinja_env.filters["when"] = _format_time
+    app.jinja_env.filters["when"] = format_when
     app.jinja_env.globals["refund_eta"] = expected_time
     app.jinja_env.filters["label"] = lambda value: str(getattr(value, "value", value)).replace(
         "_", " "
@@ -110,10 +111,6 @@ def _register_templates(app: Quart) -> None:
                 user_id=int(current_user.auth_id), read=False
             ).count()
         return {"signed_in": signed_in, "unread_count": unread, "settings": settings}
-
-
-def _format_time(value: datetime | None) -> str:
-    return value.strftime("%d %b %Y, %H:%M UTC") if value else ""
 
 
 def _register_errors(app: Quart) -> None:

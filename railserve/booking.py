@@ -127,7 +127,7 @@ def parse_positions(raw: list[str]) -> list[int]:
 
 
 def quote_json(booking: Booking, offer: Quote) -> dict:
-    digits = partial(format_amount)
+    digits = partial(format_amount, currency=offer.currency)
     return {
         "booking_id": booking.id,
         "currency": offer.currency,
@@ -174,7 +174,8 @@ async def cancel(booking_id: int) -> Response:
     positions = parse_positions(form.getlist("passenger"))
     expected = None
     if (raw := form.get("expected_refund", "").strip()) != "":
-        expected = parse_amount(raw)
+        currency = await Booking.filter(id=booking_id).values_list("currency", flat=True)
+        expected = parse_amount(raw, currency[0] if currency else "INR")
         if expected is None:
             message = "expected_refund must be an amount such as 1250.00."
             raise Invalid(message, errors={"expected_refund": message})

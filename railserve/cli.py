@@ -11,8 +11,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from railserve import config as config_module
-from railserve import db
-from railserve.money import parse_amount
+from railserve import db, display
+from railserve.money import digits, format_amount, known_currency, parse_amount
 
 TRAIN_NUMBER = re.compile(r"[A-Za-z0-9]{1,10}")
 
@@ -24,6 +24,7 @@ def _fail(message: str) -> None:
 
 async def _with_db(work: Callable[[], Awaitable[int | None]]) -> int:
     settings = config_module.from_env()
+    display.configure(settings.locale, settings.timezone)
     await db.init(settings.database_url)
     try:
         return (await work()) or 0
@@ -55,14 +56,28 @@ def validate_train(args: argparse.Namespace) -> tuple[datetime, int]:
             _fail(f"--{name} must be 1 to 80 characters")
     if not 0 < args.seats <= 100_000:
         _fail("--seats must be a positive number")
-    fare = parse_amount(args.fare)
+    if not known_currency(args.currency):
+        _fail(f"--currency {args.currency!r} is not an ISO 4217 currency code, e.g. INR or USD")
+    fare = parse_amount(args.fare, args.currency)
     if fare is None or fare <= 0:
-        _fail("--fare must be a positive amount with up to two decimals, e.g. 1250.00")
+        places = ("no decimals", "one decimal", "two decimals", "three decimals")
+        _fail(
+            f"--fare must be a positive amount in {args.currency} with up to "
+            f"{places[min(digits(args.currency), 3)]}, e.g. {format_amount(125000, args.currency)}"
+        )
     return parse_departs(args.departs), fare
 
 
 async def add_train(
-    number: str, name: str, origin: str, destination: str, departs: datetime, seats: int, fare: int
+    number: str,
+    name: str,
+    origin: str,
+    destination: str,
+    departs: datetime,
+    seats: int,
+    fare: int,
+    *,
+    currency: str = "INR",
 ):
     from railserve.models import Train
 
@@ -75,6 +90,7 @@ async def add_train(
         total_seats=seats,
         seats_left=seats,
         fare=fare,
+        currency=currency,
     )
 
 
@@ -87,7 +103,14 @@ def cmd_add_train(args: argparse.Namespace) -> int:
         if await Train.exists(number=args.number.upper()):
             _fail(f"train {args.number} already exists")
         train = await add_train(
-            args.number, args.name, args.origin, args.destination, departs, args.seats, fare
+            args.number,
+            args.name,
+            args.origin,
+            args.destination,
+            departs,
+            args.seats,
+            fare,
+            currency=args.currency,
         )
         print(f"added train {train.number} (id {train.id})")
         return 0
@@ -211,7 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--destination", required=True)
     add.add_argument("--departs", required=True, help="ISO 8601; no offset means UTC")
     add.add_argument("--seats", required=True, type=int)
-    add.add_argument("--fare", required=True, help="major units, e.g. 1250.00")
+    add.add_argument(
+        "--fare", required=True, help="major units with the currency's digits, e.g. 1250.00"
+    )
+    add.add_argument("--currency", default="INR", help="ISO 4217 code (default INR)")
     add.set_defaults(run=cmd_add_train)
     commands.add_parser("sweep", help="expire stale attempts and holds, reconcile").set_defaults(
         run=cmd_sweep

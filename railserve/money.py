@@ -12,7 +12,7 @@ from functools import cache
 
 from babel.numbers import get_currency_precision, list_currencies
 
-_AMOUNT = re.compile(r"(\d{1,12})(?:\.(\d+))?")
+_AMOUNT = re.compile(r"([0-9]{1,12})(?:\.([0-9]+))?")  # ASCII digits only
 MAX_MINOR = 10**13  # far above any fare, far below a 64-bit overflow
 
 
@@ -47,9 +47,3 @@ def parse_amount(text: str, currency: str = "INR") -> int | None:
         return None
     minor = int(units) * 10**places + int((fraction or "").ljust(places, "0") or 0)
     return minor if minor < MAX_MINOR else None
-
-
-def format_money(minor: int, currency: str = "INR") -> str:
-    symbol = {"INR": "₹"}.get(currency)
-    amount = format_amount(minor, currency)
-    return f"{symbol}{amount}" if symbol else f"{amount} {currency}"

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 
 from tortoise.expressions import F, Q
 
+from railserve.display import format_money
 from railserve.models import Booking, BookingStatus, Train
-from railserve.money import format_money
 from railserve.notify import notify
 
 PAYABLE = (BookingStatus.PENDING_PAYMENT, BookingStatus.EXPIRED)

@@ -15,7 +15,7 @@ async def test_home_lists_trains_with_seats_fare_and_form(passenger):
         r'<article class="train" id="train-12951" data-seats-left="7">(.*?)</article>', html, re.S
     )
     assert block, html
-    assert "2450.50" in block.group(1)
+    assert "₹2,450.50" in block.group(1)
     assert f'name="train_id" value="{train.id}"' in block.group(1)
     assert 'action="/bookings"' in block.group(1)
 
@@ -71,7 +71,7 @@ async def test_profile_lists_bookings(passenger, train):
     booking_id = await passenger.book(train, ["Asha Rao", "Vikram Rao"])
     booking = await Booking.get(id=booking_id)
     html = await passenger.text("/profile")
-    for text in (booking.pnr, train.number, "Asha Rao, Vikram Rao", "2500.00", "pending payment"):
+    for text in (booking.pnr, train.number, "Asha Rao, Vikram Rao", "₹2,500.00", "pending payment"):
         assert text in html
     for heading in ("Bookings", "Payments", "Notifications", "Sent mail"):
         assert f">{heading}" in html

@@ -95,7 +95,9 @@ def _card(form: Mapping[str, str], now: datetime, errors: dict[str, str]) -> str
     return f"{card_brand(digits)} •••• {digits[-4:]}" if "card_number" not in errors else ""
 
 
-def parse_payment(form: Mapping[str, str], amount_due: int, now: datetime) -> PaymentRequest:
+def parse_payment(
+    form: Mapping[str, str], amount_due: int, now: datetime, currency: str = "INR"
+) -> PaymentRequest:
     """Check a submitted payment form against the booking; raise Invalid with every problem."""
     errors: dict[str, str] = {}
     key = idempotency_key(form)
@@ -105,9 +107,11 @@ def parse_payment(form: Mapping[str, str], amount_due: int, now: datetime) -> Pa
         raise Invalid(
             "Choose a payment method.", errors={"method": "Choose a payment method."}
         ) from None
-    amount = parse_amount(form.get("amount", ""))
+    amount = parse_amount(form.get("amount", ""), currency)
     if amount != amount_due:
-        errors["amount"] = f"The amount must be the booking's amount, {format_amount(amount_due)}."
+        errors["amount"] = (
+            f"The amount must be the booking's amount, {format_amount(amount_due, currency)}."
+        )
     masked = ""
     instrument: dict[str, str] = {}
     if method.is_card:

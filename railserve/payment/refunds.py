@@ -20,9 +20,9 @@ from tortoise.expressions import F
 
 from railserve import db
 from railserve.config import Settings
+from railserve.display import format_money
 from railserve.errors import Conflict, Invalid, NotFound
 from railserve.models import Booking, BookingStatus
-from railserve.money import format_money
 from railserve.notify import notify
 from railserve.payment import service
 from railserve.payment.machine import RefundMachine

@@ -138,7 +138,7 @@ async def start_attempt(
     if existing := await _attempt_for_key(user_id, booking.id, key):
         return existing, False
     payable_or_raise(booking)
-    request = parse_payment(form, booking.amount, now_utc())
+    request = parse_payment(form, booking.amount, now_utc(), booking.currency)
     if await Payment.exists(pending_lock=booking.id):
         # Perhaps this very key, posted at the same moment: answer with its attempt.
         return await _lost_race(user_id, booking.id, key), False

@@ -19,7 +19,7 @@ def test_pay_by_card_shows_progress_then_success_in_the_same_document(traveller,
     asha.book(train, ["Asha Rao", "Vikram Rao"])
     page = asha.page
     pnr = page.locator(".trip-summary .pnr").inner_text()
-    expect(page.locator(".trip-summary .total")).to_have_text("₹2500.00")
+    expect(page.locator(".trip-summary .total")).to_have_text("₹2,500.00")
     screenshot(page, "desktop-pay-page")
     page.evaluate("window.sameDocument = 'yes'")  # gone if the browser navigates
 
@@ -149,7 +149,7 @@ def test_cancelling_a_paid_booking_refunds_it_and_promotes_the_waitlist(
     booking.get_by_role("button", name="Yes, cancel and refund").click()
     expect(page).to_have_url(re.compile(r"/profile$"))
     flash = page.locator(".flash")
-    expect(flash).to_contain_text("₹1250.00 refunded")
+    expect(flash).to_contain_text("₹1,250.00 refunded")
     expect(page.locator(".booking-card").first.locator(".booking-status")).to_have_text("cancelled")
     expect(page.locator("#payments .status-pill")).to_have_text("refunded")
     screenshot(page, "desktop-profile-refunded")
@@ -185,7 +185,7 @@ def test_booking_form_adds_and_removes_passenger_rows(traveller, train):
     card.get_by_role("button", name="Book").click()
     expect(asha.page).to_have_url(PAY_URL)
     expect(asha.page.locator(".trip-summary")).to_contain_text("Ira Rao")
-    expect(asha.page.locator(".trip-summary .total")).to_have_text("₹6250.00")
+    expect(asha.page.locator(".trip-summary .total")).to_have_text("₹6,250.00")
 
 
 def test_favicon_is_served_and_pages_log_no_console_errors(traveller, server):

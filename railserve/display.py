@@ -1,0 +1,67 @@
+"""Money and times as people read them: Babel for RAILSERVE_LOCALE, RAILSERVE_TIMEZONE.
+
+Storage stays in minor units and UTC; only what is shown (pages, notifications, mail)
+passes through here. `configure` is called once by create_app (and the CLI) with the
+settings in force, so services that write a notification need no settings of their own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime
+from babel.numbers import format_currency
+
+from railserve.money import digits
+
+
+@dataclass(frozen=True)
+class Presentation:
+    locale: str = "en_IN"
+    timezone: str = "Asia/Kolkata"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+_current = Presentation()
+
+
+def configure(locale: str, timezone: str) -> None:
+    global _current
+    _current = Presentation(locale, timezone)
+
+
+def format_money(minor: int, currency: str = "INR") -> str:
+    """₹1,23,450.00 for 12345000 INR in en_IN; JP¥1,250 for 1250 JPY."""
+    major = Decimal(minor) / 10 ** digits(currency)
+    return format_currency(major, currency, locale=_current.locale)
+
+
+def format_major(major: Decimal, currency: str = "INR") -> str:
+    """A configured amount in major units (cancellation rules), formatted the same way."""
+    return format_currency(major, currency, locale=_current.locale)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def format_when(value: datetime | None) -> str:
+    """30 Nov 2026, 14:35 IST: a stored UTC time in the configured zone."""
+    if value is None:
+        return ""
+    return format_datetime(
+        _aware(value), "d MMM y, HH:mm zzz", tzinfo=_current.zone, locale=_current.locale
+    )
+
+
+def format_clock(value: datetime | None) -> str:
+    """14:35 IST: the time of day alone, for "held until"."""
+    if value is None:
+        return ""
+    return format_datetime(_aware(value), "HH:mm zzz", tzinfo=_current.zone, locale=_current.locale)
