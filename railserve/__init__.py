@@ -15,7 +15,7 @@ from werkzeug.routing import IntegerConverter
 from railserve import config as config_module
 from railserve import db, display, security
 from railserve.config import Settings
-from railserve.display import format_money, format_when
+from railserve.display import format_clock, format_money, format_when
 from railserve.errors import DomainError
 from railserve.htmx import is_htmx, wants_json
 from railserve.money import format_amount
@@ -73,11 +73,13 @@ def create_app(settings: Settings | None = None) -> Quart:
 def _register_blueprints(app: Quart) -> None:
     from railserve.auth import bp as auth_bp
     from railserve.booking import bp as booking_bp
+    from railserve.help import bp as help_bp
     from railserve.payment import payment_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(booking_bp)
     app.register_blueprint(payment_bp)
+    app.register_blueprint(help_bp)
 
     @app.get("/favicon.ico")
     async def favicon() -> Response:
@@ -94,6 +96,7 @@ def _register_templates(app: Quart) -> None:
     app.jinja_env.filters["amount"] = format_amount
     app.jinja_env.filters["money"] = format_money
     app.jinja_env.filters["when"] = format_when
+    app.jinja_env.filters["clock"] = format_clock
     app.jinja_env.globals["refund_eta"] = expected_time
     app.jinja_env.filters["label"] = lambda value: str(getattr(value, "value", value)).replace(
         "_", " "

@@ -116,7 +116,29 @@
     var button = event.target.querySelector && event.target.querySelector("[data-pay-button]");
     if (button) button.removeAttribute("aria-busy");
   });
+
+  // "Held until 14:35 IST" gains a live countdown: the server renders the deadline as
+  // <time datetime="…" data-countdown>; without JavaScript the time alone is shown.
+  function formatLeft(ms) {
+    var total = Math.max(0, Math.floor(ms / 1000));
+    var minutes = Math.floor(total / 60);
+    var seconds = total % 60;
+    return minutes + ":" + (seconds < 10 ? "0" : "") + seconds;
+  }
+  function tickCountdowns() {
+    document.querySelectorAll("[data-countdown]").forEach(function (element) {
+      var output = element.parentNode.querySelector("[data-countdown-left]");
+      var deadline = Date.parse(element.getAttribute("datetime"));
+      if (!output || isNaN(deadline)) return;
+      var left = deadline - Date.now();
+      output.hidden = false;
+      output.textContent = left > 0 ? "(" + formatLeft(left) + " left)" : "(the hold has ended)";
+    });
+  }
+  window.setInterval(tickCountdowns, 1000);
   document.addEventListener("DOMContentLoaded", function () { enhance(document, false); });
+  document.addEventListener("DOMContentLoaded", tickCountdowns);
+  document.addEventListener("htmx:load", tickCountdowns);
   document.addEventListener("htmx:load", function (event) {
     enhance(event.target, event.target !== document.body);
   });

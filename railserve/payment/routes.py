@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from datetime import datetime, timedelta
 
 from quart import (
     Blueprint,
@@ -97,7 +98,20 @@ async def status_context(payment: Payment) -> dict:
     ):
         context.update(form_context(booking, {"method": payment.method.value}))
         context["retry"] = True
+        context["hold_until"] = hold_until(booking)
+    if payment.status in (PaymentStatus.FAILED, PaymentStatus.CANCELLED):
+        context["advice"] = advice_for(payment.status.value, payment.failure_reason)
+        context["support_refs"] = [
+            ("transaction id", payment.transaction_id),
+            ("PNR", booking.pnr),
+        ]
     return context
+
+
+def hold_until(booking: Booking) -> datetime:
+    """When an unpaid booking's seats stop being held (RAILSERVE_BOOKING_HOLD)."""
+    hold = current_app.config["RAILSERVE"].booking_hold
+    return booking.created_at + timedelta(seconds=hold)
 
 
 async def refunds_of(payment: Payment) -> list[Refund]:

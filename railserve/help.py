@@ -1,0 +1,63 @@
+"""The help page: answers to the questions passengers ask after a payment goes wrong.
+
+The cancellation charges are rendered from the rules in force (RAILSERVE_REFUND_RULES),
+never written into the template, so the page cannot drift from what is charged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from quart import Blueprint, Response, current_app
+
+from railserve.display import format_major
+from railserve.htmx import render_page_or_partial
+from railserve.payment.rules import Rules, load_rules
+
+bp = Blueprint("help", __name__)
+
+# The currency the rules' amounts are written in for the app's own trains.
+RULES_CURRENCY = "INR"
+
+
+@dataclass(frozen=True)
+class ChargeTable:
+    flat: list[tuple[str, str]]  # (classes, charge)
+    windows: list[str]
+    chart_prepared: str
+    waitlist: str
+    gst: str
+
+
+def charge_table(rules: Rules) -> ChargeTable:
+    """The rules in words and formatted amounts, for the help page."""
+    by_amount: dict[str, list[str]] = {}
+    for travel_class, amount in rules.flat_charge.items():
+        by_amount.setdefault(format_major(amount, RULES_CURRENCY), []).append(travel_class)
+    gst_classes = [c for c in rules.flat_charge if c in rules.gst_classes]
+    return ChargeTable(
+        flat=[(", ".join(classes), amount) for amount, classes in by_amount.items()],
+        windows=[window.describe() + "." for window in rules.windows],
+        chart_prepared=(
+            f"Less than {rules.chart_hours:g} h before departure the chart is prepared: "
+            "a confirmed ticket can no longer be cancelled online."
+        ),
+        waitlist=(
+            f"Waitlisted ticket: a clerkage charge of {format_major(rules.clerkage, RULES_CURRENCY)}"
+            f" per passenger, until {rules.waitlist_until.total_seconds() / 60:g} minutes "
+            "before departure."
+        ),
+        gst=(
+            f"GST at {rules.gst_percent:g} % is added to the charge for "
+            f"{', '.join(gst_classes) or 'no class'}; none for the other classes."
+        ),
+    )
+
+
+@bp.get("/help")
+async def help_page() -> Response:
+    """Answer the common questions: failed payments, refunds, charges, support."""
+    settings = current_app.config["RAILSERVE"]
+    return await render_page_or_partial(
+        "help.html", "help.html", charges=charge_table(load_rules(settings.refund_rules))
+    )
