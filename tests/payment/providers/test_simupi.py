@@ -149,3 +149,58 @@ def test_outcomes_are_a_pure_function_of_seed_and_id():
     assert first == [simupi.decide("seed", txn, 0.5) for txn in ids]
     assert first != [simupi.decide("other", txn, 0.5) for txn in ids]
     assert all(simupi.decide("s", txn, 1.0) is None for txn in ids)
+
+
+async def test_sweep_and_refunds_ask_the_attempts_own_gateway(held, settings):
+    from datetime import UTC, datetime, timedelta
+
+    from railserve.payment.models import Refund, SimulatedRefund
+    from railserve.sweep import sweep
+
+    person = await Passenger.sign_up(held)
+    booking_id = await person.book(await make_train())
+    txn = await person.start(booking_id, UPI_OK)
+    # SimUPI's report is a minute away; its ledger already knows the payer approved.
+    await SimulatedCharge.filter(transaction_id=txn).update(
+        settles_at=datetime.now(UTC) - timedelta(seconds=1)
+    )
+    gateways = held.extensions["railserve.gateways"]
+    later = datetime.now(UTC) + timedelta(minutes=2)
+    report = await sweep(held.config["RAILSERVE"], gateways, now=later)
+    assert report.reconciled == [txn]
+    assert (await Payment.get(transaction_id=txn)).status == "success"
+
+    response = await person.post(f"/bookings/{booking_id}/cancel")
+    assert response.status_code == 303
+    refund = await Refund.get(payment__transaction_id=txn)
+    ledger = await SimulatedRefund.get(refund_id=refund.refund_id)
+    assert ledger.provider == "simupi" and ledger.reference.startswith("UPIR")
+    state = await gateways.for_payment(await Payment.get(transaction_id=txn)).query_refund(
+        refund.refund_id
+    )
+    assert state.reference == ledger.reference
+    assert (await gateways.query_refund(refund.refund_id)).reference == ledger.reference
+
+
+async def test_a_signed_refund_processed_event_settles_the_refund(held):
+    from railserve.payment.models import Refund
+
+    person = await Passenger.sign_up(held)
+    booking_id = await person.book(await make_train())
+    txn = await person.start(booking_id, UPI_OK)
+    assert (await post(held, collect(txn))).status_code == 200
+    assert (await person.post(f"/bookings/{booking_id}/cancel")).status_code == 303
+    refund = await Refund.get(payment__transaction_id=txn)
+    assert refund.status == "pending"
+    amount = f"{refund.amount // 100}.{refund.amount % 100:02d}"
+    body = collect(
+        txn,
+        "refund.processed",
+        refund_id=refund.refund_id,
+        amount=amount,
+        status="succeeded",
+        reference="UPIR0001",
+    )
+    assert (await post(held, body)).status_code == 200
+    assert (await Refund.get(id=refund.id)).status == "succeeded"
+    assert (await post(held, body)).status_code == 200  # replayed: already seen
