@@ -6,6 +6,8 @@ contexts bypass the CSP; the other browser tests run with it enforced.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -65,6 +67,12 @@ def test_every_page_and_payment_state_passes_axe(traveller, train, screenshot):
     assert_accessible(visitor, "receipt", screenshot)
     page.goto("/profile")
     assert_accessible(visitor, "profile", screenshot)
+    page.get_by_role("link", name="Cancel passengers…").click()
+    expect(page.locator(".cancel-quote")).to_be_visible()
+    assert_accessible(visitor, "cancel quote", screenshot)
+    page.get_by_role("button", name=re.compile(r"^Cancel 1 passenger")).click()
+    expect(page.locator(".refund")).to_be_visible()
+    assert_accessible(visitor, "profile with a refund", screenshot)
 
     response = page.goto("/payment/status/TXN0000000000000000")
     assert response.status == 404
