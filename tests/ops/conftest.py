@@ -9,13 +9,17 @@ from tests.security.helpers import event, send_webhook
 from tests.support.passenger import CARD_DECLINED, Passenger, card
 
 
-@pytest.fixture
-async def operator(app) -> Passenger:
+async def make_operator(app) -> Passenger:
     """A signed-in operator (registered as a passenger, then promoted)."""
     person = await Passenger.sign_up(app, name="Olga Operator")
     await User.filter(id=person.user_id).update(role=Role.OPERATOR)
     await person.refresh_csrf("/ops")
     return person
+
+
+@pytest.fixture
+async def operator(app) -> Passenger:
+    return await make_operator(app)
 
 
 @pytest.fixture
