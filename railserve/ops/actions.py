@@ -14,7 +14,7 @@ from railserve.config import Settings
 from railserve.errors import Conflict, Invalid, NotFound
 from railserve.models import User
 from railserve.money import format_money, parse_amount
-from railserve.payment import service
+from railserve.payment import refunds, service
 from railserve.payment import webhook as webhooks
 from railserve.payment.gateway import Gateway
 from railserve.payment.models import (
@@ -26,11 +26,6 @@ from railserve.payment.models import (
     WebhookLog,
 )
 from railserve.sweep import reconcile_one
-
-try:  # the refunds service lands separately; until then the refund action says so
-    from railserve.payment import refunds
-except ImportError:  # pragma: no cover - removed once refunds.py is merged
-    refunds = None  # type: ignore[assignment]
 
 REFUNDABLE = (PaymentStatus.SUCCESS, PaymentStatus.PARTIALLY_REFUNDED)
 
@@ -95,12 +90,9 @@ async def cancel(operator: User, payment: Payment, form: Mapping[str, str]) -> D
 async def refund(
     settings: Settings, gateway: Gateway, operator: User, payment: Payment, form: Mapping[str, str]
 ) -> Done:
+    """The refunds service checks, refunds and writes the OperatorAction in one transaction."""
     reason = reason_from(form)
     amount = refund_amount(form)
-    if refunds is None or not hasattr(refunds, "refund_by_operator"):
-        raise Conflict("Refunds are not available in this version yet.")
-    if payment.status not in REFUNDABLE:
-        raise Conflict(f"Only a successful payment can be refunded; this one is {payment.status}.")
     made = await refunds.refund_by_operator(
         gateway,
         settings,
@@ -110,7 +102,6 @@ async def refund(
         reason=reason,
     )
     money = format_money(made.amount, made.currency)
-    await _record(operator, "refund", payment.transaction_id, reason, f"{made.refund_id} {money}")
     return Done(f"Refund {made.refund_id} of {money} is {made.status}.")
 
 
@@ -130,11 +121,10 @@ async def reconcile(
         )
     else:
         said.append(f"the attempt is already {payment.status}")
-    if refunds is not None and hasattr(refunds, "reconcile_refunds"):
-        pending = await payment.refunds.filter(status=RefundStatus.PENDING).count()
-        if pending:
-            settled = await refunds.reconcile_refunds(gateway, settings, payment.id)
-            said.append(f"{settled} of {pending} pending refunds settled")
+    pending = await payment.refunds.filter(status=RefundStatus.PENDING).count()
+    if pending:
+        settled = await refunds.reconcile_refunds(gateway, settings, payment.id)
+        said.append(f"{settled} of {pending} pending refunds settled")
     detail = "; ".join(said)
     await _record(operator, "reconcile", payment.transaction_id, reason, detail)
     return Done(f"Reconciled {payment.transaction_id}: {detail}.")
