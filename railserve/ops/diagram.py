@@ -15,9 +15,10 @@ from statemachine import StateMachine
 
 from railserve.payment.machine import PaymentMachine
 
-BOX_W, BOX_H = 150, 40
-COL_GAP, ROW_GAP = 210, 76
+BOX_W, BOX_H = 176, 40
+COL_GAP, ROW_GAP = 280, 76
 MARGIN = 36
+TOP = 110  # room above the first row for loops and arrows that bow over it
 
 
 @dataclass(frozen=True)
@@ -55,9 +56,9 @@ def render(current: str | None = None, machine: type[StateMachine] = PaymentMach
         column = layer[state.id]
         row = rows.get(column, 0)
         rows[column] = row + 1
-        place[state.id] = (MARGIN + column * COL_GAP, MARGIN + 24 + row * ROW_GAP)
+        place[state.id] = (MARGIN + column * COL_GAP, TOP + row * ROW_GAP)
     width = MARGIN * 2 + max(layer.values()) * COL_GAP + BOX_W
-    height = MARGIN * 2 + 24 + max(rows.values()) * ROW_GAP
+    height = TOP + MARGIN + max(rows.values()) * ROW_GAP
     current_name = next((s.name for s in states if str(s.value) == current), None)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="lifecycle" role="img" '
@@ -81,7 +82,14 @@ def render(current: str | None = None, machine: type[StateMachine] = PaymentMach
             f'<g class="{" ".join(classes)}" data-state="{escape(str(state.value))}">'
             f'<rect x="{x}" y="{y}" width="{BOX_W}" height="{BOX_H}" rx="8"/>'
             f'<text x="{x + BOX_W / 2}" y="{y + BOX_H / 2 + 5}" text-anchor="middle">'
-            f"{escape(state.name)}{' (now)' if str(state.value) == current else ''}</text></g>"
+            f"{escape(state.name)}</text>"
+            + (
+                f'<text class="now" x="{x + BOX_W / 2}" y="{y + BOX_H + 16}" '
+                'text-anchor="middle">current state</text>'
+                if str(state.value) == current
+                else ""
+            )
+            + "</g>"
         )
     parts.append("</svg>")
     return "".join(parts)
@@ -92,18 +100,18 @@ def _edge(edge: Edge, place: dict[str, tuple[int, int]], layer: dict[str, int]) 
     tx, ty = place[edge.target]
     label = escape(edge.event.replace("_", " "))
     if edge.source == edge.target:  # a loop over the top of the box
-        x0, x1, y = sx + BOX_W * 0.3, sx + BOX_W * 0.7, sy
+        x0, x1, y = sx + BOX_W * 0.35, sx + BOX_W * 0.65, sy
         return (
-            f'<path class="transition" d="M{x0},{y} C{x0},{y - 36} {x1},{y - 36} {x1},{y}" '
-            f'marker-end="url(#arrow)"/><text class="event" x="{sx + BOX_W / 2}" '
-            f'y="{y - 32}" text-anchor="middle">{label}</text>'
+            f'<path class="transition" d="M{x0},{y} C{x0 - 10},{y - 34} {x1 + 10},{y - 34} '
+            f'{x1},{y}" marker-end="url(#arrow)"/><text class="event" x="{sx + BOX_W / 2}" '
+            f'y="{y - 30}" text-anchor="middle">{label}</text>'
         )
     x0, y0 = sx + BOX_W, sy + BOX_H / 2
     x1, y1 = tx, ty + BOX_H / 2
     if layer[edge.target] == layer[edge.source]:  # same column: down the side
         x0, y0, x1, y1 = sx + BOX_W / 2, sy + BOX_H, tx + BOX_W / 2, ty
     if layer[edge.target] - layer[edge.source] > 1:  # bow over the columns between
-        lift = min(y0, y1) - 30
+        lift = min(y0, y1) - 70
         mx = (x0 + x1) / 2
         return (
             f'<path class="transition" d="M{x0},{y0 - 8} Q{mx},{lift - 20} {x1},{y1 - 8}" '
