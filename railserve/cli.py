@@ -133,7 +133,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         holder: dict = {}
 
         async def deliver(body: bytes, signature: str) -> object:
-            return await webhook.handle(settings, holder["gateway"], body, signature)
+            return await webhook.handle_logged(settings, holder["gateway"], body, signature)
 
         holder["gateway"] = gateway_module.create(settings, deliver)
         report = await sweep(settings, holder["gateway"])

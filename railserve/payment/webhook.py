@@ -6,6 +6,7 @@ go through the same checks.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -269,7 +270,8 @@ async def handle_logged(
         status, result = error.status, error.message
         raise
     finally:
-        await _log(settings, provider, raw, signature, status, result)
+        # Shielded: a gateway that hangs up must not cost us the record of its event.
+        await asyncio.shield(_log(settings, provider, raw, signature, status, result))
 
 
 def signature_holds(settings: Settings, raw: bytes, signature: str | None, now: float) -> bool:
