@@ -78,3 +78,26 @@ def test_operator_finds_a_payment_by_pnr_and_refunds_half(traveller, train, serv
     expect(row).to_contain_text("₹625.00")
     expect(asha.page.locator(".refund")).to_contain_text("₹625.00")
     screenshot(asha.page, "ops-passenger-profile")
+
+
+def test_the_filters_work_as_a_plain_form_without_javascript(traveller, train, server):
+    asha = traveller().register("Asha Rao")
+    asha.book(train)
+    pnr = asha.page.locator(".trip-summary .pnr").inner_text()
+    asha.pay_by_card()
+    expect(asha.page.locator(".payment-status.state-success")).to_be_visible()
+    transaction_id = asha.transaction_id()
+
+    olga = traveller(javascript=False).register("Olga Operator")
+    make_operator(olga, server)
+    page = olga.page
+    page.goto("/ops/payments")
+    page.get_by_label("Transaction id, PNR or e-mail").fill(pnr)
+    page.get_by_role("button", name="Search").click()
+    expect(page).to_have_url(re.compile(f"/ops/payments\\?q={pnr}"))
+    expect(page.locator("#payment-total")).to_have_text("1")
+    page.get_by_role("link", name=transaction_id).click()
+    expect(page.locator("#detail-pnr")).to_have_text(pnr)
+    page.goto("/ops/payments?from=2026-13-01")
+    expect(page.locator("#filter-error")).to_contain_text("ISO date")
+    olga.errors[:] = [e for e in olga.errors if "422" not in e]
