@@ -39,8 +39,8 @@ class Done:
 
 def reason_from(form: Mapping[str, str]) -> str:
     reason = " ".join((form.get("reason") or "").split())
-    if not 3 <= len(reason) <= 300:
-        message = "Give a reason of 3 to 300 characters."
+    if not (3 <= len(reason) <= 300 and reason.isprintable()):
+        message = "Give a reason of 3 to 300 printable characters."
         raise Invalid(message, errors={"reason": message})
     return reason
 

@@ -97,7 +97,7 @@ def parse_filters(args: Mapping[str, str]) -> PaymentFilters:
     if gateway and not GATEWAY.fullmatch(gateway):
         errors["gateway"] = "A gateway name is 1 to 20 letters, digits, - or _."
     q = args.get("q", "").strip()
-    if q and not (_is_txn_or_pnr(q.upper()) or ("@" in q and len(q) <= 254)):
+    if q and not (_is_txn_or_pnr(q.upper()) or ("@" in q and len(q) <= 254 and q.isprintable())):
         errors["q"] = "Search by an exact transaction id (TXN…), PNR (10 characters) or e-mail."
     dates: dict[str, date | None] = {}
     for name in ("from", "to"):
@@ -141,7 +141,7 @@ def filtered(filters: PaymentFilters) -> QuerySet[Payment]:
             query = query.filter(user__email=filters.q.lower())
     if filters.date_from:
         query = query.filter(created_at__gte=datetime.combine(filters.date_from, time(), UTC))
-    if filters.date_to:
+    if filters.date_to and filters.date_to < date.max:
         end = datetime.combine(filters.date_to + timedelta(days=1), time(), UTC)
         query = query.filter(created_at__lt=end)
     return query

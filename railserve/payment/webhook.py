@@ -287,6 +287,11 @@ def signed_at(signature: str | None) -> int | None:
     return None
 
 
+def _storable(text: str) -> str:
+    """PostgreSQL text cannot hold NUL: keep the rest of what was sent."""
+    return text.replace("\x00", "\ufffd")
+
+
 def _fields(raw: bytes) -> dict[str, str | None]:
     """What an operator needs to find the event, read leniently from any body."""
     try:
@@ -298,7 +303,7 @@ def _fields(raw: bytes) -> dict[str, str | None]:
 
     def text(key: str, limit: int) -> str | None:
         value = data.get(key)
-        return value[:limit] if isinstance(value, str) and value else None
+        return _storable(value[:limit]) if isinstance(value, str) and value else None
 
     return {
         "event_id": text("id", 64),
@@ -321,8 +326,8 @@ async def _log(
             signature_valid=signature_holds(settings, raw, signature, time.time()),
             status_code=status,
             result=str(result)[:300],
-            body=raw[:LOG_BODY_LIMIT].decode("utf-8", errors="replace"),
-            signature=signature[:1000] if signature else None,
+            body=_storable(raw[:LOG_BODY_LIMIT].decode("utf-8", errors="replace")),
+            signature=_storable(signature[:1000]) if signature else None,
             **_fields(raw),
         )
     except Exception:  # the answer to the gateway matters more than our log of it

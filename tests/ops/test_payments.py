@@ -68,6 +68,7 @@ async def _found(operator, query: str) -> list[str]:
         ("?from=2026-11-02&to=2026-11-02", [3]),
         ("?status=success&from=2026-11-02", [3]),
         ("?status=refunded", []),
+        ("?from=0001-01-01&to=9999-12-31", [4, 5, 3, 2, 1]),
     ],
 )
 async def test_filters(operator, seeded, query, expected):
@@ -109,6 +110,7 @@ async def test_json_shape(operator, seeded):
         ("?method=cash", "method"),
         ("?gateway=No%20Such!", "gateway"),
         ("?q=hello", "q"),
+        ("?q=a%00b@example.com", "q"),
         ("?from=2026-13-01", "from"),
         ("?from=2026-11-03&to=2026-11-01", "to"),
         ("?page=0", "page"),

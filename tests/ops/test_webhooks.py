@@ -62,10 +62,19 @@ async def test_a_valid_event_is_logged_with_its_body_and_signature(app, pending)
     [
         (lambda txn: (event(txn), "t=1,v1=deadbeef"), 401, False),
         (lambda txn: (b"\xff\xfenot json", None), 400, True),
+        (lambda txn: (b'{"id": "evt_\\u0000", "type": "payment.failed"}', None), 400, True),
+        (lambda txn: (b"raw \x00 byte", None), 400, True),
         (lambda txn: (event("TXN" + "Z" * 16), None), 404, True),
         (lambda txn: (event(txn, amount="1.00"), None), 409, True),
     ],
-    ids=["bad signature", "malformed", "unknown transaction", "amount mismatch"],
+    ids=[
+        "bad signature",
+        "malformed",
+        "escaped NUL",
+        "raw NUL",
+        "unknown transaction",
+        "amount mismatch",
+    ],
 )
 async def test_refused_events_are_logged_with_the_answer(
     app, pending, make, status, signature_valid
@@ -76,7 +85,7 @@ async def test_refused_events_are_logged_with_the_answer(
     log = await _only_log()
     assert (log.status_code, log.signature_valid) == (status, signature_valid)
     assert log.result == (await response.get_json())["error"]
-    assert log.body == body.decode("utf-8", errors="replace")
+    assert log.body == body.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
 
 
 async def test_a_replayed_event_id_is_logged_each_time(app, pending):
