@@ -74,12 +74,14 @@ def _register_blueprints(app: Quart) -> None:
     from railserve.auth import bp as auth_bp
     from railserve.booking import bp as booking_bp
     from railserve.help import bp as help_bp
+    from railserve.ops import ops_bp
     from railserve.payment import payment_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(booking_bp)
     app.register_blueprint(payment_bp)
     app.register_blueprint(help_bp)
+    app.register_blueprint(ops_bp)
 
     @app.get("/favicon.ico")
     async def favicon() -> Response:
@@ -106,14 +108,20 @@ def _register_templates(app: Quart) -> None:
     async def layout() -> dict:
         settings: Settings = app.config["RAILSERVE"]
         signed_in = await current_user.is_authenticated
-        unread = 0
+        unread, operator = 0, False
         if signed_in and not is_htmx():
-            from railserve.models import Notification
+            from railserve.models import Notification, Role, User
 
             unread = await Notification.filter(
                 user_id=int(current_user.auth_id), read=False
             ).count()
-        return {"signed_in": signed_in, "unread_count": unread, "settings": settings}
+            operator = await User.exists(id=int(current_user.auth_id), role=Role.OPERATOR)
+        return {
+            "signed_in": signed_in,
+            "unread_count": unread,
+            "operator": operator,
+            "settings": settings,
+        }
 
 
 def _register_errors(app: Quart) -> None:
@@ -169,8 +177,12 @@ def _register_lifecycle(app: Quart, settings: Settings) -> None:
     def deliver_for(provider: str):
         async def deliver(body: bytes, signature: str) -> object:
             try:
-                return await webhook.handle(
-                    settings, app.extensions["railserve.gateways"], body, signature, provider
+                return await webhook.handle_logged(
+                    settings,
+                    app.extensions["railserve.gateways"],
+                    body,
+                    signature,
+                    provider=provider,
                 )
             except DomainError as error:  # a refusal is an answer, as it would be over HTTP
                 return f"{error.status} {error.message}"

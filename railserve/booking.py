@@ -58,6 +58,9 @@ async def create_booking(user_id: int, train_id_raw: str | None, names: list[str
     train = await Train.get_or_none(id=train_id) if train_id else None
     if train is None:
         raise Invalid("Choose a train from the list.", errors={"train_id": "Choose a train."})
+    if train.cancelled_at is not None:
+        message = f"Train {train.number} was cancelled by the railway: {train.cancellation_reason}"
+        raise Invalid(message, errors={"train_id": message})
     passengers = clean_passengers(names)
     for _ in range(5):
         try:
@@ -79,7 +82,7 @@ async def create_booking(user_id: int, train_id_raw: str | None, names: list[str
 @login_required
 async def home() -> Response:
     """List trains with seats left and fare."""
-    trains = await Train.all()
+    trains = await Train.filter(cancelled_at=None)
     # Without JavaScript, "add passenger" is a link that asks for one more row.
     rows = parse_id(request.args.get("passengers")) or 1
     return await render_page_or_partial(

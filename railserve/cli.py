@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from railserve import config as config_module
 from railserve import db, display
+from railserve.models import TravelClass
 from railserve.money import digits, format_amount, known_currency, parse_amount
 
 TRAIN_NUMBER = re.compile(r"[A-Za-z0-9]{1,10}")
@@ -76,12 +77,14 @@ async def add_train(
     departs: datetime,
     seats: int,
     fare: int,
+    travel_class: str = "3A",
     *,
     currency: str = "INR",
 ):
     from railserve.models import Train
 
     return await Train.create(
+        travel_class=travel_class,
         number=number.upper(),
         name=name.strip(),
         origin=origin.strip(),
@@ -110,6 +113,7 @@ def cmd_add_train(args: argparse.Namespace) -> int:
             departs,
             args.seats,
             fare,
+            args.travel_class,
             currency=args.currency,
         )
         print(f"added train {train.number} (id {train.id})")
@@ -119,12 +123,12 @@ def cmd_add_train(args: argparse.Namespace) -> int:
 
 
 DEMO_TRAINS = (
-    ("12951", "Rajdhani Express", "Mumbai Central", "New Delhi", 1, 120, 245000),
-    ("12002", "Shatabdi Express", "New Delhi", "Bhopal", 2, 80, 125000),
-    ("12627", "Karnataka Express", "Bengaluru", "New Delhi", 3, 60, 98050),
-    ("22691", "Rajdhani Express", "Bengaluru", "Hazrat Nizamuddin", 4, 2, 310000),
-    ("12259", "Duronto Express", "Sealdah", "New Delhi", 5, 40, 189900),
-    ("16526", "Island Express", "Bengaluru", "Kanyakumari", 6, 100, 45000),
+    ("12951", "Rajdhani Express", "Mumbai Central", "New Delhi", 1, 120, 245000, "2A"),
+    ("12002", "Shatabdi Express", "New Delhi", "Bhopal", 2, 80, 125000, "CC"),
+    ("12627", "Karnataka Express", "Bengaluru", "New Delhi", 3, 60, 98050, "3A"),
+    ("22691", "Rajdhani Express", "Bengaluru", "Hazrat Nizamuddin", 4, 2, 310000, "1A"),
+    ("12259", "Duronto Express", "Sealdah", "New Delhi", 5, 40, 189900, "3E"),
+    ("16526", "Island Express", "Bengaluru", "Kanyakumari", 6, 100, 45000, "SL"),
 )
 
 
@@ -134,11 +138,11 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
 
         start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
         added = 0
-        for number, name, origin, destination, days, seats, fare in DEMO_TRAINS:
+        for number, name, origin, destination, days, seats, fare, cls in DEMO_TRAINS:
             if await Train.exists(number=number):
                 continue
             departs = start + timedelta(days=days, hours=6)
-            await add_train(number, name, origin, destination, departs, seats, fare)
+            await add_train(number, name, origin, destination, departs, seats, fare, cls)
             added += 1
         print(f"demo trains: {added} added, {len(DEMO_TRAINS) - added} already there")
         return 0
@@ -156,13 +160,56 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
         def deliver_for(provider: str):
             async def deliver(body: bytes, signature: str) -> object:
-                return await webhook.handle(settings, holder["gateway"], body, signature, provider)
+                return await webhook.handle_logged(
+                    settings, holder["gateway"], body, signature, provider=provider
+                )
 
             return deliver
 
         holder["gateway"] = providers.create(settings, deliver_for)
         report = await sweep(settings, holder["gateway"])
         print(f"sweep: {report.summary()}")
+        return 0
+
+    return asyncio.run(_with_db(work))
+
+
+def cmd_cancel_train(args: argparse.Namespace) -> int:
+    reason = args.reason.strip()
+    if not 3 <= len(reason) <= 300:
+        _fail("--reason must be 3 to 300 characters")
+
+    async def work() -> int:
+        from railserve.errors import NotFound
+        from railserve.payment import providers, webhook
+        from railserve.payment.train_cancellation import cancel_train
+
+        settings = config_module.from_env()
+        holder: dict = {}
+
+        def deliver_for(provider: str):
+            async def deliver(body: bytes, signature: str) -> object:
+                return await webhook.handle_logged(
+                    settings, holder["gateway"], body, signature, provider=provider
+                )
+
+            return deliver
+
+        def progress(done: int, total: int) -> None:
+            bar = "#" * (30 * done // max(total, 1))
+            print(f"\r[{bar:<30}] {done}/{total} bookings", end="", file=sys.stderr, flush=True)
+
+        holder["gateway"] = providers.create(settings, deliver_for)
+        try:
+            report = await cancel_train(
+                holder["gateway"], settings, args.number, reason, progress, args.pause
+            )
+        except NotFound as error:
+            _fail(error.message)
+        finally:
+            await holder["gateway"].aclose()
+        print(file=sys.stderr)
+        print(report.summary())
         return 0
 
     return asyncio.run(_with_db(work))
@@ -178,6 +225,45 @@ def cmd_check(args: argparse.Namespace) -> int:
         if problems:
             return 1
         print("all invariants hold")
+        return 0
+
+    return asyncio.run(_with_db(work))
+
+
+def cmd_add_operator(args: argparse.Namespace) -> int:
+    async def work() -> int:
+        from railserve.auth import normalise_email, register_user
+        from railserve.errors import DomainError
+        from railserve.models import Role, User
+
+        email = normalise_email(args.email)
+        if email is None:
+            _fail("--email is not a valid e-mail address")
+        if await User.filter(email=email).update(role=Role.OPERATOR):
+            print(f"{email} is now an operator")
+            return 0
+        password = sys.stdin.readline().rstrip("\r\n")
+        try:
+            user = await register_user(args.name or email.split("@")[0], email, password)
+        except DomainError as error:
+            _fail("; ".join(error.errors.values()) or error.message)
+        await User.filter(id=user.id).update(role=Role.OPERATOR)
+        print(f"created operator {email}")
+        return 0
+
+    return asyncio.run(_with_db(work))
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    async def work() -> int:
+        from railserve.ops.reconciliation import differences
+
+        found = await differences()
+        for difference in found:
+            print(f"DIFFERENCE {difference}")
+        if found:
+            return 1
+        print("the gateway's ledger and the database agree")
         return 0
 
     return asyncio.run(_with_db(work))
@@ -238,11 +324,31 @@ def build_parser() -> argparse.ArgumentParser:
         "--fare", required=True, help="major units with the currency's digits, e.g. 1250.00"
     )
     add.add_argument("--currency", default="INR", help="ISO 4217 code (default INR)")
+    add.add_argument(
+        "--class", dest="travel_class", default="3A", choices=[c.value for c in TravelClass]
+    )
     add.set_defaults(run=cmd_add_train)
+    cancel = commands.add_parser(
+        "cancel-train", help="the railway cancelled a train: cancel and refund every booking"
+    )
+    cancel.add_argument("--number", required=True)
+    cancel.add_argument("--reason", required=True)
+    # Seconds between bookings: lets a test kill the command halfway.
+    cancel.add_argument("--pause", type=float, default=0.0, help=argparse.SUPPRESS)
+    cancel.set_defaults(run=cmd_cancel_train)
     commands.add_parser("sweep", help="expire stale attempts and holds, reconcile").set_defaults(
         run=cmd_sweep
     )
     commands.add_parser("check", help="verify the database invariants").set_defaults(run=cmd_check)
+    operator = commands.add_parser(
+        "add-operator", help="make an account an operator (a new one reads its password from stdin)"
+    )
+    operator.add_argument("--email", required=True)
+    operator.add_argument("--name")
+    operator.set_defaults(run=cmd_add_operator)
+    commands.add_parser(
+        "reconcile", help="compare the gateway's ledger with the database; exit 1 on differences"
+    ).set_defaults(run=cmd_reconcile)
     serve = commands.add_parser("serve", help="run the production ASGI server")
     serve.add_argument("--bind", default="127.0.0.1:5000")
     serve.add_argument("--workers", type=int, default=1)

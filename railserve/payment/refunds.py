@@ -37,7 +37,7 @@ from railserve.payment.models import (
 )
 from railserve.payment.providers import Gateway, RefundRequest
 from railserve.payment.rules import Quote, Rules, Ticket, chosen_positions, load_rules, quote
-from railserve.seats import promote_waitlist, release_seats
+from railserve.seats import move_booking, promote_waitlist, release_seats
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +218,11 @@ async def _open_refund(
             raise Conflict("This payment changed meanwhile. Reload and try again.")
     if holding and (positions or whole):
         await _cancel_passengers(booking, positions, remaining, whole)
+    elif refundable and whole and booking.status != BookingStatus.CANCELLED:
+        # A payment its booking could not take (the hold expired): the booking ends too.
+        await move_booking(
+            booking, (BookingStatus.EXPIRED, BookingStatus.PENDING_PAYMENT), BookingStatus.CANCELLED
+        )
     await _tell_owner_refund_opened(payment, booking, refund)
     return refund
 
@@ -262,11 +267,14 @@ async def _tell_owner_refund_opened(payment: Payment, booking: Booking, refund: 
             f" and GST of {format_money(refund.gst, refund.currency)}"
         )
     state = "cancelled" if booking.status == BookingStatus.CANCELLED else "updated"
+    message = f"Booking {booking.pnr} {state}: refund of {money} for {who} ({refund.refund_id})."
+    if refund.actor == Actor.SYSTEM:  # the system's own reasons are written for passengers
+        message = refund.reason
     await notify(
         booking.user_id,
         booking.id,
         "refund",
-        f"Booking {booking.pnr} {state}: refund of {money} for {who} ({refund.refund_id}).",
+        message,
         subject=f"Refund of {money} for booking {booking.pnr}",
         body=(
             f"Booking {booking.pnr}: {who} cancelled. We are refunding {money}{deductions} to "

@@ -268,5 +268,5 @@ async def _apply_webhook(provider: str) -> Response:
     signature = request.headers.get(gateways.signature_header(provider))
     raw = await request.get_data()
     settings = current_app.config["RAILSERVE"]
-    outcome = await webhooks.handle(settings, gateways, raw, signature, provider)
+    outcome = await webhooks.handle_logged(settings, gateways, raw, signature, provider=provider)
     return jsonify({"ok": True, "result": outcome})

@@ -322,7 +322,9 @@ class _BookingMoved(Exception):
     """Raised inside a transaction to roll it back when the booking changed under us."""
 
 
-async def cancel_unpaid(booking: Booking) -> str:
+async def cancel_unpaid(
+    booking: Booking, *, actor: Actor = Actor.USER, why: str | None = None
+) -> str:
     """Cancel a booking before payment, with its pending attempts: free of charge."""
 
     async def work() -> None:
@@ -330,7 +332,7 @@ async def cancel_unpaid(booking: Booking) -> str:
         now = now_utc()
         for payment in await Payment.filter(booking_id=booking.id, status=PaymentStatus.PENDING):
             await cancel_transition(
-                payment, "Booking cancelled", Actor.USER, retryable=False, now=now
+                payment, why or "Booking cancelled", actor, retryable=False, now=now
             )
         if not await move_booking(
             booking, (BookingStatus.PENDING_PAYMENT,), BookingStatus.CANCELLED
@@ -340,9 +342,10 @@ async def cancel_unpaid(booking: Booking) -> str:
             booking.user_id,
             booking.id,
             "cancellation",
-            f"Booking {booking.pnr} cancelled before payment.",
+            f"Booking {booking.pnr} cancelled before payment." + (f" {why}" if why else ""),
             subject=f"Booking {booking.pnr} cancelled",
-            body=f"Your unpaid booking {booking.pnr} was cancelled. Nothing was charged.",
+            body=f"Your unpaid booking {booking.pnr} was cancelled. Nothing was charged."
+            + (f" {why}" if why else ""),
         )
 
     try:

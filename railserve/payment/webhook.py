@@ -9,7 +9,9 @@ checks.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from tortoise.exceptions import IntegrityError
 
 from railserve.config import Settings
-from railserve.errors import BadRequest, BadSignature, Conflict, NotFound
+from railserve.errors import BadRequest, BadSignature, Conflict, DomainError, NotFound
 from railserve.money import format_amount
 from railserve.payment import refunds
 from railserve.payment.models import (
@@ -28,6 +30,7 @@ from railserve.payment.models import (
     Refund,
     RefundStatus,
     WebhookEvent,
+    WebhookLog,
 )
 from railserve.payment.providers import Gateway
 from railserve.payment.providers.router import Gateways
@@ -113,13 +116,22 @@ def from_data(data: object) -> Event:
 
 
 def read(
-    settings: Settings, gateways: Gateways, provider: str, raw: bytes, signature: str | None
+    settings: Settings,
+    gateways: Gateways,
+    provider: str,
+    raw: bytes,
+    signature: str | None,
+    now: float | None = None,
 ) -> Event:
-    """Verify and parse an event sent by `provider`; BadSignature (401) or BadRequest (400)."""
+    """Verify and parse an event sent by `provider`; BadSignature (401) or BadRequest (400).
+
+    `now` is the clock a RailServe signature's age is judged by (an operator's replay of a
+    stored event passes the event's own timestamp: the HMAC must still hold).
+    """
     reader = gateways.webhook_reader(provider)
     if reader is not None:
         return from_data(reader(raw, signature))
-    if not verify(signature, raw, settings.webhook_secrets, time.time()):
+    if not verify(signature, raw, settings.webhook_secrets, time.time() if now is None else now):
         raise BadSignature("Missing, invalid or stale signature.")
     return parse(raw)
 
@@ -130,10 +142,12 @@ async def handle(
     raw: bytes,
     signature: str | None,
     provider: str = "simulated",
+    *,
+    now: float | None = None,
 ) -> str:
     """Apply one signed event from `provider`; returns what happened. Raises a DomainError
     to refuse it."""
-    event = read(settings, gateways, provider, raw, signature)
+    event = read(settings, gateways, provider, raw, signature, now)
     if await WebhookEvent.exists(id=event.id):
         return "already seen"
     payment = await Payment.get_or_none(transaction_id=event.transaction_id)
@@ -260,3 +274,116 @@ async def _record_rejection(payment: Payment, event: Event, why: str) -> None:
         actor=Actor.GATEWAY,
         detail=f"{event.id}: {why}"[:300],
     )
+
+
+# --- The operators' log of every event received -------------------------------------------
+LOG_BODY_LIMIT = 64 * 1024
+log = logging.getLogger(__name__)
+
+
+async def handle_logged(
+    settings: Settings,
+    gateways: Gateways,
+    raw: bytes,
+    signature: str | None,
+    *,
+    provider: str = "simulated",
+) -> str:
+    """`handle`, and one WebhookLog row with our answer, whatever the answer.
+
+    The row is written after the event's own transaction has ended, so a refusal (which
+    rolls nothing forward) and an unexpected error are logged as surely as a success.
+    """
+    status, result = 500, "internal error"
+    try:
+        outcome = await handle(settings, gateways, raw, signature, provider)
+        status, result = 200, outcome
+        return outcome
+    except DomainError as error:
+        status, result = error.status, error.message
+        raise
+    finally:
+        # Shielded: a gateway that hangs up must not cost us the record of its event.
+        held = signature_holds(settings, raw, signature, time.time(), gateways, provider)
+        await asyncio.shield(_log(provider, raw, signature, held, status, result))
+
+
+def signature_holds(
+    settings: Settings,
+    raw: bytes,
+    signature: str | None,
+    now: float,
+    gateways: Gateways | None = None,
+    provider: str = "simulated",
+) -> bool:
+    """Whether the signature is the provider's over this body (a RailServe signature's age
+    judged at `now`)."""
+    try:
+        reader = gateways.webhook_reader(provider) if gateways is not None else None
+    except DomainError:  # no such provider
+        return False
+    if reader is None:
+        return verify(signature, raw, settings.webhook_secrets, now)
+    try:
+        reader(raw, signature)
+    except BadSignature:
+        return False
+    except DomainError:  # signed, but malformed
+        return True
+    return True
+
+
+def signed_at(signature: str | None) -> int | None:
+    """The `t=` of a signature header, if it has one."""
+    for part in (signature or "").split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "t" and value.isdigit() and len(value) <= 12:
+            return int(value)
+    return None
+
+
+def _storable(text: str) -> str:
+    """PostgreSQL text cannot hold NUL: keep the rest of what was sent."""
+    return text.replace("\x00", "\ufffd")
+
+
+def _fields(raw: bytes) -> dict[str, str | None]:
+    """What an operator needs to find the event, read leniently from any body."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        data = None
+    if not isinstance(data, dict):
+        data = {}
+
+    def text(key: str, limit: int) -> str | None:
+        value = data.get(key)
+        return _storable(value[:limit]) if isinstance(value, str) and value else None
+
+    return {
+        "event_id": text("id", 64),
+        "type": text("type", 40),
+        "transaction_id": text("transaction_id", 19),
+    }
+
+
+async def _log(
+    provider: str,
+    raw: bytes,
+    signature: str | None,
+    signature_valid: bool,
+    status: int,
+    result: str,
+) -> None:
+    try:
+        await WebhookLog.create(
+            provider=provider,
+            signature_valid=signature_valid,
+            status_code=status,
+            result=str(result)[:300],
+            body=_storable(raw[:LOG_BODY_LIMIT].decode("utf-8", errors="replace")),
+            signature=_storable(signature[:1000]) if signature else None,
+            **_fields(raw),
+        )
+    except Exception:  # the answer to the gateway matters more than our log of it
+        log.exception("could not log a webhook (answered %s)", status)
