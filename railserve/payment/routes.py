@@ -21,7 +21,7 @@ from quart import (
 from quart_auth import login_required
 
 from railserve.auth import current_user_id
-from railserve.errors import Invalid, NotFound
+from railserve.errors import Invalid, NotFound, Unavailable
 from railserve.htmx import is_htmx, render_page_or_partial, wants_json
 from railserve.limits import payment_limits
 from railserve.models import Booking, BookingStatus
@@ -173,7 +173,10 @@ async def process(booking_id: int) -> Response:
     user_id = current_user_id()
     try:
         payment, _created = await service.start_attempt(_gateways(), user_id, booking_id, form)
-    except Invalid as error:
+    except (Invalid, Unavailable) as error:
+        if isinstance(error, Unavailable) and wants_json():
+            raise
+        # The form again, with the message: a 503 means no gateway takes the method now.
         booking = await service.owned_booking(user_id, booking_id)
         attempts = await Payment.filter(booking_id=booking.id).order_by("-id")
         return await render_page_or_partial(

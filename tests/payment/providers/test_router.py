@@ -168,6 +168,13 @@ async def test_with_no_gateway_left_the_method_is_unavailable_and_nothing_is_wri
         )
         assert json_post.status_code == 503
         assert "unavailable" in (await json_post.get_json())["error"]
+        again = {**await person.pay_form(booking_id), **WALLET}
+        htmx = await person.post(f"/payment/process/{booking_id}", again, htmx=True)
+        assert htmx.status_code == 503
+        partial = await htmx.get_data(as_text=True)
+        assert "unavailable right now" in partial and "data-pay-form" in partial
+        assert "<html" not in partial
+        assert (await Payment.all().count(), await PaymentEvent.all().count()) == before
         # Methods flaky does not take have no gateway at all.
         assert "credit_card" in gateways_of(only_flaky).unavailable_methods()
 
