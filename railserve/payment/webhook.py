@@ -355,15 +355,20 @@ def _fields(raw: bytes) -> dict[str, str | None]:
         data = None
     if not isinstance(data, dict):
         data = {}
+    # A provider's own envelope (SimUPI: {"event", "payload": {"event_id", ...}}).
+    payload = data.get("payload") if isinstance(data.get("payload"), dict) else {}
 
-    def text(key: str, limit: int) -> str | None:
-        value = data.get(key)
-        return _storable(value[:limit]) if isinstance(value, str) and value else None
+    def text(*keys: str, limit: int) -> str | None:
+        for key in keys:
+            value = data.get(key, payload.get(key))
+            if isinstance(value, str) and value:
+                return _storable(value[:limit])
+        return None
 
     return {
-        "event_id": text("id", 64),
-        "type": text("type", 40),
-        "transaction_id": text("transaction_id", 19),
+        "event_id": text("id", "event_id", limit=64),
+        "type": text("type", "event", limit=40),
+        "transaction_id": text("transaction_id", limit=19),
     }
 
 

@@ -204,3 +204,12 @@ async def test_a_signed_refund_processed_event_settles_the_refund(held):
     assert (await post(held, body)).status_code == 200
     assert (await Refund.get(id=refund.id)).status == "succeeded"
     assert (await post(held, body)).status_code == 200  # replayed: already seen
+
+
+async def test_simupi_events_are_logged_for_operators(passenger, train):
+    from railserve.payment.models import WebhookLog
+
+    final = await passenger.pay(await passenger.book(train), UPI_OK)
+    entry = await WebhookLog.get(transaction_id=final["transaction_id"])
+    assert (entry.provider, entry.type, entry.status_code) == ("simupi", "collect.approved", 200)
+    assert entry.signature_valid and entry.event_id.startswith("sue_")
