@@ -7,6 +7,7 @@ one OperatorAction, and any transition it makes is audited with actor `operator`
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -139,10 +140,13 @@ async def replay(
     """Apply a stored event again through the same handler; only its age is forgiven."""
     reason = reason_from(form)
     raw = entry.body.encode("utf-8")
-    signed = webhooks.signed_at(entry.signature)
-    if signed is None or not webhooks.signature_holds(settings, raw, entry.signature, signed):
+    signed = webhooks.signed_at(entry.signature)  # None for a format without timestamps
+    now = time.time() if signed is None else signed
+    if not webhooks.signature_holds(settings, raw, entry.signature, now, gateway, entry.provider):
         raise Conflict("This event's stored signature does not hold: it cannot be replayed.")
-    outcome = await webhooks.handle(settings, gateway, raw, entry.signature, now=signed)
+    outcome = await webhooks.handle(
+        settings, gateway, raw, entry.signature, entry.provider, now=now
+    )
     await _record(operator, "replay", entry.transaction_id, reason, f"{entry.event_id}: {outcome}")
     if outcome in ("already seen", "already applied"):
         return Done(f"Event {entry.event_id} was already applied: nothing changed.")

@@ -213,3 +213,24 @@ async def test_simupi_events_are_logged_for_operators(passenger, train):
     entry = await WebhookLog.get(transaction_id=final["transaction_id"])
     assert (entry.provider, entry.type, entry.status_code) == ("simupi", "collect.approved", 200)
     assert entry.signature_valid and entry.event_id.startswith("sue_")
+
+
+async def test_an_operator_can_replay_a_stored_simupi_event(held):
+    from railserve.payment.models import WebhookLog
+    from tests.ops.conftest import make_operator
+
+    person = await Passenger.sign_up(held)
+    txn = await person.start(await person.book(await make_train()), UPI_OK)
+    body = collect(txn, "collect.declined")
+    assert (await post(held, body)).status_code == 200
+    forged = await post(held, collect(txn), secret="not-the-secret")
+    assert forged.status_code == 401
+    operator = await make_operator(held)
+    applied, refused = await WebhookLog.filter(provider="simupi").order_by("id")
+    assert (applied.signature_valid, refused.signature_valid) == (True, False)
+    response = await operator.post(f"/ops/webhooks/{applied.id}/replay", {"reason": "check"})
+    assert response.status_code == 303
+    assert "already applied" in await operator.text(response.headers["Location"])
+    response = await operator.post(f"/ops/webhooks/{refused.id}/replay", {"reason": "check"})
+    assert response.status_code == 409
+    assert (await Payment.get(transaction_id=txn)).status == "failed"
