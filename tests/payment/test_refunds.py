@@ -128,7 +128,7 @@ async def test_a_crossed_window_is_409_naming_both_amounts(passenger, train):
     )
     assert response.status_code == 409
     text = await response.get_data(as_text=True)
-    assert "1061.00" in text and "1100.00" in text
+    assert "₹1,061.00" in text and "₹1,100.00" in text
     assert (await Payment.get(transaction_id=txn)).status == "success"
     assert (await Booking.get(id=booking_id)).passenger_count == 2
     assert await Refund.all().count() == 0
