@@ -17,7 +17,7 @@ from railserve import config as config_module
 from railserve import db, security
 from railserve.config import Settings
 from railserve.errors import DomainError
-from railserve.htmx import is_htmx, wants_json
+from railserve.htmx import is_htmx, wants_event_stream, wants_json
 from railserve.money import format_amount, format_money
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,7 +101,7 @@ def _register_templates(app: Quart) -> None:
         settings: Settings = app.config["RAILSERVE"]
         signed_in = await current_user.is_authenticated
         unread = 0
-        if signed_in and not is_htmx():
+        if signed_in and not is_htmx() and not wants_event_stream():
             from railserve.models import Notification
 
             unread = await Notification.filter(
@@ -163,7 +163,12 @@ def _register_errors(app: Quart) -> None:
 
 def _register_lifecycle(app: Quart, settings: Settings) -> None:
     from railserve.payment import gateway as gateway_module
-    from railserve.payment import webhook
+    from railserve.payment import live, webhook
+
+    # One hub per worker: the event streams' subscriptions and the task that learns of
+    # other workers' changes (LISTEN on PostgreSQL, a poller on SQLite).
+    app.extensions["railserve.live"] = live.Hub()
+    app.config.setdefault("LIVE_HEARTBEAT", live.HEARTBEAT)
 
     async def deliver(body: bytes, signature: str) -> object:
         try:
@@ -177,6 +182,7 @@ def _register_lifecycle(app: Quart, settings: Settings) -> None:
     async def start() -> None:
         await db.init(settings.database_url)
         app.extensions["railserve.gateway"] = gateway_module.create(settings, deliver)
+        await app.extensions["railserve.live"].start(db.normalise_url(settings.database_url))
 
     @app.while_serving
     async def sweeper():
@@ -201,6 +207,7 @@ def _register_lifecycle(app: Quart, settings: Settings) -> None:
 
     @app.after_serving
     async def stop() -> None:
+        await app.extensions["railserve.live"].stop()
         # Close the gateway before forgetting it: a report finishing during aclose() still
         # needs to find it.
         gateway = app.extensions.get("railserve.gateway")

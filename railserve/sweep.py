@@ -14,7 +14,7 @@ from railserve import db
 from railserve.config import Settings
 from railserve.models import Booking, BookingStatus
 from railserve.notify import deliver_outbox, notify
-from railserve.payment import service
+from railserve.payment import live, service
 from railserve.payment.gateway import Gateway
 from railserve.payment.models import Actor, Payment, PaymentStatus
 from railserve.seats import move_booking
@@ -48,6 +48,7 @@ async def sweep(settings: Settings, gateway: Gateway, now: datetime | None = Non
     await expire_holds(settings, now, report)
     await refund_late_payments(gateway, report)
     report.mails_sent = await deliver_outbox(settings.smtp_url)
+    await live.forget_old_changes(now)
     return report
 
 

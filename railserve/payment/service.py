@@ -23,6 +23,7 @@ from railserve.errors import Conflict, GatewayRefused, NotFound
 from railserve.models import Booking, BookingStatus
 from railserve.money import format_money
 from railserve.notify import notify
+from railserve.payment import live
 from railserve.payment.forms import idempotency_key, parse_payment
 from railserve.payment.gateway import ChargeRequest, Gateway
 from railserve.payment.machine import PaymentMachine
@@ -79,6 +80,7 @@ async def transition(
         actor=actor,
         detail=detail[:300],
     )
+    await live.announce(transaction_id=payment.transaction_id)
     return True
 
 
