@@ -146,7 +146,11 @@ class Hub:
     async def start(self, database_url: str) -> None:
         self._stopping = False
         if database_url.startswith(("postgres://", "postgresql://")):
-            await self._listen(database_url)
+            try:
+                await self._listen(database_url)
+            except Exception as error:  # serve anyway; streams catch up once it listens
+                log.warning("live listener: cannot listen yet (%s)", error)
+                self._reconnect_later(database_url)
         else:
             self._task = asyncio.create_task(self._poll_changes(), name="railserve-live-poll")
 

@@ -195,3 +195,22 @@ async def test_many_streams_opened_and_dropped_leave_nothing_behind(slow_app):
     assert polled.status_code == 200
     assert card_state(await polled.get_data(as_text=True)) == "pending"
     assert await webhook(slow_app, payment) == "applied"  # the app still writes, too
+
+
+async def test_the_sweep_forgets_old_change_notices(app, settings):
+    from datetime import timedelta
+
+    from railserve import db
+    from railserve.payment import live
+    from railserve.payment.models import LiveChange
+    from railserve.sweep import sweep
+
+    if not db.is_sqlite(settings.database_url):
+        pytest.skip("PostgreSQL announces with NOTIFY and writes no rows")
+    old = await LiveChange.create(transaction_id="b:1")
+    fresh = await LiveChange.create(transaction_id="b:2")
+    await LiveChange.filter(id=old.id).update(
+        created_at=old.created_at - live.KEEP_CHANGES - timedelta(seconds=1)
+    )
+    await sweep(settings, app.extensions["railserve.gateway"])
+    assert await LiveChange.all().values_list("id", flat=True) == [fresh.id]
