@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "railserve_live"
 POLL_INTERVAL = 0.15  # SQLite: seconds between two reads of live_changes by a worker
 HEARTBEAT = 15.0  # seconds between two `: ping` comments on an idle stream
+IDLE_CATCH_UP = 20  # SQLite, no stream open: read the newest change id every 20 polls
 RECONNECT_WAIT = 1.0  # PostgreSQL: first wait before listening again after a drop
 KEEP_CHANGES = timedelta(minutes=5)  # SQLite: live_changes rows older than this go
 
@@ -173,10 +174,20 @@ class Hub:
 
     async def _poll_changes(self) -> None:
         last = await _last_change_id()
+        idle_ticks = 0
         while True:
             await asyncio.sleep(POLL_INTERVAL)
             if not self._subscribers:
-                continue  # nobody watches: no query; rows seen later only wake spuriously
+                # Nobody watches: no read of the changes, only now and then of where they
+                # stand, so that the first stream to come does not start far behind.
+                idle_ticks += 1
+                if idle_ticks % IDLE_CATCH_UP == 0:
+                    with contextlib.suppress(Exception):
+                        newest = await _last_change_id()
+                        if not self._subscribers:  # a stream that came meanwhile needs them
+                            last = max(last, newest)
+                continue
+            idle_ticks = 0
             try:
                 rows = (
                     await LiveChange.filter(id__gt=last)

@@ -214,3 +214,29 @@ async def test_the_sweep_forgets_old_change_notices(app, settings):
     )
     await sweep(settings, app.extensions["railserve.gateway"])
     assert await LiveChange.all().values_list("id", flat=True) == [fresh.id]
+
+
+async def test_an_announcement_wakes_its_watchers_on_commit_and_never_on_rollback(app):
+    from railserve import db
+    from railserve.payment import live
+
+    watcher = hub(app).subscribe([live.booking_key(41)])
+    bystander = hub(app).subscribe([live.booking_key(42)])
+
+    class Undo(Exception):
+        pass
+
+    async def rolled_back() -> None:
+        await live.announce(booking_id=41)
+        raise Undo
+
+    with pytest.raises(Undo):
+        await db.atomic(rolled_back)
+    assert not await watcher.wait(0.4)
+
+    await db.atomic(lambda: live.announce(booking_id=41))
+    assert await watcher.wait(LATENCY)
+    assert not await bystander.wait(0.3)
+    hub(app).unsubscribe(watcher)
+    hub(app).unsubscribe(bystander)
+    assert hub(app).subscriber_count() == 0
