@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
@@ -248,11 +249,13 @@ def _plain_dsn(database_url: str) -> str:
 # --- the event stream -------------------------------------------------------------------
 
 Render = Callable[[], Awaitable[tuple[str, bool]]]
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def event(name: str, data: str) -> bytes:
     """One server-sent event; multi-line data as several `data:` lines."""
-    lines = [f"event: {name}"] + [f"data: {line}" for line in data.splitlines() or [""]]
+    # The stream's own line breaks only (str.splitlines would also cut at U+2028 and such).
+    lines = [f"event: {name}"] + [f"data: {line}" for line in LINE_BREAK.split(data)]
     return ("\n".join(lines) + "\n\n").encode()
 
 

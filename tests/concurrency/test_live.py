@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from railserve.payment.models import Payment
+from railserve.db import is_sqlite
+from railserve.payment.models import LiveChange, Payment
 from tests.concurrency.conftest import gateway_event, http_world
 from tests.support.events import http_stream
 
@@ -53,6 +54,9 @@ async def test_a_settlement_on_any_worker_reaches_the_stream_within_half_a_secon
                 state = "success" if kind == "payment.succeeded" else "failed"
                 assert f'data-state="{state}"' in settled.data
                 assert (await reader.next()).name == "close"
+                if is_sqlite(live_server.env["RAILSERVE_DATABASE_URL"]):
+                    # The workers heard of it through the table, not in-process.
+                    assert await LiveChange.exists(transaction_id=payment.transaction_id)
 
 
 async def test_streams_that_hang_up_do_not_stop_the_server(live_server, accounts):

@@ -240,3 +240,11 @@ async def test_an_announcement_wakes_its_watchers_on_commit_and_never_on_rollbac
     hub(app).unsubscribe(watcher)
     hub(app).unsubscribe(bystander)
     assert hub(app).subscriber_count() == 0
+
+
+def test_an_event_carries_each_line_of_its_data_on_a_data_line():
+    from railserve.payment import live
+
+    assert live.event("status", "<div>\n  Asha\u2028Rao\r\n</div>") == (
+        "event: status\ndata: <div>\ndata:   Asha\u2028Rao\ndata: </div>\n\n".encode()
+    )
