@@ -19,6 +19,7 @@ from railserve.config import Settings
 from railserve.errors import DomainError
 from railserve.htmx import is_htmx, wants_event_stream, wants_json
 from railserve.money import format_amount, format_money
+from railserve.payment.refunds import expected_time
 
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("railserve")
@@ -92,6 +93,7 @@ def _register_templates(app: Quart) -> None:
     app.jinja_env.filters["amount"] = format_amount
     app.jinja_env.filters["money"] = format_money
     app.jinja_env.filters["when"] = _format_time
+    app.jinja_env.globals["refund_eta"] = expected_time
     app.jinja_env.filters["label"] = lambda value: str(getattr(value, "value", value)).replace(
         "_", " "
     )

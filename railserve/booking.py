@@ -5,17 +5,20 @@ from __future__ import annotations
 import secrets
 import string
 from collections import defaultdict
+from functools import partial
 
-from quart import Blueprint, Response, current_app, flash, redirect, request, url_for
+from quart import Blueprint, Response, current_app, flash, jsonify, redirect, request, url_for
 from quart_auth import login_required
 from tortoise.exceptions import IntegrityError
 
 from railserve.auth import current_user_id
 from railserve.errors import Invalid
-from railserve.htmx import render_page_or_partial
+from railserve.htmx import render_page_or_partial, wants_json
 from railserve.models import Booking, Mail, Notification, Train, User
-from railserve.payment import service as payment_service
-from railserve.payment.models import Payment
+from railserve.money import format_amount, parse_amount
+from railserve.payment import refunds
+from railserve.payment.models import Payment, Refund
+from railserve.payment.rules import Quote
 from railserve.seats import waitlist_positions
 
 bp = Blueprint("booking", __name__)
@@ -55,6 +58,9 @@ async def create_booking(user_id: int, train_id_raw: str | None, names: list[str
     train = await Train.get_or_none(id=train_id) if train_id else None
     if train is None:
         raise Invalid("Choose a train from the list.", errors={"train_id": "Choose a train."})
+    if train.cancelled_at is not None:
+        message = f"Train {train.number} was cancelled by the railway: {train.cancellation_reason}"
+        raise Invalid(message, errors={"train_id": message})
     passengers = clean_passengers(names)
     for _ in range(5):
         try:
@@ -76,7 +82,7 @@ async def create_booking(user_id: int, train_id_raw: str | None, names: list[str
 @login_required
 async def home() -> Response:
     """List trains with seats left and fare."""
-    trains = await Train.all()
+    trains = await Train.filter(cancelled_at=None)
     # Without JavaScript, "add passenger" is a link that asks for one more row.
     rows = parse_id(request.args.get("passengers")) or 1
     return await render_page_or_partial(
@@ -114,12 +120,71 @@ async def book() -> Response:
     return redirect(url_for("payment.pay", booking_id=booking.id), 303)
 
 
+def parse_positions(raw: list[str]) -> list[int]:
+    """Passenger positions from repeated `passenger` fields; 422 on anything else."""
+    positions = [parse_id(value) for value in raw]
+    if any(p is None or p > MAX_PASSENGERS for p in positions):
+        message = f"Passengers are numbered 1 to {MAX_PASSENGERS}."
+        raise Invalid(message, errors={"passenger": message})
+    return [p for p in positions if p is not None]
+
+
+def quote_json(booking: Booking, offer: Quote) -> dict:
+    digits = partial(format_amount)
+    return {
+        "booking_id": booking.id,
+        "currency": offer.currency,
+        "cancellable": offer.cancellable,
+        "reason": offer.reason,
+        "rule": offer.rule,
+        "passengers": [
+            {
+                "position": p.position,
+                "name": p.name,
+                "fare": digits(p.fare),
+                "charge": digits(p.charge),
+                "gst": digits(p.gst),
+                "refund": digits(p.refund),
+            }
+            for p in offer.passengers
+        ],
+        "charge": digits(offer.charge),
+        "gst": digits(offer.gst),
+        "refund": digits(offer.refund),
+    }
+
+
+@bp.get("/bookings/<dbid:booking_id>/cancel")
+@login_required
+async def cancel_quote(booking_id: int) -> Response:
+    """Show what cancelling the chosen passengers would refund, and a form to confirm."""
+    settings = current_app.config["RAILSERVE"]
+    positions = parse_positions(request.args.getlist("passenger"))
+    booking, offer = await refunds.quote_for(settings, current_user_id(), booking_id, positions)
+    if wants_json():
+        return jsonify(quote_json(booking, offer))
+    return await render_page_or_partial(
+        "booking/cancel.html", "booking/_cancel.html", booking=booking, quote=offer
+    )
+
+
 @bp.post("/bookings/<dbid:booking_id>/cancel")
 @login_required
 async def cancel(booking_id: int) -> Response:
-    """Cancel a booking; a paid one is refunded before this answers."""
+    """Cancel passengers (all by default); a paid booking's refund is recorded first."""
+    settings = current_app.config["RAILSERVE"]
+    form = await request.form
+    positions = parse_positions(form.getlist("passenger"))
+    expected = None
+    if (raw := form.get("expected_refund", "").strip()) != "":
+        expected = parse_amount(raw)
+        if expected is None:
+            message = "expected_refund must be an amount such as 1250.00."
+            raise Invalid(message, errors={"expected_refund": message})
     gateway = current_app.extensions["railserve.gateway"]
-    message = await payment_service.cancel_booking(gateway, current_user_id(), booking_id)
+    message = await refunds.cancel(
+        gateway, settings, current_user_id(), booking_id, positions, expected
+    )
     await flash(message, "success")
     return redirect(url_for("booking.profile"), 303)
 
@@ -136,6 +201,11 @@ async def profile() -> Response:
     for payment in payments:
         attempts[payment.booking_id].append(payment)
     positions = await waitlist_positions(bookings)
+    refunds_by_booking: dict[int, list[Refund]] = defaultdict(list)
+    paid_by = {p.id: p for p in payments}
+    for refund in await Refund.filter(payment_id__in=list(paid_by)).order_by("id"):
+        refund.method = paid_by[refund.payment_id].method  # when to expect it depends on it
+        refunds_by_booking[paid_by[refund.payment_id].booking_id].append(refund)
     notifications = await Notification.filter(user_id=user_id).order_by("-id").limit(50)
     mails = await Mail.filter(user_id=user_id).order_by("-id").limit(50)
     return await render_page_or_partial(
@@ -146,6 +216,7 @@ async def profile() -> Response:
         attempts=attempts,
         payments=payments,
         positions=positions,
+        refunds_by_booking=refunds_by_booking,
         notifications=notifications,
         mails=mails,
         bookings_by_id={b.id: b for b in bookings},

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from railserve import config as config_module
 from railserve import db
+from railserve.models import TravelClass
 from railserve.money import parse_amount
 
 TRAIN_NUMBER = re.compile(r"[A-Za-z0-9]{1,10}")
@@ -62,11 +63,19 @@ def validate_train(args: argparse.Namespace) -> tuple[datetime, int]:
 
 
 async def add_train(
-    number: str, name: str, origin: str, destination: str, departs: datetime, seats: int, fare: int
+    number: str,
+    name: str,
+    origin: str,
+    destination: str,
+    departs: datetime,
+    seats: int,
+    fare: int,
+    travel_class: str = "3A",
 ):
     from railserve.models import Train
 
     return await Train.create(
+        travel_class=travel_class,
         number=number.upper(),
         name=name.strip(),
         origin=origin.strip(),
@@ -87,7 +96,14 @@ def cmd_add_train(args: argparse.Namespace) -> int:
         if await Train.exists(number=args.number.upper()):
             _fail(f"train {args.number} already exists")
         train = await add_train(
-            args.number, args.name, args.origin, args.destination, departs, args.seats, fare
+            args.number,
+            args.name,
+            args.origin,
+            args.destination,
+            departs,
+            args.seats,
+            fare,
+            args.travel_class,
         )
         print(f"added train {train.number} (id {train.id})")
         return 0
@@ -96,12 +112,12 @@ def cmd_add_train(args: argparse.Namespace) -> int:
 
 
 DEMO_TRAINS = (
-    ("12951", "Rajdhani Express", "Mumbai Central", "New Delhi", 1, 120, 245000),
-    ("12002", "Shatabdi Express", "New Delhi", "Bhopal", 2, 80, 125000),
-    ("12627", "Karnataka Express", "Bengaluru", "New Delhi", 3, 60, 98050),
-    ("22691", "Rajdhani Express", "Bengaluru", "Hazrat Nizamuddin", 4, 2, 310000),
-    ("12259", "Duronto Express", "Sealdah", "New Delhi", 5, 40, 189900),
-    ("16526", "Island Express", "Bengaluru", "Kanyakumari", 6, 100, 45000),
+    ("12951", "Rajdhani Express", "Mumbai Central", "New Delhi", 1, 120, 245000, "2A"),
+    ("12002", "Shatabdi Express", "New Delhi", "Bhopal", 2, 80, 125000, "CC"),
+    ("12627", "Karnataka Express", "Bengaluru", "New Delhi", 3, 60, 98050, "3A"),
+    ("22691", "Rajdhani Express", "Bengaluru", "Hazrat Nizamuddin", 4, 2, 310000, "1A"),
+    ("12259", "Duronto Express", "Sealdah", "New Delhi", 5, 40, 189900, "3E"),
+    ("16526", "Island Express", "Bengaluru", "Kanyakumari", 6, 100, 45000, "SL"),
 )
 
 
@@ -111,11 +127,11 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
 
         start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
         added = 0
-        for number, name, origin, destination, days, seats, fare in DEMO_TRAINS:
+        for number, name, origin, destination, days, seats, fare, cls in DEMO_TRAINS:
             if await Train.exists(number=number):
                 continue
             departs = start + timedelta(days=days, hours=6)
-            await add_train(number, name, origin, destination, departs, seats, fare)
+            await add_train(number, name, origin, destination, departs, seats, fare, cls)
             added += 1
         print(f"demo trains: {added} added, {len(DEMO_TRAINS) - added} already there")
         return 0
@@ -138,6 +154,43 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         holder["gateway"] = gateway_module.create(settings, deliver)
         report = await sweep(settings, holder["gateway"])
         print(f"sweep: {report.summary()}")
+        return 0
+
+    return asyncio.run(_with_db(work))
+
+
+def cmd_cancel_train(args: argparse.Namespace) -> int:
+    reason = args.reason.strip()
+    if not 3 <= len(reason) <= 300:
+        _fail("--reason must be 3 to 300 characters")
+
+    async def work() -> int:
+        from railserve.errors import NotFound
+        from railserve.payment import gateway as gateway_module
+        from railserve.payment import webhook
+        from railserve.payment.train_cancellation import cancel_train
+
+        settings = config_module.from_env()
+        holder: dict = {}
+
+        async def deliver(body: bytes, signature: str) -> object:
+            return await webhook.handle(settings, holder["gateway"], body, signature)
+
+        def progress(done: int, total: int) -> None:
+            bar = "#" * (30 * done // max(total, 1))
+            print(f"\r[{bar:<30}] {done}/{total} bookings", end="", file=sys.stderr, flush=True)
+
+        holder["gateway"] = gateway_module.create(settings, deliver)
+        try:
+            report = await cancel_train(
+                holder["gateway"], settings, args.number, reason, progress, args.pause
+            )
+        except NotFound as error:
+            _fail(error.message)
+        finally:
+            await holder["gateway"].aclose()
+        print(file=sys.stderr)
+        print(report.summary())
         return 0
 
     return asyncio.run(_with_db(work))
@@ -210,7 +263,18 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--departs", required=True, help="ISO 8601; no offset means UTC")
     add.add_argument("--seats", required=True, type=int)
     add.add_argument("--fare", required=True, help="major units, e.g. 1250.00")
+    add.add_argument(
+        "--class", dest="travel_class", default="3A", choices=[c.value for c in TravelClass]
+    )
     add.set_defaults(run=cmd_add_train)
+    cancel = commands.add_parser(
+        "cancel-train", help="the railway cancelled a train: cancel and refund every booking"
+    )
+    cancel.add_argument("--number", required=True)
+    cancel.add_argument("--reason", required=True)
+    # Seconds between bookings: lets a test kill the command halfway.
+    cancel.add_argument("--pause", type=float, default=0.0, help=argparse.SUPPRESS)
+    cancel.set_defaults(run=cmd_cancel_train)
     commands.add_parser("sweep", help="expire stale attempts and holds, reconcile").set_defaults(
         run=cmd_sweep
     )

@@ -45,6 +45,10 @@ class Settings:
     rate_limit_payment_per_user: int = 30
     rate_limit_payment_per_address: int = 120
     sweep_interval: float = 30.0
+    # A TOML file of cancellation charges replacing the defaults (railserve/payment/rules.py).
+    refund_rules: str = ""
+    # Refusals of one refund by the gateway before it stays `failed` for an operator.
+    refund_attempts: int = 5
     currency: str = "INR"
 
     @property
@@ -61,6 +65,8 @@ class Settings:
             raise ConfigError("RAILSERVE_ENV must be 'development' or 'production'")
         if not 0.0 <= self.gateway_success_rate <= 1.0:
             raise ConfigError("RAILSERVE_GATEWAY_SUCCESS_RATE must be between 0 and 1")
+        if self.refund_attempts < 1:
+            raise ConfigError("RAILSERVE_REFUND_ATTEMPTS must be at least 1")
         if self.gateway_delay < 0 or self.payment_timeout <= 0 or self.booking_hold <= 0:
             raise ConfigError("delays, timeouts and holds must be positive numbers of seconds")
         for item in fields(self):

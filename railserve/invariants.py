@@ -5,9 +5,17 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 from railserve.models import Booking, BookingStatus, Train
-from railserve.payment.models import Payment, PaymentEvent, PaymentStatus
+from railserve.payment.models import (
+    Payment,
+    PaymentEvent,
+    PaymentStatus,
+    Refund,
+    RefundStatus,
+    SimulatedRefund,
+)
 
-PAID = (PaymentStatus.SUCCESS, PaymentStatus.REFUNDED)
+PAID = (PaymentStatus.SUCCESS, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED)
+CAPTURED = (PaymentStatus.SUCCESS, PaymentStatus.PARTIALLY_REFUNDED)
 HOLDING = (BookingStatus.CONFIRMED, BookingStatus.WAITLISTED)
 
 
@@ -15,12 +23,19 @@ async def violations() -> list[str]:
     """Every broken invariant, one readable line each; empty when all hold."""
     problems: list[str] = []
     payments = await Payment.all().values(
-        "id", "transaction_id", "booking_id", "status", "pending_lock"
+        "id", "transaction_id", "booking_id", "status", "pending_lock", "amount", "refunded_amount"
     )
     bookings = {
         b["id"]: b
         for b in await Booking.all().values(
-            "id", "pnr", "train_id", "status", "passenger_count", "paid_at"
+            "id",
+            "pnr",
+            "train_id",
+            "status",
+            "passenger_count",
+            "paid_at",
+            "passengers",
+            "cancelled_positions",
         )
     }
     paid_per_booking: Counter[int] = Counter()
@@ -29,7 +44,7 @@ async def violations() -> list[str]:
     for p in payments:
         if p["status"] in PAID:
             paid_per_booking[p["booking_id"]] += 1
-        if p["status"] == PaymentStatus.SUCCESS:
+        if p["status"] in CAPTURED:
             success_per_booking[p["booking_id"]] += 1
         if p["status"] == PaymentStatus.PENDING:
             pending_per_booking[p["booking_id"]] += 1
@@ -51,6 +66,62 @@ async def violations() -> list[str]:
     problems += await _seat_problems(bookings)
     problems += await _audit_problems(payments)
     problems += _waitlist_problems(bookings)
+    problems += _passenger_problems(bookings)
+    problems += await _refund_problems(payments)
+    return problems
+
+
+def _passenger_problems(bookings: dict[int, dict]) -> list[str]:
+    """A cancelled passenger holds no seat: the head count is the passengers not cancelled."""
+    problems = []
+    for b in bookings.values():
+        cancelled = set(b["cancelled_positions"] or ())
+        if not cancelled <= set(range(1, len(b["passengers"]) + 1)):
+            problems.append(f"booking {b['pnr']} cancels passengers it does not have")
+        holding = len(b["passengers"]) - len(cancelled)
+        if b["status"] in HOLDING and b["passenger_count"] != holding:
+            problems.append(
+                f"booking {b['pnr']} counts {b['passenger_count']} passengers but "
+                f"{holding} are not cancelled"
+            )
+    return problems
+
+
+async def _refund_problems(payments: list[dict]) -> list[str]:
+    """Refunds never exceed their payment, and agree with the gateway's ledger both ways."""
+    problems = []
+    refunds = await Refund.all().values("refund_id", "payment_id", "amount", "status")
+    total: Counter[int] = Counter()
+    for r in refunds:
+        total[r["payment_id"]] += r["amount"]
+    for p in payments:
+        if total[p["id"]] > p["amount"]:
+            problems.append(
+                f"payment {p['transaction_id']} refunds {total[p['id']]} of {p['amount']} paid"
+            )
+        if total[p["id"]] != p["refunded_amount"]:
+            problems.append(
+                f"payment {p['transaction_id']} records {p['refunded_amount']} refunded but its "
+                f"refunds add up to {total[p['id']]}"
+            )
+    # The simulators' ledger: the latest attempt of each refund they were asked for.
+    ledger: dict[str, dict] = {}
+    for row in (
+        await SimulatedRefund.all().order_by("attempt").values("refund_id", "succeeded", "amount")
+    ):
+        ledger[row["refund_id"]] = row
+    ours = {r["refund_id"]: r for r in refunds}
+    for refund_id, row in ledger.items():
+        if refund_id not in ours:
+            problems.append(f"the gateway refunded {refund_id}, which we have no record of")
+        elif ours[refund_id]["amount"] != row["amount"]:
+            problems.append(f"refund {refund_id}: amount differs from the gateway's")
+    for r in refunds:
+        row = ledger.get(r["refund_id"])
+        if r["status"] == RefundStatus.SUCCEEDED and r["amount"] and not (row and row["succeeded"]):
+            problems.append(f"refund {r['refund_id']} is succeeded but the gateway did not pay it")
+        if r["status"] == RefundStatus.FAILED and row and row["succeeded"]:
+            problems.append(f"refund {r['refund_id']} is failed but the gateway paid it")
     return problems
 
 

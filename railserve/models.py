@@ -65,6 +65,9 @@ class Train(Model):
     travel_class = fields.CharEnumField(
         TravelClass, max_length=2, default=TravelClass.THIRD_AC, db_default="3A"
     )
+    # Set by `railserve cancel-train`: the railway cancelled the run; no new bookings.
+    cancelled_at = fields.DatetimeField(null=True)
+    cancellation_reason = fields.CharField(max_length=300, null=True)
 
     class Meta:
         table = "trains"
@@ -98,6 +101,12 @@ class Booking(Model):
 
     user_id: int
     train_id: int
+
+    @property
+    def active_passengers(self) -> list[str]:
+        """Passengers still booked (cancelled ones stay in `passengers` for history)."""
+        cancelled = set(self.cancelled_positions or ())
+        return [name for i, name in enumerate(self.passengers, 1) if i not in cancelled]
 
     class Meta:
         table = "bookings"

@@ -14,7 +14,7 @@ from railserve import db
 from railserve.config import Settings
 from railserve.models import Booking, BookingStatus
 from railserve.notify import deliver_outbox, notify
-from railserve.payment import live, service
+from railserve.payment import live, refunds, service
 from railserve.payment.gateway import Gateway
 from railserve.payment.models import Actor, Payment, PaymentStatus
 from railserve.seats import move_booking
@@ -31,13 +31,15 @@ class SweepReport:
     timed_out: list[str] = field(default_factory=list)
     expired_bookings: list[str] = field(default_factory=list)
     refunded_late: list[str] = field(default_factory=list)
+    refunds_settled: int = 0
     mails_sent: int = 0
 
     def summary(self) -> str:
         return (
             f"reconciled {len(self.reconciled)}, timed out {len(self.timed_out)}, "
             f"expired bookings {len(self.expired_bookings)}, "
-            f"late payments refunded {len(self.refunded_late)}, mails sent {self.mails_sent}"
+            f"late payments refunded {len(self.refunded_late)}, "
+            f"refunds settled {self.refunds_settled}, mails sent {self.mails_sent}"
         )
 
 
@@ -46,7 +48,8 @@ async def sweep(settings: Settings, gateway: Gateway, now: datetime | None = Non
     report = SweepReport()
     await reconcile_pending(settings, gateway, now, report)
     await expire_holds(settings, now, report)
-    await refund_late_payments(gateway, report)
+    await refund_late_payments(settings, gateway, report)
+    report.refunds_settled = await refunds.reconcile_refunds(gateway, settings, now=now)
     report.mails_sent = await deliver_outbox(settings.smtp_url)
     await live.forget_old_changes(now)
     return report
@@ -66,8 +69,9 @@ async def reconcile_pending(
     for payment in stale:
         answer = await gateway.query(payment.transaction_id)
         if answer.state in ("succeeded", "failed"):
-            result = await service.settle_and_follow_up(
+            result = await refunds.settle_and_follow_up(
                 gateway,
+                settings,
                 payment.transaction_id,
                 answer.state == "succeeded",
                 reason=answer.failure_reason,
@@ -114,12 +118,18 @@ async def expire_holds(settings: Settings, now: datetime, report: SweepReport) -
             report.expired_bookings.append(booking.pnr)
 
 
-async def refund_late_payments(gateway: Gateway, report: SweepReport) -> None:
+async def refund_late_payments(settings: Settings, gateway: Gateway, report: SweepReport) -> None:
     """Successes whose booking could not take them (expired and full, or cancelled)."""
     orphans = await Payment.filter(
         status=PaymentStatus.SUCCESS,
         booking__status__in=[BookingStatus.EXPIRED, BookingStatus.CANCELLED],
     ).limit(BATCH)
     for payment in orphans:
-        if await service.refund_late_payment(gateway, payment):
+        if await refunds.refund_in_full(
+            gateway,
+            settings,
+            payment.id,
+            actor=Actor.SYSTEM,
+            reason=service.LATE_REFUND_MESSAGE,
+        ):
             report.refunded_late.append(payment.transaction_id)

@@ -12,7 +12,9 @@ async def test_home_lists_trains_with_seats_fare_and_form(passenger):
     train = await make_train(number="12951", seats=7, fare=245050)
     html = await passenger.text("/")
     block = re.search(
-        r'<article class="train" id="train-12951" data-seats-left="7">(.*?)</article>', html, re.S
+        r'<article class="train" id="train-12951" data-seats-left="7" data-class="3A">(.*?)</article>',
+        html,
+        re.S,
     )
     assert block, html
     assert "2450.50" in block.group(1)

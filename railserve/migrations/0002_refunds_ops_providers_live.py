@@ -149,6 +149,16 @@ class Migration(migrations.Migration):
         ),
         ops.AddField(
             model_name='Train',
+            name='cancellation_reason',
+            field=fields.CharField(null=True, max_length=300),
+        ),
+        ops.AddField(
+            model_name='Train',
+            name='cancelled_at',
+            field=fields.DatetimeField(null=True, auto_now=False, auto_now_add=False),
+        ),
+        ops.AddField(
+            model_name='Train',
             name='travel_class',
             field=fields.CharEnumField(default=TravelClass.THIRD_AC, description='FIRST_AC: 1A\nEXECUTIVE_CHAIR: EC\nSECOND_AC: 2A\nFIRST_CLASS: FC\nTHIRD_AC: 3A\nTHIRD_AC_ECONOMY: 3E\nCHAIR_CAR: CC\nSLEEPER: SL\nSECOND_SITTING: 2S', db_default='3A', enum_type=TravelClass, max_length=2),
         ),

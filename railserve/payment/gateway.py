@@ -34,10 +34,35 @@ class ChargeStatus:
 
 
 @dataclass(frozen=True)
+class RefundRequest:
+    refund_id: str
+    # 1 for the first time this refund is asked of the gateway, 2 for the retry after a
+    # refusal, ...: the gateway treats (refund_id, attempt) as its idempotency key.
+    attempt: int
+    transaction_id: str
+    amount: int
+    currency: str
+
+
+@dataclass(frozen=True)
 class RefundResult:
+    """The gateway's immediate answer: accepted (it settles later, through the webhook,
+    or at once when `state` says so) or refused."""
+
     ok: bool
     reference: str | None = None
     reason: str | None = None
+    state: Literal["pending", "succeeded", "failed"] = "pending"
+
+
+@dataclass(frozen=True)
+class RefundState:
+    """What the gateway knows of a refund: the latest attempt it was asked for."""
+
+    state: Literal["unknown", "pending", "succeeded", "failed"]
+    attempt: int = 0
+    reference: str | None = None
+    failure_reason: str | None = None
 
 
 class Gateway(Protocol):
@@ -45,7 +70,9 @@ class Gateway(Protocol):
 
     async def query(self, transaction_id: str) -> ChargeStatus: ...
 
-    async def refund(self, transaction_id: str, amount: int, currency: str) -> RefundResult: ...
+    async def refund(self, request: RefundRequest) -> RefundResult: ...
+
+    async def query_refund(self, refund_id: str) -> RefundState: ...
 
     async def aclose(self) -> None: ...
 

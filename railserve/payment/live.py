@@ -42,15 +42,20 @@ FINAL_PAYMENT = (PaymentStatus.FAILED, PaymentStatus.CANCELLED, PaymentStatus.RE
 PAID = (PaymentStatus.SUCCESS, PaymentStatus.PARTIALLY_REFUNDED)
 
 
-def card_is_final(payment_status: PaymentStatus, booking_status: BookingStatus) -> bool:
+def card_is_final(
+    payment_status: PaymentStatus, booking_status: BookingStatus, refund_pending: bool = False
+) -> bool:
     """Whether nothing that happens by itself can change this attempt's card any more.
 
     Failed, cancelled and refunded attempts are over (a retry is a new attempt with a card
-    of its own). A paid one is over once its booking is confirmed; a waitlisted booking
-    may still be promoted, and a paid attempt whose booking expired or was cancelled
-    meanwhile is refunded automatically, so those cards keep listening. A refund the
-    passenger asks for later starts from another page, which shows the card afresh.
+    of its own), once no refund of theirs is still waiting for the gateway. A paid one is
+    over once its booking is confirmed and no refund is pending; a waitlisted booking may
+    still be promoted, and a paid attempt whose booking expired or was cancelled meanwhile
+    is refunded automatically, so those cards keep listening. A cancellation the passenger
+    asks for later starts from another page, which shows the card afresh.
     """
+    if refund_pending:
+        return False
     if payment_status in FINAL_PAYMENT:
         return True
     return payment_status in PAID and booking_status == BookingStatus.CONFIRMED

@@ -29,11 +29,19 @@ from railserve.money import format_amount
 from railserve.payment import live, service
 from railserve.payment import webhook as webhooks
 from railserve.payment.forms import BANKS, WALLET_LABELS, WALLETS
-from railserve.payment.models import METHOD_LABELS, Payment, PaymentMethod, PaymentStatus
+from railserve.payment.models import (
+    METHOD_LABELS,
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+    Refund,
+    RefundStatus,
+)
 from railserve.payment.simulator import TEST_TRIGGERS
 from railserve.seats import waitlist_position
 
 payment_bp = Blueprint("payment", __name__, url_prefix="/payment")
+RECEIPTED = (PaymentStatus.SUCCESS, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED)
 
 
 # Security fix (tests/security): ids were cut to 19 characters, so /status/<id>junk showed
@@ -77,12 +85,15 @@ def form_context(booking: Booking, values: dict | None = None, errors: dict | No
 
 async def status_context(payment: Payment) -> dict:
     booking = await Booking.get(id=payment.booking_id).select_related("train")
+    refunds = await refunds_of(payment)
+    refund_pending = any(r.status == RefundStatus.PENDING for r in refunds)
     context = {
         "payment": payment,
         "booking": booking,
         "polling": payment.status == PaymentStatus.PENDING,
-        "live": not live.card_is_final(payment.status, booking.status),
+        "live": not live.card_is_final(payment.status, booking.status, refund_pending),
         "position": await waitlist_position(booking),
+        "refunds": refunds,
     }
     if payment.status in (PaymentStatus.FAILED, PaymentStatus.CANCELLED) and (
         booking.status == BookingStatus.PENDING_PAYMENT
@@ -90,6 +101,16 @@ async def status_context(payment: Payment) -> dict:
         context.update(form_context(booking, {"method": payment.method.value}))
         context["retry"] = True
     return context
+
+
+async def refunds_of(payment: Payment) -> list[Refund]:
+    """The attempt's refunds, each knowing when its money arrives (no query when none)."""
+    if not payment.refunded_amount:
+        return []
+    found = await Refund.filter(payment_id=payment.id).order_by("id")
+    for refund in found:
+        refund.method = payment.method
+    return found
 
 
 def status_json(summary: dict) -> dict:
@@ -106,6 +127,8 @@ def status_json(summary: dict) -> dict:
         "failure_reason": summary["failure_reason"]
         if status in (PaymentStatus.FAILED, PaymentStatus.CANCELLED)
         else None,
+        "refunded_amount": format_amount(summary["refunded_amount"]),
+        "gateway": summary["gateway"],
     }
 
 
@@ -240,12 +263,13 @@ async def cancel(transaction_id: str) -> Response:
 async def receipt(transaction_id: str) -> Response:
     """Show a printable receipt of a successful payment."""
     payment = await service.owned_payment(current_user_id(), exact_id(transaction_id))
-    if payment.status not in (PaymentStatus.SUCCESS, PaymentStatus.REFUNDED):
+    if payment.status not in RECEIPTED:
         raise NotFound("There is no receipt for a payment that did not succeed.")
     booking = await Booking.get(id=payment.booking_id).select_related("train")
     body = await render_template(
         "payment/receipt.html",
         payment=payment,
+        refunds=await refunds_of(payment),
         booking=booking,
         method_label=PaymentMethod(payment.method).label,
     )

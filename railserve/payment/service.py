@@ -19,16 +19,15 @@ from tortoise.exceptions import IntegrityError
 from tortoise.models import Model
 
 from railserve import db
-from railserve.errors import Conflict, GatewayRefused, NotFound
+from railserve.errors import Conflict, NotFound
 from railserve.models import Booking, BookingStatus
-from railserve.money import format_money
 from railserve.notify import notify
 from railserve.payment import live
 from railserve.payment.forms import idempotency_key, parse_payment
 from railserve.payment.gateway import ChargeRequest, Gateway
 from railserve.payment.machine import PaymentMachine
 from railserve.payment.models import Actor, Payment, PaymentEvent, PaymentStatus
-from railserve.seats import confirm_or_waitlist, move_booking, promote_waitlist, release_seats
+from railserve.seats import confirm_or_waitlist, move_booking
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +100,8 @@ async def status_summary(user_id: int, transaction_id: str) -> dict:
         "currency",
         "method",
         "failure_reason",
+        "refunded_amount",
+        "gateway",
         booking_status="booking__status",
     )
     if not rows:
@@ -274,89 +275,6 @@ async def settle(
     return await db.atomic(work)
 
 
-async def settle_and_follow_up(
-    gateway: Gateway, transaction_id: str, succeeded: bool, **kw
-) -> Settlement:
-    result = await settle(transaction_id, succeeded, **kw)
-    if result.needs_refund:
-        await refund_late_payment(gateway, result.payment)
-    return result
-
-
-async def refund_late_payment(gateway: Gateway, payment: Payment) -> bool:
-    """A success that came after its booking expired and the train filled: give it back."""
-    result = await gateway.refund(payment.transaction_id, payment.amount, payment.currency)
-    if not result.ok:
-        log.warning("late payment %s not refunded yet: %s", payment.transaction_id, result.reason)
-        return False
-    return await apply_refund(
-        payment.id,
-        result.reference or "",
-        actor=Actor.SYSTEM,
-        detail=LATE_REFUND_MESSAGE,
-        message=LATE_REFUND_MESSAGE,
-    )
-
-
-async def apply_refund(
-    payment_id: int,
-    reference: str,
-    *,
-    actor: Actor,
-    detail: str,
-    message: str | None = None,
-    record: Model | None = None,
-) -> bool:
-    """Refund effects in one transaction: payment refunded, booking cancelled, seats
-    released and the waitlist promoted. False when it was already refunded."""
-    now = now_utc()
-
-    async def work() -> bool:
-        if record is not None:
-            await record.save(force_create=True)
-        payment = await Payment.get(id=payment_id)
-        if payment.status != PaymentStatus.SUCCESS:
-            return False
-        if not await transition(
-            payment, "refund", actor, detail, refund_reference=reference, refunded_at=now
-        ):
-            return False
-        # Locked before its status is read: a promotion committed meanwhile would
-        # otherwise cancel a confirmed booking without giving its seats back.
-        booking = await Booking.filter(id=payment.booking_id).select_for_update().get()
-        await booking.fetch_related("train")
-        was_confirmed = booking.status == BookingStatus.CONFIRMED
-        await move_booking(
-            booking,
-            (
-                BookingStatus.CONFIRMED,
-                BookingStatus.WAITLISTED,
-                BookingStatus.EXPIRED,
-                BookingStatus.PENDING_PAYMENT,
-            ),
-            BookingStatus.CANCELLED,
-        )
-        if was_confirmed:
-            await release_seats(booking.train_id, booking.passenger_count)
-            await promote_waitlist(booking.train_id)
-        amount = format_money(payment.amount, payment.currency)
-        await notify(
-            booking.user_id,
-            booking.id,
-            "refund",
-            message or f"Booking {booking.pnr} cancelled: {amount} refunded (ref {reference}).",
-            subject=f"Refunded {amount} for booking {booking.pnr}",
-            body=(
-                f"{message + '. ' if message else ''}Booking {booking.pnr} on train "
-                f"{booking.train.number} is cancelled and {amount} has been refunded to your "
-                f"{payment.instrument}. Refund reference: {reference}."
-            ),
-        )
-        return True
-
-    return await db.atomic(work)
-
-
 async def cancel_attempt(user_id: int, transaction_id: str) -> Payment:
     """The passenger stops a pending attempt."""
     payment = await owned_payment(user_id, transaction_id)
@@ -397,42 +315,21 @@ async def cancel_transition(
     )
 
 
-async def cancel_booking(gateway: Gateway, user_id: int, booking_id: int) -> str:
-    """Cancel a booking; a paid one is refunded first. Returns a message for the user."""
-    booking = await owned_booking(user_id, booking_id)
-    if booking.status == BookingStatus.PENDING_PAYMENT:
-        return await _cancel_unpaid(booking)
-    if booking.status not in (BookingStatus.CONFIRMED, BookingStatus.WAITLISTED):
-        raise Conflict(f"This booking is already {booking.status.value.replace('_', ' ')}.")
-    payment = await Payment.get_or_none(booking_id=booking.id, status=PaymentStatus.SUCCESS)
-    if payment is None:
-        raise Conflict("This booking has no payment to refund.")
-    result = await gateway.refund(payment.transaction_id, payment.amount, payment.currency)
-    if not result.ok:
-        raise GatewayRefused(f"The refund was refused: {result.reason}. Nothing was changed.")
-    applied = await apply_refund(
-        payment.id,
-        result.reference or "",
-        actor=Actor.USER,
-        detail="booking cancelled by passenger",
-    )
-    amount = format_money(payment.amount, payment.currency)
-    if not applied:
-        return f"Booking {booking.pnr} was already cancelled."
-    return f"Booking {booking.pnr} cancelled. {amount} refunded (reference {result.reference})."
-
-
 class _BookingMoved(Exception):
     """Raised inside a transaction to roll it back when the booking changed under us."""
 
 
-async def _cancel_unpaid(booking: Booking) -> str:
+async def cancel_unpaid(
+    booking: Booking, *, actor: Actor = Actor.USER, why: str | None = None
+) -> str:
+    """Cancel a booking before payment, with its pending attempts: free of charge."""
+
     async def work() -> None:
         # Payments before bookings, in every transaction: one lock order, no deadlocks.
         now = now_utc()
         for payment in await Payment.filter(booking_id=booking.id, status=PaymentStatus.PENDING):
             await cancel_transition(
-                payment, "Booking cancelled", Actor.USER, retryable=False, now=now
+                payment, why or "Booking cancelled", actor, retryable=False, now=now
             )
         if not await move_booking(
             booking, (BookingStatus.PENDING_PAYMENT,), BookingStatus.CANCELLED
@@ -442,9 +339,10 @@ async def _cancel_unpaid(booking: Booking) -> str:
             booking.user_id,
             booking.id,
             "cancellation",
-            f"Booking {booking.pnr} cancelled before payment.",
+            f"Booking {booking.pnr} cancelled before payment." + (f" {why}" if why else ""),
             subject=f"Booking {booking.pnr} cancelled",
-            body=f"Your unpaid booking {booking.pnr} was cancelled. Nothing was charged.",
+            body=f"Your unpaid booking {booking.pnr} was cancelled. Nothing was charged."
+            + (f" {why}" if why else ""),
         )
 
     try:

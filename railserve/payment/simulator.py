@@ -24,7 +24,7 @@ from tortoise.exceptions import IntegrityError
 from railserve.config import Settings
 from railserve.money import format_amount
 from railserve.payment import gateway
-from railserve.payment.models import SimulatedCharge
+from railserve.payment.models import SimulatedCharge, SimulatedRefund
 from railserve.payment.signature import sign
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,10 @@ CARD_TRIGGERS = {
     "4242424242424242": SUCCESS,
     "4000000000000002": Outcome(False, "card_declined"),
     "4000000000009995": Outcome(False, "insufficient_funds"),
+    "4000000000000341": SUCCESS,  # charged; every refund of it is refused
 }
+REFUSES_REFUNDS = {"4000000000000341"}
+ACCOUNT_CLOSED = "Card account closed"
 UPI_TRIGGERS = {"success@upi": SUCCESS, "failure@upi": Outcome(False, "bank_declined")}
 
 # Shown on the payment page in test mode.
@@ -66,6 +69,7 @@ TEST_TRIGGERS = (
     ("Card", "4242 4242 4242 4242", "success"),
     ("Card", "4000 0000 0000 0002", "failed: card declined"),
     ("Card", "4000 0000 0000 9995", "failed: insufficient funds"),
+    ("Card", "4000 0000 0000 0341", "success; its refunds are refused"),
     ("UPI", "success@upi", "success"),
     ("UPI", "failure@upi", "failed: declined by bank"),
     ("Any other valid instrument", "—", "random by success rate"),
@@ -80,6 +84,13 @@ def trigger_for(method: str, instrument: Mapping[str, str]) -> Outcome | None:
     if method == "upi":
         return UPI_TRIGGERS.get(fields.get("upi_id", "").strip().lower())
     return None
+
+
+def refuses_refunds(method: str, instrument: Mapping[str, str]) -> bool:
+    if method not in ("credit_card", "debit_card"):
+        return False
+    digits = "".join(ch for ch in dict(instrument).get("card_number", "") if ch.isdigit())
+    return digits in REFUSES_REFUNDS
 
 
 def random_outcome(seed: str, transaction_id: str, success_rate: float) -> Outcome:
@@ -113,10 +124,9 @@ class SimulatedGateway:
                 succeeded=outcome.succeeded,
                 failure_code=outcome.code,
                 settles_at=settles_at,
+                refunds_refused=refuses_refunds(request.method, request.instrument),
             )
-        task = asyncio.create_task(self._report_later(request, outcome))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._report_later(request, outcome))
 
     async def _report_later(self, request: gateway.ChargeRequest, outcome: Outcome) -> None:
         await asyncio.sleep(self.settings.gateway_delay)
@@ -137,21 +147,68 @@ class SimulatedGateway:
         reason, retryable = FAILURES[charge.failure_code or "bank_declined"]
         return gateway.ChargeStatus("failed", reason, retryable)
 
-    async def refund(self, transaction_id: str, amount: int, currency: str) -> gateway.RefundResult:
-        charge = await SimulatedCharge.get_or_none(transaction_id=transaction_id)
+    async def refund(self, request: gateway.RefundRequest) -> gateway.RefundResult:
+        """Take a refund like a real provider: answer at once, report through the webhook."""
+        charge = await SimulatedCharge.get_or_none(transaction_id=request.transaction_id)
         if charge is None or not charge.succeeded:
             return gateway.RefundResult(
                 False, reason="The gateway has no successful charge to refund"
             )
-        if (charge.amount, charge.currency) != (amount, currency):
-            return gateway.RefundResult(False, reason="The refund amount does not match the charge")
-        reference = "RFD" + secrets.token_hex(8).upper()
-        # Refunds are idempotent: the first reference wins, and every later call gets it.
-        await SimulatedCharge.filter(transaction_id=transaction_id, refund_reference=None).update(
-            refund_reference=reference
+        if charge.currency != request.currency:
+            return gateway.RefundResult(False, reason="The refund currency does not match")
+        key = f"{request.refund_id}:{request.attempt}"
+        if existing := await SimulatedRefund.get_or_none(key=key):
+            return gateway.RefundResult(True, reference=existing.reference)
+        refunded = sum(
+            await SimulatedRefund.filter(
+                transaction_id=request.transaction_id, succeeded=True
+            ).values_list("amount", flat=True)
         )
-        charge = await SimulatedCharge.get(transaction_id=transaction_id)
-        return gateway.RefundResult(True, reference=charge.refund_reference)
+        if refunded + request.amount > charge.amount:
+            return gateway.RefundResult(False, reason="The refund exceeds what was charged")
+        record = SimulatedRefund(
+            key=key,
+            refund_id=request.refund_id,
+            attempt=request.attempt,
+            transaction_id=request.transaction_id,
+            amount=request.amount,
+            currency=request.currency,
+            succeeded=not charge.refunds_refused,
+            failure_reason=ACCOUNT_CLOSED if charge.refunds_refused else None,
+            reference="GRF" + secrets.token_hex(8).upper(),
+            settles_at=datetime.now(UTC) + timedelta(seconds=self.settings.gateway_delay),
+        )
+        try:
+            await record.save(force_create=True)
+        except IntegrityError:  # the same attempt asked twice at once: one refund
+            record = await SimulatedRefund.get(key=key)
+        self._spawn(self._report_refund_later(record))
+        return gateway.RefundResult(True, reference=record.reference)
+
+    async def _report_refund_later(self, record: SimulatedRefund) -> None:
+        await asyncio.sleep(self.settings.gateway_delay)
+        body = refund_event_body(record)
+        try:
+            await self.deliver(body, sign(self.settings.webhook_secret, body, int(time.time())))
+        except Exception:  # the sweeper asks about refunds still pending
+            log.exception("refund webhook delivery failed for %s", record.refund_id)
+
+    async def query_refund(self, refund_id: str) -> gateway.RefundState:
+        latest = await SimulatedRefund.filter(refund_id=refund_id).order_by("-attempt").first()
+        if latest is None:
+            return gateway.RefundState("unknown")
+        if latest.settles_at > datetime.now(UTC):
+            return gateway.RefundState("pending", latest.attempt, latest.reference)
+        if latest.succeeded:
+            return gateway.RefundState("succeeded", latest.attempt, latest.reference)
+        return gateway.RefundState(
+            "failed", latest.attempt, latest.reference, latest.failure_reason
+        )
+
+    def _spawn(self, coroutine) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def aclose(self) -> None:
         """Let reports already due finish; the sweeper reconciles any cut short."""
@@ -170,6 +227,21 @@ def event_body(transaction_id: str, amount: int, currency: str, outcome: Outcome
         "currency": currency,
         "failure_reason": outcome.reason,
         "retryable": outcome.retryable,
+        "created": int(time.time()),
+    }
+    return json.dumps(event).encode()
+
+
+def refund_event_body(record: SimulatedRefund) -> bytes:
+    event = {
+        "id": "evt_" + secrets.token_hex(12),
+        "type": "refund.succeeded" if record.succeeded else "refund.failed",
+        "transaction_id": record.transaction_id,
+        "refund_id": record.refund_id,
+        "amount": format_amount(record.amount),
+        "currency": record.currency,
+        "failure_reason": record.failure_reason,
+        "reference": record.reference,
         "created": int(time.time()),
     }
     return json.dumps(event).encode()

@@ -16,25 +16,37 @@ from tortoise.exceptions import IntegrityError
 from railserve.config import Settings
 from railserve.errors import BadRequest, BadSignature, Conflict, NotFound
 from railserve.money import format_amount
-from railserve.payment import service
+from railserve.payment import refunds
 from railserve.payment.gateway import Gateway
-from railserve.payment.models import Actor, Payment, PaymentEvent, PaymentStatus, WebhookEvent
+from railserve.payment.models import (
+    Actor,
+    Payment,
+    PaymentEvent,
+    PaymentStatus,
+    Refund,
+    RefundStatus,
+    WebhookEvent,
+)
 from railserve.payment.signature import verify
 
-EVENT_TYPES = ("payment.succeeded", "payment.failed", "refund.succeeded")
+EVENT_TYPES = ("payment.succeeded", "payment.failed", "refund.succeeded", "refund.failed")
+REFUND_EVENTS = ("refund.succeeded", "refund.failed")
 EVENT_ID = re.compile(r"evt_[A-Za-z0-9_-]{1,60}")
 TXN = re.compile(r"TXN[A-Z0-9]{16}")
+RFD = re.compile(r"RFD[A-Z0-9]{16}")
 
-# What each event means for each status: apply it, or it was already so.
+# What each payment event means for each status: apply it, or it was already so.
 APPLIES_TO = {
     "payment.succeeded": PaymentStatus.PENDING,
     "payment.failed": PaymentStatus.PENDING,
-    "refund.succeeded": PaymentStatus.SUCCESS,
 }
 ALREADY = {
-    "payment.succeeded": (PaymentStatus.SUCCESS, PaymentStatus.REFUNDED),
+    "payment.succeeded": (
+        PaymentStatus.SUCCESS,
+        PaymentStatus.PARTIALLY_REFUNDED,
+        PaymentStatus.REFUNDED,
+    ),
     "payment.failed": (PaymentStatus.FAILED,),
-    "refund.succeeded": (PaymentStatus.REFUNDED,),
 }
 
 
@@ -47,7 +59,8 @@ class Event:
     currency: str
     failure_reason: str | None
     retryable: bool | None
-    refund_reference: str | None
+    refund_id: str | None
+    reference: str | None
 
 
 def parse(raw: bytes) -> Event:
@@ -74,7 +87,10 @@ def parse(raw: bytes) -> Event:
     if reason is not None and not isinstance(reason, str):
         raise BadRequest("failure_reason must be a string or null.")
     retryable = data.get("retryable")
-    reference = data.get("refund_reference")
+    refund_id = data.get("refund_id")
+    if kind in REFUND_EVENTS and not (isinstance(refund_id, str) and RFD.fullmatch(refund_id)):
+        raise BadRequest("The refund id is missing or malformed.")
+    reference = data.get("reference")
     return Event(
         event_id,
         kind,
@@ -83,6 +99,7 @@ def parse(raw: bytes) -> Event:
         currency,
         reason[:200] if reason else None,
         retryable if isinstance(retryable, bool) else None,
+        refund_id if kind in REFUND_EVENTS else None,
         reference[:40] if isinstance(reference, str) else None,
     )
 
@@ -97,6 +114,8 @@ async def handle(settings: Settings, gateway: Gateway, raw: bytes, signature: st
     payment = await Payment.get_or_none(transaction_id=event.transaction_id)
     if payment is None:
         raise NotFound("Unknown transaction.")
+    if event.type in REFUND_EVENTS:
+        return await _handle_refund(settings, payment, event)
     if (event.amount, event.currency) != (format_amount(payment.amount), payment.currency):
         await _record_rejection(payment, event, "amount or currency does not match the attempt")
         raise Conflict("The amount or currency does not match the attempt.")
@@ -104,9 +123,9 @@ async def handle(settings: Settings, gateway: Gateway, raw: bytes, signature: st
     if payment.status in ALREADY[event.type]:
         return "already applied"
     if payment.status != APPLIES_TO[event.type]:
-        await _contradiction(gateway, payment, event)
+        await _contradiction(settings, gateway, payment, event)
     try:
-        applied = await _apply(gateway, event, payment)
+        applied = await _apply(settings, gateway, event, payment)
     except IntegrityError:
         # The same event id, delivered at the same moment. Any other constraint that
         # refused the change must not be acknowledged, or the gateway would stop retrying.
@@ -118,23 +137,51 @@ async def handle(settings: Settings, gateway: Gateway, raw: bytes, signature: st
     current = await Payment.get(id=payment.id)
     if current.status in ALREADY[event.type]:
         return "already applied"
-    await _contradiction(gateway, current, event)
+    await _contradiction(settings, gateway, current, event)
 
 
-async def _apply(gateway: Gateway, event: Event, payment: Payment) -> bool:
+async def _handle_refund(settings: Settings, payment: Payment, event: Event) -> str:
+    """Settle the refund the event names; a final refund contradicted is refused (409)."""
+    refund = await Refund.get_or_none(refund_id=event.refund_id, payment_id=payment.id)
+    if refund is None:
+        raise NotFound("Unknown refund for this transaction.")
+    if (event.amount, event.currency) != (format_amount(refund.amount), refund.currency):
+        await _record_rejection(
+            payment, event, f"amount or currency does not match {refund.refund_id}"
+        )
+        raise Conflict("The amount or currency does not match the refund.")
+    succeeded = event.type == "refund.succeeded"
+    final = RefundStatus.SUCCEEDED if succeeded else RefundStatus.FAILED
+    if refund.status == final:
+        return "already applied"
+    if refund.status != RefundStatus.PENDING:
+        await _record_rejection(payment, event, f"{event.type} contradicts refund {refund.status}")
+        raise Conflict(f"The event contradicts the refund's state ({refund.status}).")
+    seen = WebhookEvent(id=event.id, type=event.type, transaction_id=event.transaction_id)
+    try:
+        await refunds.settle_refund(
+            settings,
+            refund.refund_id,
+            succeeded,
+            reason=event.failure_reason,
+            reference=event.reference,
+            detail=f"webhook {event.id}",
+            record=seen,
+        )
+    except IntegrityError:
+        if await WebhookEvent.exists(id=event.id):
+            return "already seen"
+        raise
+    return "applied"
+
+
+async def _apply(settings: Settings, gateway: Gateway, event: Event, payment: Payment) -> bool:
     """Apply the event; its id is recorded in the same transaction as its effects."""
     seen = WebhookEvent(id=event.id, type=event.type, transaction_id=event.transaction_id)
     detail = f"webhook {event.id}"
-    if event.type == "refund.succeeded":
-        return await service.apply_refund(
-            payment.id,
-            event.refund_reference or event.id,
-            actor=Actor.GATEWAY,
-            detail=detail,
-            record=seen,
-        )
-    result = await service.settle_and_follow_up(
+    result = await refunds.settle_and_follow_up(
         gateway,
+        settings,
         event.transaction_id,
         event.type == "payment.succeeded",
         reason=event.failure_reason or "Payment failed",
@@ -145,7 +192,9 @@ async def _apply(gateway: Gateway, event: Event, payment: Payment) -> bool:
     return result.applied
 
 
-async def _contradiction(gateway: Gateway, payment: Payment, event: Event) -> None:
+async def _contradiction(
+    settings: Settings, gateway: Gateway, payment: Payment, event: Event
+) -> None:
     """Refuse an event that contradicts a final state: record it, move nothing.
 
     A success for an attempt we already cancelled or failed means the gateway holds money
@@ -156,12 +205,15 @@ async def _contradiction(gateway: Gateway, payment: Payment, event: Event) -> No
         PaymentStatus.CANCELLED,
         PaymentStatus.FAILED,
     ):
-        refund = await gateway.refund(payment.transaction_id, payment.amount, payment.currency)
-        why += (
-            f"; money returned by the gateway (ref {refund.reference})"
-            if refund.ok
-            else f"; gateway refund refused: {refund.reason}"
+        refund = await refunds.refund_in_full(
+            gateway,
+            settings,
+            payment.id,
+            actor=Actor.SYSTEM,
+            reason=f"captured after the attempt was {payment.status}: returned in full",
         )
+        if refund is not None:
+            why += f"; money returned through refund {refund.refund_id}"
     await _record_rejection(payment, event, why)
     raise Conflict(f"The event contradicts the attempt's state ({payment.status}).")
 

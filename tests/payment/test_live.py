@@ -248,3 +248,28 @@ def test_an_event_carries_each_line_of_its_data_on_a_data_line():
     assert live.event("status", "<div>\n  Asha\u2028Rao\r\n</div>") == (
         "event: status\ndata: <div>\ndata:   Asha\u2028Rao\ndata: </div>\n\n".encode()
     )
+
+
+async def test_a_refund_that_settles_reaches_the_open_card(slow_app, settings):
+    from railserve.payment import refunds
+    from railserve.payment.models import Refund
+
+    person = await Passenger.sign_up(slow_app)
+    payment = await pending_attempt(person)
+    assert await webhook(slow_app, payment) == "applied"
+    cancelled = await person.post(f"/bookings/{payment.booking_id}/cancel")
+    assert cancelled.status_code == 303
+    (refund,) = await Refund.filter(payment_id=payment.id)
+    assert refund.status == "pending"  # the slow gateway has not paid it back yet
+
+    async with in_process_stream(person.client, events_path(payment.transaction_id)) as (
+        _,
+        reader,
+    ):
+        opening = await reader.next()
+        assert card_state(opening.data) == "refunded"
+        assert "sse-connect" in opening.data  # its refund can still settle
+        assert await refunds.settle_refund(settings, refund.refund_id, True, reference="RF1")
+        settled = await reader.next_named("status", timeout=LATENCY)
+        assert "Paid back" in settled.data and "sse-connect" not in settled.data
+        assert (await reader.next()).name == "close"

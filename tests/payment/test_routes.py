@@ -43,6 +43,8 @@ async def test_plain_post_redirects_to_status_page_then_json(passenger, train):
         "currency": "INR",
         "method": "credit_card",
         "failure_reason": None,
+        "refunded_amount": "0.00",
+        "gateway": "simulated",
     }
     page = await passenger.text(f"/payment/status/{txn}")
     assert page.lstrip().lower().startswith("<!doctype html>")

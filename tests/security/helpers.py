@@ -11,12 +11,22 @@ from urllib.parse import urlencode
 from quart.testing import QuartClient
 
 from railserve.models import Booking, Mail, Notification, Train, User
-from railserve.payment.models import Payment, PaymentEvent, SimulatedCharge, WebhookEvent
+from railserve.payment.models import Payment, PaymentEvent, Refund, SimulatedCharge, WebhookEvent
 from railserve.payment.signature import sign
 from tests.conftest import WEBHOOK_SECRET
 from tests.support.passenger import Passenger
 
-MODELS = (User, Train, Booking, Notification, Mail, Payment, PaymentEvent, WebhookEvent)
+MODELS = (
+    User,
+    Train,
+    Booking,
+    Notification,
+    Mail,
+    Payment,
+    PaymentEvent,
+    WebhookEvent,
+    Refund,
+)
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
