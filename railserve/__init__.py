@@ -72,11 +72,13 @@ def create_app(settings: Settings | None = None) -> Quart:
 def _register_blueprints(app: Quart) -> None:
     from railserve.auth import bp as auth_bp
     from railserve.booking import bp as booking_bp
+    from railserve.ops import ops_bp
     from railserve.payment import payment_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(booking_bp)
     app.register_blueprint(payment_bp)
+    app.register_blueprint(ops_bp)
 
     @app.get("/favicon.ico")
     async def favicon() -> Response:
@@ -102,14 +104,20 @@ def _register_templates(app: Quart) -> None:
     async def layout() -> dict:
         settings: Settings = app.config["RAILSERVE"]
         signed_in = await current_user.is_authenticated
-        unread = 0
+        unread, operator = 0, False
         if signed_in and not is_htmx() and not wants_event_stream():
-            from railserve.models import Notification
+            from railserve.models import Notification, Role, User
 
             unread = await Notification.filter(
                 user_id=int(current_user.auth_id), read=False
             ).count()
-        return {"signed_in": signed_in, "unread_count": unread, "settings": settings}
+            operator = await User.exists(id=int(current_user.auth_id), role=Role.OPERATOR)
+        return {
+            "signed_in": signed_in,
+            "unread_count": unread,
+            "operator": operator,
+            "settings": settings,
+        }
 
 
 def _format_time(value: datetime | None) -> str:
@@ -174,7 +182,7 @@ def _register_lifecycle(app: Quart, settings: Settings) -> None:
 
     async def deliver(body: bytes, signature: str) -> object:
         try:
-            return await webhook.handle(
+            return await webhook.handle_logged(
                 settings, app.extensions["railserve.gateway"], body, signature
             )
         except DomainError as error:  # a refusal is an answer, as it would be over HTTP

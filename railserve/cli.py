@@ -149,7 +149,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         holder: dict = {}
 
         async def deliver(body: bytes, signature: str) -> object:
-            return await webhook.handle(settings, holder["gateway"], body, signature)
+            return await webhook.handle_logged(settings, holder["gateway"], body, signature)
 
         holder["gateway"] = gateway_module.create(settings, deliver)
         report = await sweep(settings, holder["gateway"])
@@ -206,6 +206,45 @@ def cmd_check(args: argparse.Namespace) -> int:
         if problems:
             return 1
         print("all invariants hold")
+        return 0
+
+    return asyncio.run(_with_db(work))
+
+
+def cmd_add_operator(args: argparse.Namespace) -> int:
+    async def work() -> int:
+        from railserve.auth import normalise_email, register_user
+        from railserve.errors import DomainError
+        from railserve.models import Role, User
+
+        email = normalise_email(args.email)
+        if email is None:
+            _fail("--email is not a valid e-mail address")
+        if await User.filter(email=email).update(role=Role.OPERATOR):
+            print(f"{email} is now an operator")
+            return 0
+        password = sys.stdin.readline().rstrip("\r\n")
+        try:
+            user = await register_user(args.name or email.split("@")[0], email, password)
+        except DomainError as error:
+            _fail("; ".join(error.errors.values()) or error.message)
+        await User.filter(id=user.id).update(role=Role.OPERATOR)
+        print(f"created operator {email}")
+        return 0
+
+    return asyncio.run(_with_db(work))
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    async def work() -> int:
+        from railserve.ops.reconciliation import differences
+
+        found = await differences()
+        for difference in found:
+            print(f"DIFFERENCE {difference}")
+        if found:
+            return 1
+        print("the gateway's ledger and the database agree")
         return 0
 
     return asyncio.run(_with_db(work))
@@ -279,6 +318,15 @@ def build_parser() -> argparse.ArgumentParser:
         run=cmd_sweep
     )
     commands.add_parser("check", help="verify the database invariants").set_defaults(run=cmd_check)
+    operator = commands.add_parser(
+        "add-operator", help="make an account an operator (a new one reads its password from stdin)"
+    )
+    operator.add_argument("--email", required=True)
+    operator.add_argument("--name")
+    operator.set_defaults(run=cmd_add_operator)
+    commands.add_parser(
+        "reconcile", help="compare the gateway's ledger with the database; exit 1 on differences"
+    ).set_defaults(run=cmd_reconcile)
     serve = commands.add_parser("serve", help="run the production ASGI server")
     serve.add_argument("--bind", default="127.0.0.1:5000")
     serve.add_argument("--workers", type=int, default=1)

@@ -66,3 +66,8 @@ payment_limits = rate_limit(
         ConfiguredLimit("rate_limit_payment_per_address", _by_address),
     ]
 )
+
+# Operators act on other people's money: a steady hand, not a script gone wrong.
+operator_limits = rate_limit(
+    limits=[RateLimit(60, MINUTE, key_function=_by_user, skip_function=_reads_only)]
+)

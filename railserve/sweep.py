@@ -67,24 +67,44 @@ async def reconcile_pending(
         .limit(BATCH)
     )
     for payment in stale:
-        answer = await gateway.query(payment.transaction_id)
-        if answer.state in ("succeeded", "failed"):
-            result = await refunds.settle_and_follow_up(
-                gateway,
-                settings,
-                payment.transaction_id,
-                answer.state == "succeeded",
-                reason=answer.failure_reason,
-                retryable=answer.retryable,
-                actor=Actor.SYSTEM,
-                detail="reconciled with the gateway",
-            )
-            if result.applied:
-                report.reconciled.append(payment.transaction_id)
-        elif payment.created_at < timeout_at and await service.cancel_pending(
-            payment.id, TIMED_OUT, actor=Actor.SYSTEM
+        state = await reconcile_one(settings, gateway, payment)
+        if state == "applied":
+            report.reconciled.append(payment.transaction_id)
+        elif (
+            state not in ("succeeded", "failed")
+            and payment.created_at < timeout_at
+            and await service.cancel_pending(payment.id, TIMED_OUT, actor=Actor.SYSTEM)
         ):
             report.timed_out.append(payment.transaction_id)
+
+
+async def reconcile_one(
+    settings: Settings,
+    gateway: Gateway,
+    payment: Payment,
+    *,
+    actor: Actor = Actor.SYSTEM,
+    detail: str = "reconciled with the gateway",
+) -> str:
+    """Ask the gateway about one attempt and apply a final answer to it if still pending.
+
+    Returns "applied" when this call moved the attempt, else the gateway's state
+    ("succeeded" or "failed" when someone else applied it first, "pending", "unknown").
+    """
+    answer = await gateway.query(payment.transaction_id)
+    if answer.state not in ("succeeded", "failed"):
+        return answer.state
+    result = await refunds.settle_and_follow_up(
+        gateway,
+        settings,
+        payment.transaction_id,
+        answer.state == "succeeded",
+        reason=answer.failure_reason,
+        retryable=answer.retryable,
+        actor=actor,
+        detail=detail,
+    )
+    return "applied" if result.applied else answer.state
 
 
 async def expire_holds(settings: Settings, now: datetime, report: SweepReport) -> None:

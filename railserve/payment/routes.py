@@ -280,7 +280,7 @@ async def receipt(transaction_id: str) -> Response:
 async def webhook() -> Response:
     """Apply a signed gateway event."""
     raw = await request.get_data()
-    outcome = await webhooks.handle(
+    outcome = await webhooks.handle_logged(
         current_app.config["RAILSERVE"],
         _gateway(),
         raw,

@@ -6,7 +6,9 @@ go through the same checks.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from tortoise.exceptions import IntegrityError
 
 from railserve.config import Settings
-from railserve.errors import BadRequest, BadSignature, Conflict, NotFound
+from railserve.errors import BadRequest, BadSignature, Conflict, DomainError, NotFound
 from railserve.money import format_amount
 from railserve.payment import refunds
 from railserve.payment.gateway import Gateway
@@ -26,6 +28,7 @@ from railserve.payment.models import (
     Refund,
     RefundStatus,
     WebhookEvent,
+    WebhookLog,
 )
 from railserve.payment.signature import verify
 
@@ -104,9 +107,20 @@ def parse(raw: bytes) -> Event:
     )
 
 
-async def handle(settings: Settings, gateway: Gateway, raw: bytes, signature: str | None) -> str:
-    """Apply one signed event; returns what happened. Raises a DomainError to refuse it."""
-    if not verify(signature, raw, [settings.webhook_secret], time.time()):
+async def handle(
+    settings: Settings,
+    gateway: Gateway,
+    raw: bytes,
+    signature: str | None,
+    *,
+    now: float | None = None,
+) -> str:
+    """Apply one signed event; returns what happened. Raises a DomainError to refuse it.
+
+    `now` is the clock the signature's age is judged by (an operator's replay of a stored
+    event passes the event's own timestamp: the HMAC must still hold).
+    """
+    if not verify(signature, raw, [settings.webhook_secret], time.time() if now is None else now):
         raise BadSignature("Missing, invalid or stale signature.")
     event = parse(raw)
     if await WebhookEvent.exists(id=event.id):
@@ -227,3 +241,94 @@ async def _record_rejection(payment: Payment, event: Event, why: str) -> None:
         actor=Actor.GATEWAY,
         detail=f"{event.id}: {why}"[:300],
     )
+
+
+# --- The operators' log of every event received -------------------------------------------
+LOG_BODY_LIMIT = 64 * 1024
+log = logging.getLogger(__name__)
+
+
+async def handle_logged(
+    settings: Settings,
+    gateway: Gateway,
+    raw: bytes,
+    signature: str | None,
+    *,
+    provider: str = "simulated",
+) -> str:
+    """`handle`, and one WebhookLog row with our answer, whatever the answer.
+
+    The row is written after the event's own transaction has ended, so a refusal (which
+    rolls nothing forward) and an unexpected error are logged as surely as a success.
+    """
+    status, result = 500, "internal error"
+    try:
+        outcome = await handle(settings, gateway, raw, signature)
+        status, result = 200, outcome
+        return outcome
+    except DomainError as error:
+        status, result = error.status, error.message
+        raise
+    finally:
+        # Shielded: a gateway that hangs up must not cost us the record of its event.
+        await asyncio.shield(_log(settings, provider, raw, signature, status, result))
+
+
+def signature_holds(settings: Settings, raw: bytes, signature: str | None, now: float) -> bool:
+    return verify(signature, raw, [settings.webhook_secret], now)
+
+
+def signed_at(signature: str | None) -> int | None:
+    """The `t=` of a signature header, if it has one."""
+    for part in (signature or "").split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "t" and value.isdigit() and len(value) <= 12:
+            return int(value)
+    return None
+
+
+def _storable(text: str) -> str:
+    """PostgreSQL text cannot hold NUL: keep the rest of what was sent."""
+    return text.replace("\x00", "\ufffd")
+
+
+def _fields(raw: bytes) -> dict[str, str | None]:
+    """What an operator needs to find the event, read leniently from any body."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        data = None
+    if not isinstance(data, dict):
+        data = {}
+
+    def text(key: str, limit: int) -> str | None:
+        value = data.get(key)
+        return _storable(value[:limit]) if isinstance(value, str) and value else None
+
+    return {
+        "event_id": text("id", 64),
+        "type": text("type", 40),
+        "transaction_id": text("transaction_id", 19),
+    }
+
+
+async def _log(
+    settings: Settings,
+    provider: str,
+    raw: bytes,
+    signature: str | None,
+    status: int,
+    result: str,
+) -> None:
+    try:
+        await WebhookLog.create(
+            provider=provider,
+            signature_valid=signature_holds(settings, raw, signature, time.time()),
+            status_code=status,
+            result=str(result)[:300],
+            body=_storable(raw[:LOG_BODY_LIMIT].decode("utf-8", errors="replace")),
+            signature=_storable(signature[:1000]) if signature else None,
+            **_fields(raw),
+        )
+    except Exception:  # the answer to the gateway matters more than our log of it
+        log.exception("could not log a webhook (answered %s)", status)

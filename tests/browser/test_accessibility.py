@@ -6,6 +6,8 @@ contexts bypass the CSP; the other browser tests run with it enforced.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -65,6 +67,12 @@ def test_every_page_and_payment_state_passes_axe(traveller, train, screenshot):
     assert_accessible(visitor, "receipt", screenshot)
     page.goto("/profile")
     assert_accessible(visitor, "profile", screenshot)
+    page.get_by_role("link", name="Cancel passengers…").click()
+    expect(page.locator(".cancel-quote")).to_be_visible()
+    assert_accessible(visitor, "cancel quote", screenshot)
+    page.get_by_role("button", name=re.compile(r"^Cancel 1 passenger")).click()
+    expect(page.locator(".refund")).to_be_visible()
+    assert_accessible(visitor, "profile with a refund", screenshot)
 
     response = page.goto("/payment/status/TXN0000000000000000")
     assert response.status == 404
@@ -72,3 +80,30 @@ def test_every_page_and_payment_state_passes_axe(traveller, train, screenshot):
     # The browser reports the 404 document itself as a console error: expected here.
     assert [e for e in visitor.errors if "404" not in e] == []
     visitor.errors.clear()
+
+
+def test_every_operator_page_passes_axe(traveller, train, server, screenshot):
+    from tests.browser.test_ops import make_operator
+
+    asha = traveller().register("Asha Rao")
+    asha.book(train)
+    asha.pay_by_card()
+    expect(asha.page.locator(".payment-status.state-success")).to_be_visible(timeout=10_000)
+    transaction_id = asha.transaction_id()
+
+    olga = traveller(bypass_csp=True).register("Olga Operator")
+    make_operator(olga, server)
+    page = olga.page
+    for name, path in (
+        ("ops dashboard", "/ops"),
+        ("ops payments", "/ops/payments"),
+        ("ops payment filter error", "/ops/payments?status=bogus"),
+        ("ops payment detail", f"/ops/payments/{transaction_id}"),
+        ("ops webhooks", "/ops/webhooks"),
+        ("ops reconciliation", "/ops/reconciliation"),
+        ("ops audit", "/ops/audit"),
+    ):
+        page.goto(path)
+        assert_accessible(olga, name, screenshot)
+    # The 422 document is reported by the browser as a console error: expected there.
+    olga.errors[:] = [e for e in olga.errors if "422" not in e]

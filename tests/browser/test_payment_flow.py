@@ -146,11 +146,15 @@ def test_cancelling_a_paid_booking_refunds_it_and_promotes_the_waitlist(
     page = asha.page
     page.goto("/profile")
     booking = page.locator(".booking-card").first
-    booking.get_by_text("Cancel booking").click()
-    booking.get_by_role("button", name="Yes, cancel and refund").click()
+    booking.get_by_role("link", name="Cancel passengers…").click()
+    # The quote comes first: what is deducted and why, then one button to confirm.
+    expect(page.locator(".cancel-quote caption")).to_contain_text("flat charge")
+    expect(page.locator(".deduction")).to_contain_text("GST")
+    screenshot(page, "desktop-cancel-quote")
+    page.get_by_role("button", name=re.compile(r"^Cancel 1 passenger and refund")).click()
     expect(page).to_have_url(re.compile(r"/profile$"))
     flash = page.locator(".flash")
-    expect(flash).to_contain_text("₹1250.00 refunded")
+    expect(flash).to_contain_text("Refund")
     expect(page.locator(".booking-card").first.locator(".booking-status")).to_have_text("cancelled")
     expect(page.locator("#payments .status-pill")).to_have_text("refunded")
     screenshot(page, "desktop-profile-refunded")
@@ -167,6 +171,31 @@ def test_cancelling_a_paid_booking_refunds_it_and_promotes_the_waitlist(
     screenshot(ravi.page, "desktop-profile-promoted")
     ravi.page.goto("/")
     expect(ravi.train(one_seat)).to_have_attribute("data-seats-left", "0")
+
+
+def test_cancelling_one_of_two_passengers_updates_the_quote_in_place(traveller, server, screenshot):
+    train = add_train(server, seats=4)
+    asha = traveller().register("Asha Rao")
+    asha.book(train, ["Asha Rao", "Vikram Rao"])
+    asha.pay_by_card()
+    expect(asha.page.locator(".state-success")).to_be_visible()
+    page = asha.page
+    page.get_by_role("link", name="Cancel passengers…").click()
+    quote = page.locator(".cancel-quote")
+    expect(quote.locator("tbody tr")).to_have_count(2)
+    page.evaluate("window.sameDocument = 'yes'")
+    quote.get_by_label("Asha Rao").uncheck()
+    # htmx re-quotes in place and the URL follows the choice.
+    expect(page.locator(".cancel-quote tbody tr")).to_have_count(1)
+    expect(page).to_have_url(re.compile(r"/cancel\?passenger=2$"))
+    assert page.evaluate("window.sameDocument") == "yes"
+    page.get_by_role("button", name=re.compile(r"^Cancel 1 passenger and refund")).click()
+    expect(page).to_have_url(re.compile(r"/profile$"))
+    card = page.locator(".booking-card").first
+    expect(card.locator(".booking-status")).to_have_text("confirmed")
+    expect(card.locator("del")).to_have_text("Vikram Rao")
+    expect(card.locator(".refund")).to_contain_text("Cancellation charge")
+    screenshot(page, "desktop-profile-partly-cancelled")
 
 
 def test_booking_form_adds_and_removes_passenger_rows(traveller, train):

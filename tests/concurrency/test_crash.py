@@ -15,7 +15,14 @@ from datetime import UTC, datetime
 import pytest
 
 from railserve.models import Booking, BookingStatus
-from railserve.payment.models import Payment, PaymentStatus, SimulatedCharge
+from railserve.payment.models import (
+    Payment,
+    PaymentStatus,
+    Refund,
+    RefundStatus,
+    SimulatedCharge,
+    SimulatedRefund,
+)
 from tests.concurrency.conftest import World, http_world
 from tests.support.database import DatabaseFactory
 from tests.support.passenger import card
@@ -98,4 +105,49 @@ async def test_sigkill_mid_flight_loses_no_money(crash_world: World, crashing_se
     if (await Booking.get(id=booking_id)).status == BookingStatus.PENDING_PAYMENT:
         final = await person.pay(booking_id)
         assert final["status"] == "success"
+    await world.check()
+
+
+async def test_sigkill_mid_refunds_settles_each_refund_once(
+    crash_world: World, crashing_server: LiveServer
+):
+    """Killed while cancellations commit and the gateway holds their refunds: after a
+    restart the sweep settles every refund exactly once, and no money goes missing."""
+    world = crash_world
+    train = await world.new_train(seats=20)
+    people = await world.new_passengers(4)
+    bookings = [(p, await p.book(train, ["A", "B"])) for p in people for _ in range(3)]
+    await asyncio.gather(*(p.pay(b) for p, b in bookings))
+    assert await Payment.filter(status=PaymentStatus.SUCCESS).count() == len(bookings)
+
+    async def cancel(index: int) -> None:
+        await asyncio.sleep(index * 0.1)
+        person, booking_id = bookings[index]
+        await person.post(f"/bookings/{booking_id}/cancel", {"passenger": "1"})
+
+    cancelling = [asyncio.ensure_future(cancel(i)) for i in range(len(bookings))]
+    await asyncio.sleep(0.8)
+    crashing_server.kill()
+    await asyncio.gather(*cancelling, return_exceptions=True)
+    opened = await Refund.all().count()
+    assert opened >= 3, "the kill came before the cancellations it should interrupt"
+    assert await Refund.filter(status=RefundStatus.PENDING).exists(), "nothing was in flight"
+
+    crashing_server.start()
+    newest = await Refund.all().order_by("-created_at").first()
+    age = (datetime.now(UTC) - newest.created_at).total_seconds()
+    await asyncio.sleep(max(0.0, GATEWAY_DELAY + 5.5 - age))
+    for _ in range(2):  # a refund handed over by the first sweep is reported after the delay
+        done = await asyncio.to_thread(railserve, "sweep", env=crashing_server.env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        await asyncio.sleep(GATEWAY_DELAY + 0.5)
+
+    refunds = await Refund.all()
+    assert len(refunds) == opened
+    assert [r.refund_id for r in refunds if r.status != RefundStatus.SUCCEEDED] == []
+    for refund in refunds:
+        ledger = await SimulatedRefund.filter(refund_id=refund.refund_id, succeeded=True)
+        assert len(ledger) == 1 and ledger[0].amount == refund.amount, refund.refund_id
+    for payment in await Payment.filter(refunded_amount__gt=0):
+        assert payment.status == PaymentStatus.PARTIALLY_REFUNDED
     await world.check()

@@ -11,7 +11,7 @@ import asyncio
 import pytest
 
 from railserve.models import Booking, BookingStatus, Mail, Notification, Train
-from railserve.payment.models import Payment, PaymentEvent, PaymentStatus, WebhookEvent
+from railserve.payment.models import Payment, PaymentEvent, PaymentStatus, Refund, WebhookEvent
 from tests.concurrency.conftest import World, gateway_event
 
 RACES = 6  # bookings per race test: enough for both sides to win now and then
@@ -89,9 +89,11 @@ async def test_failure_and_success_for_one_attempt_at_once(world: World):
                 "status": PaymentStatus.FAILED,
                 "moves": [(None, "pending"), ("pending", "failed")],
                 "booking": BookingStatus.PENDING_PAYMENT,
-                "notifications": 0,
-                "mails": 0,
+                # The captured money goes back in full, and the passenger is told.
+                "notifications": 1,
+                "mails": 1,
             }
+            assert await Refund.filter(payment_id=payment.id, amount=payment.amount).count() == 1
         # The loser is on record, and moved nothing.
         assert (
             await PaymentEvent.filter(payment_id=payment.id, event="webhook_rejected").count() == 1
@@ -124,8 +126,10 @@ async def test_user_cancel_races_gateway_success(world: World):
                 "status": PaymentStatus.CANCELLED,
                 "moves": [(None, "pending"), ("pending", "cancelled")],
                 "booking": BookingStatus.PENDING_PAYMENT,
-                "notifications": 0,
-                "mails": 0,
+                # The captured money goes back in full, and the passenger is told.
+                "notifications": 1,
+                "mails": 1,
             }
+            assert await Refund.filter(payment_id=payment.id, amount=payment.amount).count() == 1
     assert (await Train.get(id=train.id)).seats_left == 10 - successes
     await world.check()

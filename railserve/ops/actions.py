@@ -1,0 +1,146 @@
+"""What an operator can do to an attempt, each with a reason and an audit row.
+
+The checks come first and refuse with nothing written (422 for a bad reason or amount,
+409 for an action the attempt's state does not allow); an action that happens writes
+one OperatorAction, and any transition it makes is audited with actor `operator`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from railserve.config import Settings
+from railserve.errors import Conflict, Invalid, NotFound
+from railserve.models import User
+from railserve.money import format_money, parse_amount
+from railserve.payment import refunds, service
+from railserve.payment import webhook as webhooks
+from railserve.payment.gateway import Gateway
+from railserve.payment.models import (
+    Actor,
+    OperatorAction,
+    Payment,
+    PaymentStatus,
+    RefundStatus,
+    WebhookLog,
+)
+from railserve.sweep import reconcile_one
+
+REFUNDABLE = (PaymentStatus.SUCCESS, PaymentStatus.PARTIALLY_REFUNDED)
+
+
+@dataclass(frozen=True)
+class Done:
+    """What happened, in words for the operator's flash message."""
+
+    message: str
+
+
+def reason_from(form: Mapping[str, str]) -> str:
+    reason = " ".join((form.get("reason") or "").split())
+    if not (3 <= len(reason) <= 300 and reason.isprintable()):
+        message = "Give a reason of 3 to 300 printable characters."
+        raise Invalid(message, errors={"reason": message})
+    return reason
+
+
+def refund_amount(form: Mapping[str, str]) -> int | None:
+    """Minor units from the `amount` field; None (all still refundable) when it is empty."""
+    raw = (form.get("amount") or "").strip()
+    if not raw:
+        return None
+    amount = parse_amount(raw)
+    if amount is None or amount <= 0:
+        message = "Enter a positive amount with up to two decimals, e.g. 625.00."
+        raise Invalid(message, errors={"amount": message})
+    return amount
+
+
+async def _record(
+    operator: User, action: str, transaction_id: str | None, reason: str, detail: str
+):
+    await OperatorAction.create(
+        operator_id=operator.id,
+        action=action,
+        transaction_id=transaction_id,
+        reason=reason,
+        detail=detail[:300],
+    )
+
+
+async def payment_or_404(transaction_id: str) -> Payment:
+    payment = await Payment.get_or_none(transaction_id=transaction_id)
+    if payment is None:
+        raise NotFound("No such payment.")
+    return payment
+
+
+async def cancel(operator: User, payment: Payment, form: Mapping[str, str]) -> Done:
+    reason = reason_from(form)
+    if payment.status != PaymentStatus.PENDING or not await service.cancel_pending(
+        payment.id, reason, actor=Actor.OPERATOR
+    ):
+        current = await Payment.get(id=payment.id)
+        raise Conflict(f"Only a pending attempt can be cancelled; this one is {current.status}.")
+    await _record(operator, "cancel", payment.transaction_id, reason, "pending attempt cancelled")
+    return Done(f"Attempt {payment.transaction_id} cancelled.")
+
+
+async def refund(
+    settings: Settings, gateway: Gateway, operator: User, payment: Payment, form: Mapping[str, str]
+) -> Done:
+    """The refunds service checks, refunds and writes the OperatorAction in one transaction."""
+    reason = reason_from(form)
+    amount = refund_amount(form)
+    made = await refunds.refund_by_operator(
+        gateway,
+        settings,
+        operator_id=operator.id,
+        transaction_id=payment.transaction_id,
+        amount=amount,
+        reason=reason,
+    )
+    money = format_money(made.amount, made.currency)
+    return Done(f"Refund {made.refund_id} of {money} is {made.status}.")
+
+
+async def reconcile(
+    settings: Settings, gateway: Gateway, operator: User, payment: Payment, form: Mapping[str, str]
+) -> Done:
+    reason = reason_from(form)
+    said = []
+    if payment.status == PaymentStatus.PENDING:
+        state = await reconcile_one(
+            settings, gateway, payment, actor=Actor.OPERATOR, detail=f"reconciled: {reason}"
+        )
+        said.append(
+            "the attempt was settled from the gateway's answer"
+            if state == "applied"
+            else f"the gateway says the attempt is {state}"
+        )
+    else:
+        said.append(f"the attempt is already {payment.status}")
+    pending = await payment.refunds.filter(status=RefundStatus.PENDING).count()
+    if pending:
+        settled = await refunds.reconcile_refunds(gateway, settings, payment.id)
+        said.append(f"{settled} of {pending} pending refunds settled")
+    detail = "; ".join(said)
+    await _record(operator, "reconcile", payment.transaction_id, reason, detail)
+    return Done(f"Reconciled {payment.transaction_id}: {detail}.")
+
+
+async def replay(
+    settings: Settings, gateway: Gateway, operator: User, entry: WebhookLog, form: Mapping[str, str]
+) -> Done:
+    """Apply a stored event again through the same handler; only its age is forgiven."""
+    reason = reason_from(form)
+    raw = entry.body.encode("utf-8")
+    signed = webhooks.signed_at(entry.signature)
+    if signed is None or not webhooks.signature_holds(settings, raw, entry.signature, signed):
+        raise Conflict("This event's stored signature does not hold: it cannot be replayed.")
+    outcome = await webhooks.handle(settings, gateway, raw, entry.signature, now=signed)
+    await _record(operator, "replay", entry.transaction_id, reason, f"{entry.event_id}: {outcome}")
+    if outcome in ("already seen", "already applied"):
+        return Done(f"Event {entry.event_id} was already applied: nothing changed.")
+    return Done(f"Event {entry.event_id} applied.")

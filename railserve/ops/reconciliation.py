@@ -1,0 +1,146 @@
+"""The gateway's ledger beside ours: every place where the two tell different stories.
+
+The simulators keep their own ledger (SimulatedCharge, SimulatedRefund), as a real
+provider does on its side. `differences()` compares it with our payments and refunds;
+the console shows the list and `railserve reconcile` prints it (exit 1 when not empty).
+Charges still inside their settlement delay and refunds still pending are in flight,
+not differences.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from railserve.money import format_money
+from railserve.payment.models import (
+    Payment,
+    PaymentStatus,
+    Refund,
+    RefundStatus,
+    SimulatedCharge,
+    SimulatedRefund,
+)
+
+CAPTURED = (PaymentStatus.SUCCESS, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED)
+NOT_CAPTURED = (PaymentStatus.FAILED, PaymentStatus.CANCELLED, PaymentStatus.PENDING)
+
+
+@dataclass(frozen=True)
+class Difference:
+    kind: str  # captured_not_shown | missing_capture | refund_only_ours | refund_only_gateway | amount
+    transaction_id: str
+    message: str
+    refund_id: str | None = None
+
+    def __str__(self) -> str:
+        where = f" refund {self.refund_id}" if self.refund_id else ""
+        return f"{self.kind}: {self.transaction_id}{where}: {self.message}"
+
+
+async def differences(now: datetime | None = None) -> list[Difference]:
+    now = now or datetime.now(UTC)
+    found: list[Difference] = []
+    charges = {c["transaction_id"]: c for c in await SimulatedCharge.all().values()}
+    gateway_refunds = await SimulatedRefund.filter(succeeded=True).values()
+    refunded_by_gateway: dict[str, int] = defaultdict(int)
+    for row in gateway_refunds:
+        refunded_by_gateway[row["transaction_id"]] += row["amount"]
+    payments = await Payment.all().values(
+        "id", "transaction_id", "status", "amount", "currency", "gateway"
+    )
+    for payment in payments:
+        found.extend(
+            _compare_charge(
+                payment,
+                charges.get(payment["transaction_id"]),
+                now,
+                refunded_by_gateway[payment["transaction_id"]],
+            )
+        )
+    found.extend(await _compare_refunds(gateway_refunds))
+    return found
+
+
+def _compare_charge(payment: dict, charge: dict | None, now: datetime, refunded: int):
+    txn, status = payment["transaction_id"], PaymentStatus(payment["status"])
+    money = format_money(payment["amount"], payment["currency"])
+    if charge is None:
+        if status in CAPTURED:
+            yield Difference(
+                "missing_capture", txn, f"we show {status} ({money}); the gateway has no charge"
+            )
+        return
+    settled = charge["settles_at"] <= now
+    if (charge["amount"], charge["currency"]) != (payment["amount"], payment["currency"]):
+        theirs = format_money(charge["amount"], charge["currency"])
+        yield Difference("amount", txn, f"we charged {money}; the gateway has {theirs}")
+    if status in CAPTURED and settled and not charge["succeeded"]:
+        yield Difference(
+            "missing_capture", txn, f"we show {status} ({money}); the gateway's charge failed"
+        )
+    if status in NOT_CAPTURED and charge["succeeded"] and settled:
+        returned = charge["amount"] if charge["refund_reference"] else refunded
+        kept = charge["amount"] - returned
+        if kept > 0:
+            yield Difference(
+                "captured_not_shown",
+                txn,
+                f"the gateway captured {format_money(kept, charge['currency'])} "
+                f"on an attempt we show as {status}",
+            )
+
+
+async def _compare_refunds(gateway_refunds: list[dict]) -> list[Difference]:
+    found: list[Difference] = []
+    by_refund: dict[str, dict] = {row["refund_id"]: row for row in gateway_refunds}
+    ours = await Refund.all().values(
+        "refund_id", "status", "amount", "currency", transaction_id="payment__transaction_id"
+    )
+    known = set()
+    for refund in ours:
+        known.add(refund["refund_id"])
+        theirs = by_refund.get(refund["refund_id"])
+        money = format_money(refund["amount"], refund["currency"])
+        if refund["status"] == RefundStatus.SUCCEEDED and theirs is None:
+            found.append(
+                Difference(
+                    "refund_only_ours",
+                    refund["transaction_id"],
+                    f"we show a refund of {money} as succeeded; the gateway made none",
+                    refund["refund_id"],
+                )
+            )
+        elif theirs is not None and refund["status"] == RefundStatus.FAILED:
+            found.append(
+                Difference(
+                    "refund_only_gateway",
+                    refund["transaction_id"],
+                    f"we show this refund as failed; the gateway paid "
+                    f"{format_money(theirs['amount'], theirs['currency'])}",
+                    refund["refund_id"],
+                )
+            )
+        elif theirs is not None and theirs["amount"] != refund["amount"]:
+            found.append(
+                Difference(
+                    "amount",
+                    refund["transaction_id"],
+                    f"we refunded {money}; the gateway paid "
+                    f"{format_money(theirs['amount'], theirs['currency'])}",
+                    refund["refund_id"],
+                )
+            )
+    for refund_id, theirs in by_refund.items():
+        if refund_id not in known:
+            found.append(
+                Difference(
+                    "refund_only_gateway",
+                    theirs["transaction_id"],
+                    f"the gateway paid a refund of "
+                    f"{format_money(theirs['amount'], theirs['currency'])} we have no record of",
+                    refund_id,
+                )
+            )
+    return found
