@@ -59,13 +59,24 @@ async def webhooks() -> Response:
     return await render_page_or_partial("ops/webhooks.html", "ops/webhooks.html", **context)
 
 
-@bp.post("/webhooks/<dbid:log_id>/replay")
+async def _stored(event_id: str) -> WebhookLog | None:
+    """The stored delivery an id names: the gateway's event id (PRODUCT.md), preferring a
+    validly signed delivery, or the number of a log row (events without a usable id)."""
+    if event_id.isascii() and event_id.isdigit() and len(event_id) <= 10:
+        return await WebhookLog.get_or_none(id=int(event_id))
+    return (
+        await WebhookLog.filter(event_id=event_id[:64]).order_by("-signature_valid", "-id").first()
+    )
+
+
+@bp.post("/webhooks/<event_id>/replay")
 @operator_limits
-async def replay(log_id: int) -> Response:
+async def replay(event_id: str) -> Response:
     """Apply a stored, validly signed event again through the webhook handler."""
-    entry = await WebhookLog.get_or_none(id=log_id)
+    entry = await _stored(event_id)
     if entry is None:
         raise NotFound("No such webhook event.")
+    log_id = entry.id
     form = await request.form
     settings = current_app.config["RAILSERVE"]
     gateway = current_app.extensions["railserve.gateway"]

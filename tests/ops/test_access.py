@@ -13,8 +13,8 @@ from tests.support.passenger import HX, JSON
 @pytest.fixture
 async def ops_urls(app, paid) -> list[tuple[str, str]]:
     """(method, path) of every route of the console, with real ids filled in."""
-    log_id = (await WebhookLog.first()).id
-    values = {"transaction_id": paid, "log_id": str(log_id)}
+    log = await WebhookLog.first()
+    values = {"transaction_id": paid, "event_id": log.event_id or str(log.id)}
     found = []
     for rule in app.url_map.iter_rules():
         if not rule.endpoint.startswith("ops."):

@@ -127,8 +127,8 @@ async def _stale(app, txn: str, event_id: str, secret: str | None = None) -> Web
 
 
 async def test_replay_applies_a_stored_event_once(app, operator, pending):
-    log = await _stale(app, pending.transaction_id, "evt_late_1")
-    path = f"/ops/webhooks/{log.id}/replay"
+    await _stale(app, pending.transaction_id, "evt_late_1")
+    path = "/ops/webhooks/evt_late_1/replay"  # by the gateway's event id, as PRODUCT.md says
     response = await operator.post(path, {"reason": "gateway retried too late"})
     assert response.status_code == 303
     payment = await Payment.get(id=pending.id)
@@ -137,7 +137,8 @@ async def test_replay_applies_a_stored_event_once(app, operator, pending):
     assert "evt_late_1 applied" in await operator.text(response.headers["Location"])
     events = await PaymentEvent.filter(payment_id=pending.id).count()
 
-    again = await operator.post(path, {"reason": "just to be sure"})
+    log = await WebhookLog.get(event_id="evt_late_1")
+    again = await operator.post(f"/ops/webhooks/{log.id}/replay", {"reason": "just to be sure"})
     assert again.status_code == 303
     assert "already applied: nothing changed" in await operator.text(again.headers["Location"])
     assert await PaymentEvent.filter(payment_id=pending.id).count() == events
@@ -165,3 +166,5 @@ async def test_replay_needs_a_reason(app, operator, pending):
 
 async def test_replay_of_an_unknown_log_entry_is_404(operator):
     assert (await operator.post("/ops/webhooks/999/replay", {"reason": "why"})).status_code == 404
+    response = await operator.post("/ops/webhooks/evt_never_seen/replay", {"reason": "why"})
+    assert response.status_code == 404
