@@ -17,7 +17,7 @@ from railserve import db, display, security
 from railserve.config import Settings
 from railserve.display import format_clock, format_money, format_when
 from railserve.errors import DomainError
-from railserve.htmx import is_htmx, wants_json
+from railserve.htmx import is_htmx, wants_event_stream, wants_json
 from railserve.money import format_amount
 from railserve.payment.refunds import expected_time
 
@@ -109,7 +109,7 @@ def _register_templates(app: Quart) -> None:
         settings: Settings = app.config["RAILSERVE"]
         signed_in = await current_user.is_authenticated
         unread, operator = 0, False
-        if signed_in and not is_htmx():
+        if signed_in and not is_htmx() and not wants_event_stream():
             from railserve.models import Notification, Role, User
 
             unread = await Notification.filter(
@@ -172,7 +172,12 @@ def _register_errors(app: Quart) -> None:
 
 
 def _register_lifecycle(app: Quart, settings: Settings) -> None:
-    from railserve.payment import providers, webhook
+    from railserve.payment import live, providers, webhook
+
+    # One hub per worker: the event streams' subscriptions and the task that learns of
+    # other workers' changes (LISTEN on PostgreSQL, a poller on SQLite).
+    app.extensions["railserve.live"] = live.Hub()
+    app.config.setdefault("LIVE_HEARTBEAT", live.HEARTBEAT)
 
     def deliver_for(provider: str):
         async def deliver(body: bytes, signature: str) -> object:
@@ -195,6 +200,7 @@ def _register_lifecycle(app: Quart, settings: Settings) -> None:
         gateways = providers.create(settings, deliver_for)
         # "railserve.gateway" is the same router: as one gateway it asks each attempt's own.
         app.extensions["railserve.gateways"] = app.extensions["railserve.gateway"] = gateways
+        await app.extensions["railserve.live"].start(db.normalise_url(settings.database_url))
 
     @app.while_serving
     async def sweeper():
@@ -219,6 +225,7 @@ def _register_lifecycle(app: Quart, settings: Settings) -> None:
 
     @app.after_serving
     async def stop() -> None:
+        await app.extensions["railserve.live"].stop()
         # Close the gateway before forgetting it: a report finishing during aclose() still
         # needs to find it.
         gateway = app.extensions.get("railserve.gateway")

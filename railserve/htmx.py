@@ -11,6 +11,11 @@ def is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
+def wants_event_stream() -> bool:
+    """An EventSource: it renders partials into a stream, never a page."""
+    return request.accept_mimetypes.best == "text/event-stream"
+
+
 def wants_json() -> bool:
     accept = request.accept_mimetypes
     return accept.best == "application/json" or (

@@ -40,6 +40,10 @@ async def move_booking(
         booking.status = target
         for name, value in changes.items():
             setattr(booking, name, value)
+        # Imported here: the payment package's routes import this module.
+        from railserve.payment import live
+
+        await live.announce(booking_id=booking.id)
     return moved == 1
 
 

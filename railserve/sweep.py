@@ -14,7 +14,7 @@ from railserve import db
 from railserve.config import Settings
 from railserve.models import Booking, BookingStatus
 from railserve.notify import deliver_outbox, notify
-from railserve.payment import refunds, service
+from railserve.payment import live, refunds, service
 from railserve.payment.models import Actor, Payment, PaymentStatus
 from railserve.payment.providers import Gateway
 from railserve.seats import move_booking
@@ -51,6 +51,7 @@ async def sweep(settings: Settings, gateway: Gateway, now: datetime | None = Non
     await refund_late_payments(settings, gateway, report)
     report.refunds_settled = await refunds.reconcile_refunds(gateway, settings, now=now)
     report.mails_sent = await deliver_outbox(settings.smtp_url)
+    await live.forget_old_changes(now)
     return report
 
 

@@ -136,6 +136,42 @@
     });
   }
   window.setInterval(tickCountdowns, 1000);
+
+  // Live status: a card that can still change listens to the server's event stream
+  // (htmx SSE extension). Where the stream cannot be opened (a proxy that buffers, an
+  // error), a pending card polls its status URL once a second instead, as before.
+  var streamFailed = false;
+  var SSE_ATTRIBUTES = ["hx-ext", "sse-connect", "sse-swap", "sse-close"];
+  function pollInstead(panel) {
+    SSE_ATTRIBUTES.forEach(function (name) { panel.removeAttribute(name); });
+    if (panel.dataset.pollUrl) {
+      panel.setAttribute("hx-get", panel.dataset.pollUrl);
+      panel.setAttribute("hx-trigger", "every 1s");
+    }
+  }
+  document.addEventListener("htmx:sseError", function (event) {
+    var panel = event.target;
+    if (!panel.matches || !panel.matches(".payment-status")) return;
+    streamFailed = true;
+    if (event.detail && event.detail.source) event.detail.source.close();
+    pollInstead(panel);
+    htmx.process(panel);
+  });
+  // Cards that arrive later (each poll brings one) poll too once the stream has failed.
+  document.addEventListener("htmx:beforeProcessNode", function (event) {
+    var node = event.target;
+    if (streamFailed && node.matches && node.matches(".payment-status[sse-connect]")) {
+      pollInstead(node);
+    }
+  });
+  // Every new connection first sends the current card: skip it when it is already shown.
+  var SHOWN = /data-shown="([^"]*)"/;
+  document.addEventListener("htmx:sseBeforeMessage", function (event) {
+    var match = SHOWN.exec((event.detail && event.detail.data) || "");
+    if (match && event.target.dataset && event.target.dataset.shown === match[1]) {
+      event.preventDefault();
+    }
+  });
   document.addEventListener("DOMContentLoaded", function () { enhance(document, false); });
   document.addEventListener("DOMContentLoaded", tickCountdowns);
   document.addEventListener("htmx:load", tickCountdowns);

@@ -16,6 +16,7 @@ from quart import (
     redirect,
     render_template,
     request,
+    stream_with_context,
     url_for,
 )
 from quart_auth import login_required
@@ -26,7 +27,7 @@ from railserve.htmx import is_htmx, render_page_or_partial, wants_json
 from railserve.limits import payment_limits
 from railserve.models import Booking, BookingStatus
 from railserve.money import format_amount
-from railserve.payment import service
+from railserve.payment import live, service
 from railserve.payment import webhook as webhooks
 from railserve.payment.advice import advice_for
 from railserve.payment.forms import BANKS, WALLET_LABELS, WALLETS
@@ -36,6 +37,7 @@ from railserve.payment.models import (
     PaymentMethod,
     PaymentStatus,
     Refund,
+    RefundStatus,
 )
 from railserve.payment.providers.router import Gateways
 from railserve.seats import waitlist_position
@@ -86,12 +88,15 @@ def form_context(booking: Booking, values: dict | None = None, errors: dict | No
 
 async def status_context(payment: Payment) -> dict:
     booking = await Booking.get(id=payment.booking_id).select_related("train")
+    refunds = await refunds_of(payment)
+    refund_pending = any(r.status == RefundStatus.PENDING for r in refunds)
     context = {
         "payment": payment,
         "booking": booking,
         "polling": payment.status == PaymentStatus.PENDING,
+        "live": not live.card_is_final(payment.status, booking.status, refund_pending),
         "position": await waitlist_position(booking),
-        "refunds": await refunds_of(payment),
+        "refunds": refunds,
     }
     if payment.status in (PaymentStatus.FAILED, PaymentStatus.CANCELLED) and (
         booking.status == BookingStatus.PENDING_PAYMENT
@@ -222,6 +227,43 @@ async def status(transaction_id: str) -> Response:
     return await render_page_or_partial(
         "payment/status.html", "payment/_status.html", **await status_context(payment)
     )
+
+
+@payment_bp.get("/events/<transaction_id>")
+@login_required
+async def events(transaction_id: str) -> Response:
+    """Stream an attempt's status card as server-sent events."""
+    payment = await service.owned_payment(current_user_id(), exact_id(transaction_id))
+    return await live_response(payment)
+
+
+async def live_response(payment: Payment) -> Response:
+    """The card now and after every change, as `text/event-stream`."""
+
+    async def render() -> tuple[str, bool]:
+        fresh = await Payment.get(id=payment.id)
+        context = await status_context(fresh)
+        html = await render_template("payment/_status.html", **context)
+        return html, not context["live"]
+
+    keys = (live.transaction_key(payment.transaction_id), live.booking_key(payment.booking_id))
+    body = stream_with_context(live.stream)(
+        current_app.extensions["railserve.live"],
+        keys,
+        render,
+        current_app.config["LIVE_HEARTBEAT"],
+    )
+    response = await make_response(
+        body,
+        {
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "Transfer-Encoding": "chunked",
+            "X-Accel-Buffering": "no",
+        },
+    )
+    response.timeout = None
+    return response
 
 
 @payment_bp.post("/cancel/<transaction_id>")

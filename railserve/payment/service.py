@@ -22,6 +22,7 @@ from railserve import db
 from railserve.errors import Conflict, NotFound
 from railserve.models import Booking, BookingStatus
 from railserve.notify import notify
+from railserve.payment import live
 from railserve.payment.forms import idempotency_key, parse_payment
 from railserve.payment.machine import PaymentMachine
 from railserve.payment.models import Actor, Payment, PaymentEvent, PaymentStatus
@@ -79,6 +80,7 @@ async def transition(
         actor=actor,
         detail=detail[:300],
     )
+    await live.announce(transaction_id=payment.transaction_id)
     return True
 
 

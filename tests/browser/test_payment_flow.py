@@ -29,12 +29,13 @@ def test_pay_by_card_shows_progress_then_success_in_the_same_document(traveller,
     expect(pending).to_be_visible()
     expect(pending.locator("progress")).to_be_visible()
     expect(pending).to_contain_text("Processing your payment")
-    assert pending.get_attribute("hx-trigger") == "every 1s"
+    assert pending.get_attribute("sse-connect") == f"/payment/events/{asha.transaction_id()}"
     screenshot(page, "desktop-pending")
 
     success = page.locator(".payment-status.state-success")
     expect(success).to_be_visible()
     assert success.get_attribute("hx-trigger") is None  # final: polling stopped
+    assert success.get_attribute("sse-connect") is None  # and no stream either
     assert page.evaluate("window.sameDocument") == "yes"
     expect(page).to_have_url(PAY_URL)
     expect(success.locator(".pnr")).to_have_text(pnr)

@@ -8,7 +8,9 @@ from railserve.models import Booking
 from railserve.payment.models import Payment, PaymentEvent
 from tests.support.passenger import CARD_DECLINED, HX, JSON, Passenger, card, make_train
 
-POLLING = 'hx-trigger="every 1s"'
+# A card that can still change listens to its event stream (and polls only where the
+# stream fails, which app.js decides); a final card does neither.
+POLLING = 'sse-connect="/payment/events/'
 
 
 async def test_pay_page_shows_booking_methods_and_triggers(passenger, train):
@@ -62,6 +64,7 @@ async def test_pending_partial_polls_and_final_partial_does_not(slow_app):
     assert "<html" not in partial
     txn = re.search(r'id="payment-(TXN[A-Z0-9]{16})"', partial).group(1)
     assert POLLING in partial and 'hx-swap="outerHTML"' in partial
+    assert f'data-poll-url="/payment/status/{txn}"' in partial  # the fallback's target
     polled = await person.get(f"/payment/status/{txn}", HX)
     assert POLLING in await polled.get_data(as_text=True)
 
@@ -72,6 +75,7 @@ async def test_pending_partial_polls_and_final_partial_does_not(slow_app):
     assert final.status_code == 200
     body = await final.get_data(as_text=True)
     assert POLLING not in body and "Payment successful" in body
+    assert "hx-trigger" not in body and "data-poll-url" not in body
 
 
 async def test_decline_shows_reason_and_inline_retry(passenger, train):

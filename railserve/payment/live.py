@@ -1,0 +1,292 @@
+"""Change notices for the live status stream, across workers and hosts.
+
+A change is announced inside the transaction that makes it, so it is seen exactly when
+(and only if) that transaction commits:
+- PostgreSQL: `pg_notify('railserve_live', key)`, delivered on commit to every worker,
+  each of which LISTENs on one dedicated connection (a pooled one would UNLISTEN when it
+  goes back to its pool).
+- SQLite (one host, several workers): a `LiveChange` row; one poller task per worker reads
+  the new rows a few times a second and wakes that worker's streams — one query per
+  worker, whatever the number of streams, and none while nobody watches.
+
+Keys name what changed: a transaction id (`TXN…`) or a booking (`b:<id>`). Streams wait
+on in-memory subscriptions, so an idle stream holds no database connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
+
+from tortoise.connection import get_connections
+
+from railserve.models import BookingStatus
+from railserve.payment.models import LiveChange, PaymentStatus
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "railserve_live"
+POLL_INTERVAL = 0.15  # SQLite: seconds between two reads of live_changes by a worker
+HEARTBEAT = 15.0  # seconds between two `: ping` comments on an idle stream
+IDLE_CATCH_UP = 20  # SQLite, no stream open: read the newest change id every 20 polls
+RECONNECT_WAIT = 1.0  # PostgreSQL: first wait before listening again after a drop
+KEEP_CHANGES = timedelta(minutes=5)  # SQLite: live_changes rows older than this go
+
+
+FINAL_PAYMENT = (PaymentStatus.FAILED, PaymentStatus.CANCELLED, PaymentStatus.REFUNDED)
+PAID = (PaymentStatus.SUCCESS, PaymentStatus.PARTIALLY_REFUNDED)
+
+
+def card_is_final(
+    payment_status: PaymentStatus, booking_status: BookingStatus, refund_pending: bool = False
+) -> bool:
+    """Whether nothing that happens by itself can change this attempt's card any more.
+
+    Failed, cancelled and refunded attempts are over (a retry is a new attempt with a card
+    of its own), once no refund of theirs is still waiting for the gateway. A paid one is
+    over once its booking is confirmed and no refund is pending; a waitlisted booking may
+    still be promoted, and a paid attempt whose booking expired or was cancelled meanwhile
+    is refunded automatically, so those cards keep listening. A cancellation the passenger
+    asks for later starts from another page, which shows the card afresh.
+    """
+    if refund_pending:
+        return False
+    if payment_status in FINAL_PAYMENT:
+        return True
+    return payment_status in PAID and booking_status == BookingStatus.CONFIRMED
+
+
+def transaction_key(transaction_id: str) -> str:
+    return transaction_id
+
+
+def booking_key(booking_id: int) -> str:
+    return f"b:{booking_id}"
+
+
+async def announce(*, transaction_id: str | None = None, booking_id: int | None = None) -> None:
+    """Tell every worker's streams that this attempt or booking changed.
+
+    Call inside the transaction that makes the change: the notice is delivered when it
+    commits, and never if it rolls back.
+    """
+    keys = []
+    if transaction_id:
+        keys.append(transaction_key(transaction_id))
+    if booking_id:
+        keys.append(booking_key(booking_id))
+    connection = get_connections().get("default")
+    for key in keys:
+        if connection.capabilities.dialect == "postgres":
+            await connection.execute_query("SELECT pg_notify($1, $2)", [CHANNEL, key])
+        else:
+            await LiveChange.create(transaction_id=key)
+
+
+async def forget_old_changes(now: datetime) -> int:
+    """Delete SQLite change rows nobody can still be waiting for (the sweep calls this)."""
+    return await LiveChange.filter(created_at__lt=now - KEEP_CHANGES).delete()
+
+
+class Subscription:
+    """One stream's interest in some keys: an event set when any of them changes."""
+
+    def __init__(self, keys: tuple[str, ...]) -> None:
+        self.keys = keys
+        self.changed = asyncio.Event()
+        self.closed = False
+
+    async def wait(self, timeout: float) -> bool:
+        """True when something changed (or the hub closed), False after `timeout`."""
+        try:
+            await asyncio.wait_for(self.changed.wait(), timeout)
+        except TimeoutError:
+            return False
+        self.changed.clear()
+        return True
+
+
+class Hub:
+    """The worker's subscriptions, and the one task that learns of other workers' changes."""
+
+    def __init__(self) -> None:
+        self._subscribers: dict[str, set[Subscription]] = {}
+        self._task: asyncio.Task | None = None
+        self._listener = None  # asyncpg connection (PostgreSQL)
+        self._stopping = False
+
+    # --- subscriptions ------------------------------------------------------------------
+    def subscribe(self, keys: Iterable[str]) -> Subscription:
+        subscription = Subscription(tuple(keys))
+        for key in subscription.keys:
+            self._subscribers.setdefault(key, set()).add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        for key in subscription.keys:
+            watchers = self._subscribers.get(key)
+            if watchers is not None:
+                watchers.discard(subscription)
+                if not watchers:
+                    del self._subscribers[key]
+
+    def subscriber_count(self) -> int:
+        """How many streams wait on this worker (tests check nothing is left behind)."""
+        return len({s for watchers in self._subscribers.values() for s in watchers})
+
+    def publish(self, key: str) -> None:
+        for subscription in self._subscribers.get(key, ()):
+            subscription.changed.set()
+
+    def wake_all(self) -> None:
+        """Changes may have been missed (a listener reconnected): every stream re-reads."""
+        for watchers in self._subscribers.values():
+            for subscription in watchers:
+                subscription.changed.set()
+
+    # --- learning of changes ------------------------------------------------------------
+    async def start(self, database_url: str) -> None:
+        self._stopping = False
+        if database_url.startswith(("postgres://", "postgresql://")):
+            try:
+                await self._listen(database_url)
+            except Exception as error:  # serve anyway; streams catch up once it listens
+                log.warning("live listener: cannot listen yet (%s)", error)
+                self._reconnect_later(database_url)
+        else:
+            self._task = asyncio.create_task(self._poll_changes(), name="railserve-live-poll")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            with contextlib.suppress(Exception):
+                await listener.close(timeout=2)
+        # Streams end rather than hold the server's shutdown open.
+        for watchers in list(self._subscribers.values()):
+            for subscription in watchers:
+                subscription.closed = True
+                subscription.changed.set()
+
+    async def _poll_changes(self) -> None:
+        last = await _last_change_id()
+        idle_ticks = 0
+        while True:
+            await asyncio.sleep(POLL_INTERVAL)
+            if not self._subscribers:
+                # Nobody watches: no read of the changes, only now and then of where they
+                # stand, so that the first stream to come does not start far behind.
+                idle_ticks += 1
+                if idle_ticks % IDLE_CATCH_UP == 0:
+                    with contextlib.suppress(Exception):
+                        newest = await _last_change_id()
+                        if not self._subscribers:  # a stream that came meanwhile needs them
+                            last = max(last, newest)
+                continue
+            idle_ticks = 0
+            try:
+                rows = (
+                    await LiveChange.filter(id__gt=last)
+                    .order_by("id")
+                    .values_list("id", "transaction_id")
+                )
+            except Exception:
+                log.exception("reading live changes failed")
+                continue
+            for change_id, key in rows:
+                last = max(last, change_id)
+                self.publish(key)
+
+    async def _listen(self, database_url: str) -> None:
+        import asyncpg
+
+        self._listener = await asyncpg.connect(_plain_dsn(database_url))
+        await self._listener.add_listener(CHANNEL, self._on_notify)
+        self._listener.add_termination_listener(
+            lambda _connection: self._reconnect_later(database_url)
+        )
+
+    def _on_notify(self, _connection, _pid: int, _channel: str, payload: str) -> None:
+        self.publish(payload)
+
+    def _reconnect_later(self, database_url: str) -> None:
+        if self._stopping:
+            return
+        self._listener = None
+        self._task = asyncio.create_task(self._reconnect(database_url))
+
+    async def _reconnect(self, database_url: str) -> None:
+        wait = RECONNECT_WAIT
+        while not self._stopping:
+            try:
+                await self._listen(database_url)
+            except Exception as error:
+                log.warning("live listener: reconnecting in %.0f s (%s)", wait, error)
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, 30.0)
+                continue
+            self.wake_all()
+            return
+
+
+async def _last_change_id() -> int:
+    newest = await LiveChange.all().order_by("-id").limit(1).values_list("id", flat=True)
+    return int(newest[0]) if newest else 0
+
+
+def _plain_dsn(database_url: str) -> str:
+    """Tortoise's URL without its pool options (asyncpg would take them for settings)."""
+    parts = urlsplit(database_url)
+    scheme = "postgresql" if parts.scheme in ("postgres", "postgresql") else parts.scheme
+    return urlunsplit(parts._replace(scheme=scheme, query=""))
+
+
+# --- the event stream -------------------------------------------------------------------
+
+Render = Callable[[], Awaitable[tuple[str, bool]]]
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def event(name: str, data: str) -> bytes:
+    """One server-sent event; multi-line data as several `data:` lines."""
+    # The stream's own line breaks only (str.splitlines would also cut at U+2028 and such).
+    lines = [f"event: {name}"] + [f"data: {line}" for line in LINE_BREAK.split(data)]
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+async def stream(
+    hub: Hub, keys: Iterable[str], render: Render, heartbeat: float = HEARTBEAT
+) -> AsyncIterator[bytes]:
+    """The current card at once, again after each change, `close` once it is final.
+
+    Subscribed before the first render, so a change committed meanwhile is not missed.
+    A client that goes away cancels this generator; `finally` forgets the subscription.
+    """
+    subscription = hub.subscribe(keys)
+    try:
+        shown = None
+        while True:
+            # Shielded: a hang-up must not cut a query short halfway.
+            html, final = await asyncio.shield(render())
+            if html != shown:
+                shown = html
+                yield event("status", html)
+            if final:
+                yield event("close", "final")
+                return
+            while not await subscription.wait(heartbeat):
+                yield b": ping\n\n"
+            if subscription.closed:
+                return
+    finally:
+        hub.unsubscribe(subscription)

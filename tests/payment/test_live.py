@@ -1,0 +1,275 @@
+"""Live push: the attempt's event stream, in-process (one worker, the app's own hub)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import secrets
+import time
+
+import pytest
+from quart import Quart
+
+from railserve.models import Booking, BookingStatus
+from railserve.payment.models import Payment, PaymentStatus
+from railserve.payment.signature import sign
+from tests.conftest import WEBHOOK_SECRET
+from tests.support.events import EVENT_STREAM, EventReader, in_process_stream
+from tests.support.passenger import CARD_DECLINED, HX, Passenger, card, make_train
+
+# The contract's half second, with no margin taken off: the test measures from the
+# webhook's answer to the event's arrival.
+LATENCY = 0.5
+
+
+def events_path(transaction_id: str) -> str:
+    return f"/payment/events/{transaction_id}"
+
+
+def hub(app: Quart):
+    return app.extensions["railserve.live"]
+
+
+async def webhook(app: Quart, payment: Payment, kind: str = "payment.succeeded") -> str:
+    """Deliver a signed gateway event in-process; return its result."""
+    body = json.dumps(
+        {
+            "id": "evt_" + secrets.token_hex(12),
+            "type": kind,
+            "transaction_id": payment.transaction_id,
+            "amount": f"{payment.amount // 100}.{payment.amount % 100:02d}",
+            "currency": payment.currency,
+            "failure_reason": "Declined by bank" if kind == "payment.failed" else None,
+            "created": int(time.time()),
+        }
+    ).encode()
+    headers = {
+        "RailServe-Signature": sign(WEBHOOK_SECRET, body, int(time.time())),
+        "Content-Type": "application/json",
+    }
+    response = await app.test_client().post("/payment/webhook", data=body, headers=headers)
+    assert response.status_code == 200, await response.get_data(as_text=True)
+    return (await response.get_json())["result"]
+
+
+async def pending_attempt(person: Passenger, seats: int = 10) -> Payment:
+    booking_id = await person.book(await make_train(seats=seats))
+    return await Payment.get(transaction_id=await person.start(booking_id))
+
+
+def card_state(html: str) -> str:
+    match = re.search(r'data-state="([a-z_]+)"', html)
+    assert match, html[:500]
+    return match.group(1)
+
+
+async def test_only_the_owner_may_open_the_stream(slow_app):
+    owner = await Passenger.sign_up(slow_app)
+    other = await Passenger.sign_up(slow_app)
+    payment = await pending_attempt(owner)
+    path = events_path(payment.transaction_id)
+
+    assert (await other.get(path, EVENT_STREAM)).status_code == 404
+    for wrong in (payment.transaction_id + "X", payment.transaction_id.lower(), "TXN123"):
+        assert (await owner.get(events_path(wrong), EVENT_STREAM)).status_code == 404
+    assert (await owner.get(events_path("TXN" + "A" * 16), EVENT_STREAM)).status_code == 404
+
+    anonymous = await slow_app.test_client().get(path, headers=EVENT_STREAM)
+    assert anonymous.status_code == 303
+    assert anonymous.headers["Location"].startswith("/auth/login?next=")
+    assert hub(slow_app).subscriber_count() == 0
+
+
+async def test_first_event_is_the_card_then_the_settlement_then_close(slow_app):
+    person = await Passenger.sign_up(slow_app)
+    payment = await pending_attempt(person)
+
+    async with in_process_stream(person.client, events_path(payment.transaction_id)) as (
+        connection,
+        reader,
+    ):
+        first = await reader.next()
+        assert connection.status_code == 200
+        assert connection.headers["Content-Type"].startswith("text/event-stream")
+        assert connection.headers["Cache-Control"] == "no-cache"
+        assert first.name == "status"
+        assert card_state(first.data) == "pending"
+        assert f'id="payment-{payment.transaction_id}"' in first.data
+        assert 'sse-connect="/payment/events/' in first.data and 'sse-swap="status"' in first.data
+        assert "\n" in first.data  # multi-line HTML travelled as several data: lines
+        assert hub(slow_app).subscriber_count() == 1
+
+        assert await webhook(slow_app, payment) == "applied"
+        answered = time.monotonic()
+        settled = await reader.next_named("status", timeout=LATENCY)
+        assert time.monotonic() - answered < LATENCY
+        assert card_state(settled.data) == "success"
+        assert "Your seats are confirmed." in settled.data
+        assert "sse-connect" not in settled.data and "hx-trigger" not in settled.data
+        assert (await reader.next()).name == "close"
+        with pytest.raises(EOFError):
+            await reader.next()
+    await asyncio.sleep(0)
+    assert hub(slow_app).subscriber_count() == 0
+
+
+async def test_a_final_attempt_is_sent_once_and_closed(app, passenger, train):
+    booking_id = await passenger.book(train)
+    failed = await passenger.pay(booking_id, card(CARD_DECLINED))
+    async with in_process_stream(passenger.client, events_path(failed["transaction_id"])) as (
+        _,
+        reader,
+    ):
+        status = await reader.next()
+        assert status.name == "status" and card_state(status.data) == "failed"
+        assert "Card declined" in status.data and "sse-connect" not in status.data
+        assert (await reader.next()).name == "close"
+
+
+async def test_a_waitlisted_card_hears_its_promotion(app, new_passenger):
+    train = await make_train(seats=1)
+    first, second = await new_passenger(), await new_passenger()
+    confirmed = await first.pay(await first.book(train))
+    waiting = await second.pay(await second.book(train))
+    assert waiting["booking_status"] == "waitlisted"
+
+    path = events_path(waiting["transaction_id"])
+    async with in_process_stream(second.client, path) as (_, reader):
+        opening = await reader.next()
+        assert card_state(opening.data) == "success"
+        assert "waitlist at position 1" in opening.data
+        assert "sse-connect" in opening.data  # a waitlisted booking can still change
+
+        cancelled = await first.post(f"/bookings/{confirmed['booking_id']}/cancel")
+        assert cancelled.status_code in (200, 303)
+        answered = time.monotonic()
+        promoted = await reader.next_named("status", timeout=LATENCY)
+        assert time.monotonic() - answered < LATENCY
+        assert "Your seats are confirmed." in promoted.data
+        assert (await reader.next()).name == "close"
+    booking = await Booking.get(id=waiting["booking_id"])
+    assert booking.status == BookingStatus.CONFIRMED
+
+
+async def test_an_idle_stream_sends_heartbeats(slow_app):
+    slow_app.config["LIVE_HEARTBEAT"] = 0.05
+    person = await Passenger.sign_up(slow_app)
+    payment = await pending_attempt(person)
+    async with in_process_stream(person.client, events_path(payment.transaction_id)) as (
+        _,
+        reader,
+    ):
+        assert (await reader.next()).name == "status"
+        for _ in range(3):
+            ping = await reader.next(timeout=1)
+            assert ping == ping.__class__("comment", "ping")
+    assert (await Payment.get(id=payment.id)).status == PaymentStatus.PENDING
+
+
+async def test_many_streams_opened_and_dropped_leave_nothing_behind(slow_app):
+    person = await Passenger.sign_up(slow_app)
+    payment = await pending_attempt(person)
+    path = events_path(payment.transaction_id)
+    tasks_before = len(asyncio.all_tasks())
+
+    async def open_and_drop(wait_for_first: bool) -> None:
+        connection = person.client.request(path, method="GET", headers=EVENT_STREAM)
+        async with connection:
+            await connection.send_complete()
+            if wait_for_first:
+                event = await EventReader(connection.receive).next(timeout=30)
+                assert event.name == "status"
+            await connection.disconnect()
+
+    # Half hang up once the card has arrived, half at once (mid-query, perhaps).
+    await asyncio.gather(*(open_and_drop(i % 2 == 0) for i in range(500)))
+    for _ in range(50):
+        if hub(slow_app).subscriber_count() == 0 and len(asyncio.all_tasks()) <= tasks_before:
+            break
+        await asyncio.sleep(0.05)
+    assert hub(slow_app).subscriber_count() == 0
+    assert len(asyncio.all_tasks()) <= tasks_before
+
+    polled = await asyncio.wait_for(person.get(f"/payment/status/{payment.transaction_id}", HX), 2)
+    assert polled.status_code == 200
+    assert card_state(await polled.get_data(as_text=True)) == "pending"
+    assert await webhook(slow_app, payment) == "applied"  # the app still writes, too
+
+
+async def test_the_sweep_forgets_old_change_notices(app, settings):
+    from datetime import timedelta
+
+    from railserve import db
+    from railserve.payment import live
+    from railserve.payment.models import LiveChange
+    from railserve.sweep import sweep
+
+    if not db.is_sqlite(settings.database_url):
+        pytest.skip("PostgreSQL announces with NOTIFY and writes no rows")
+    old = await LiveChange.create(transaction_id="b:1")
+    fresh = await LiveChange.create(transaction_id="b:2")
+    await LiveChange.filter(id=old.id).update(
+        created_at=old.created_at - live.KEEP_CHANGES - timedelta(seconds=1)
+    )
+    await sweep(settings, app.extensions["railserve.gateway"])
+    assert await LiveChange.all().values_list("id", flat=True) == [fresh.id]
+
+
+async def test_an_announcement_wakes_its_watchers_on_commit_and_never_on_rollback(app):
+    from railserve import db
+    from railserve.payment import live
+
+    watcher = hub(app).subscribe([live.booking_key(41)])
+    bystander = hub(app).subscribe([live.booking_key(42)])
+
+    class Undo(Exception):
+        pass
+
+    async def rolled_back() -> None:
+        await live.announce(booking_id=41)
+        raise Undo
+
+    with pytest.raises(Undo):
+        await db.atomic(rolled_back)
+    assert not await watcher.wait(0.4)
+
+    await db.atomic(lambda: live.announce(booking_id=41))
+    assert await watcher.wait(LATENCY)
+    assert not await bystander.wait(0.3)
+    hub(app).unsubscribe(watcher)
+    hub(app).unsubscribe(bystander)
+    assert hub(app).subscriber_count() == 0
+
+
+def test_an_event_carries_each_line_of_its_data_on_a_data_line():
+    from railserve.payment import live
+
+    assert live.event("status", "<div>\n  Asha\u2028Rao\r\n</div>") == (
+        "event: status\ndata: <div>\ndata:   Asha\u2028Rao\ndata: </div>\n\n".encode()
+    )
+
+
+async def test_a_refund_that_settles_reaches_the_open_card(slow_app, settings):
+    from railserve.payment import refunds
+    from railserve.payment.models import Refund
+
+    person = await Passenger.sign_up(slow_app)
+    payment = await pending_attempt(person)
+    assert await webhook(slow_app, payment) == "applied"
+    cancelled = await person.post(f"/bookings/{payment.booking_id}/cancel")
+    assert cancelled.status_code == 303
+    (refund,) = await Refund.filter(payment_id=payment.id)
+    assert refund.status == "pending"  # the slow gateway has not paid it back yet
+
+    async with in_process_stream(person.client, events_path(payment.transaction_id)) as (
+        _,
+        reader,
+    ):
+        opening = await reader.next()
+        assert card_state(opening.data) == "refunded"
+        assert "sse-connect" in opening.data  # its refund can still settle
+        assert await refunds.settle_refund(settings, refund.refund_id, True, reference="RF1")
+        settled = await reader.next_named("status", timeout=LATENCY)
+        assert "Paid back" in settled.data and "sse-connect" not in settled.data
+        assert (await reader.next()).name == "close"
