@@ -119,6 +119,7 @@ class Hub:
         self._task: asyncio.Task | None = None
         self._listener = None  # asyncpg connection (PostgreSQL)
         self._stopping = False
+        self._stop = asyncio.Event()
 
     # --- subscriptions ------------------------------------------------------------------
     def subscribe(self, keys: Iterable[str]) -> Subscription:
@@ -152,6 +153,7 @@ class Hub:
     # --- learning of changes ------------------------------------------------------------
     async def start(self, database_url: str) -> None:
         self._stopping = False
+        self._stop = asyncio.Event()
         if database_url.startswith(("postgres://", "postgresql://")):
             try:
                 await self._listen(database_url)
@@ -161,10 +163,23 @@ class Hub:
         else:
             self._task = asyncio.create_task(self._poll_changes(), name="railserve-live-poll")
 
+    async def _stopped_within(self, seconds: float) -> bool:
+        try:
+            await asyncio.wait_for(self._stop.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
     async def stop(self) -> None:
         self._stopping = True
+        self._stop.set()
         if self._task is not None:
-            self._task.cancel()
+            # The poller ends at its next pause: cancelling it mid-query would leave
+            # aiosqlite's thread answering a loop that may be closed by then.
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), 5)
+            except TimeoutError:
+                self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
@@ -181,8 +196,7 @@ class Hub:
     async def _poll_changes(self) -> None:
         last = await _last_change_id()
         idle_ticks = 0
-        while True:
-            await asyncio.sleep(POLL_INTERVAL)
+        while not await self._stopped_within(POLL_INTERVAL):
             if not self._subscribers:
                 # Nobody watches: no read of the changes, only now and then of where they
                 # stand, so that the first stream to come does not start far behind.
@@ -232,7 +246,8 @@ class Hub:
                 await self._listen(database_url)
             except Exception as error:
                 log.warning("live listener: reconnecting in %.0f s (%s)", wait, error)
-                await asyncio.sleep(wait)
+                if await self._stopped_within(wait):
+                    return
                 wait = min(wait * 2, 30.0)
                 continue
             self.wake_all()

@@ -273,3 +273,35 @@ async def test_a_refund_that_settles_reaches_the_open_card(slow_app, settings):
         settled = await reader.next_named("status", timeout=LATENCY)
         assert "Paid back" in settled.data and "sse-connect" not in settled.data
         assert (await reader.next()).name == "close"
+
+
+async def test_the_postgres_listener_comes_back_when_its_connection_drops(app, settings):
+    from tortoise.connection import get_connections
+
+    from railserve import db
+    from railserve.payment import live
+
+    if db.is_sqlite(settings.database_url):
+        pytest.skip("SQLite has no listener connection")
+    connection = get_connections().get("default")
+    listening = (
+        "SELECT pid FROM pg_stat_activity"
+        " WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+    )
+    [row] = await connection.execute_query_dict(listening)
+    await connection.execute_query("SELECT pg_terminate_backend($1)", [row["pid"]])
+
+    watcher = hub(app).subscribe([live.booking_key(7)])
+    deadline = time.monotonic() + 15
+    while True:  # notices get through again once the listener is back
+        await db.atomic(lambda: live.announce(booking_id=7))
+        if await watcher.wait(0.5):
+            break
+        assert time.monotonic() < deadline, "the listener never came back"
+    await asyncio.sleep(0.2)
+    watcher.changed.clear()
+    await db.atomic(lambda: live.announce(booking_id=7))
+    assert await watcher.wait(LATENCY)
+    [again] = await connection.execute_query_dict(listening)
+    assert again["pid"] != row["pid"]
+    hub(app).unsubscribe(watcher)
