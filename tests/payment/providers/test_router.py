@@ -184,3 +184,46 @@ async def test_test_triggers_reach_the_pay_page_through_the_gateways(passenger, 
     assert "4000 0000 0000 0119" in html  # simulated
     assert "success@upi" in html  # simupi
     assert "flaky" in html  # the test provider's own row
+
+
+def test_configuration_of_routes_and_the_legacy_gateway_setting():
+    from railserve.config import ConfigError, from_env
+
+    default = from_env({})
+    assert default.gateway_names == ["simulated", "simupi"]
+    assert default.routes == {"upi": "simupi", "*": "simulated"}
+    legacy = from_env({"RAILSERVE_GATEWAY": "flaky"})  # names the `*` route
+    assert legacy.routes == {"upi": "simupi", "*": "flaky"}
+    assert legacy.gateway_names == ["simulated", "simupi", "flaky"]
+    assert from_env({"RAILSERVE_WEBHOOK_SECRET": "new, old"}).webhook_secrets == ["new", "old"]
+    for bad in (
+        {"RAILSERVE_GATEWAY_ROUTES": "upi"},
+        {"RAILSERVE_GATEWAY_COOLDOWN": "-1"},
+        {"RAILSERVE_LOCALE": "xx_NOPE"},
+        {"RAILSERVE_TIMEZONE": "Mars/Olympus"},
+    ):
+        with pytest.raises(ConfigError):
+            from_env(bad)
+    with pytest.raises(ValueError, match="unknown payment gateway 'nope'"):
+        providers.factory_for("nope")
+
+
+def test_the_breaker_opens_after_three_errors_and_closes_after_the_cooldown():
+    from railserve.payment.providers.breaker import Breaker
+
+    clock = Clock()
+    breaker = Breaker(30.0, clock)
+    breaker.failed()
+    breaker.failed()
+    breaker.succeeded()  # not in a row: starts again
+    breaker.failed()
+    breaker.failed()
+    assert not breaker.open
+    breaker.failed()
+    assert breaker.open
+    clock.now += 29.9
+    assert breaker.open
+    clock.now += 0.1
+    assert not breaker.open  # one attempt may try it again
+    breaker.failed()
+    assert breaker.open  # and a failure opens it anew
