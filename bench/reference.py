@@ -6,7 +6,7 @@ flags as the app. Same database, same models, no auth, no CSRF, no middleware:
 - `GET /ok`: a bare "ok".
 - `GET /one-read/<transaction_id>`: one indexed read (the payment joined to its
   booking's status), as JSON (`Accept: application/json`) or as a partial padded to
-  RAILSERVE_BENCH_PARTIAL_BYTES, the size of the app's partial.
+  `?pad=` bytes, the size of the app's partial.
 - `POST /min-txn/<booking_id>`: the minimal payment transaction: insert a payment and its
   event, take a seat by a conditional update, in one transaction.
 """
@@ -30,6 +30,7 @@ PARTIAL = """<div id="payment-{{ p.transaction_id }}" class="payment-status stat
 <h2>{{ p.status }}</h2><p>{{ p.amount }} {{ p.currency }} by {{ p.method }}</p>
 <p>Booking {{ p.booking_id }}: {{ p.booking_status }}</p><p>{{ p.failure_reason or "" }}</p>
 <p class="pad">{{ pad }}</p></div>"""
+PARTIAL_BYTES = 330  # what PARTIAL renders to without its padding
 
 
 @app.before_serving
@@ -64,7 +65,8 @@ async def one_read(transaction_id: str):
     )
     row = rows[0]
     if request.headers.get("HX-Request"):
-        return await render_template_string(PARTIAL, p=row, pad=app.config["PAD"])
+        pad = "x" * max(0, request.args.get("pad", 0, type=int) - PARTIAL_BYTES)
+        return await render_template_string(PARTIAL, p=row, pad=pad)
     return jsonify({**row, "status": str(row["status"]), "method": str(row["method"])})
 
 
