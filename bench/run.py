@@ -241,8 +241,16 @@ async def seed(url: str, pool: int) -> Seed:
 class Server:
     """One server process group, pinned to core 0."""
 
-    def __init__(self, label: str, command: list[str], env: dict[str, str], port: int) -> None:
+    def __init__(
+        self,
+        label: str,
+        command: list[str],
+        env: dict[str, str],
+        port: int,
+        cwd: Path | None = None,
+    ) -> None:
         self.label, self.command, self.env, self.port = label, command, env, port
+        self.cwd = cwd or ROOT
         self.url = f"http://127.0.0.1:{port}"
         self.log = Path(tempfile.gettempdir()) / f"railserve-bench-{label}-{port}.log"
         self.process: subprocess.Popen | None = None
@@ -253,7 +261,7 @@ class Server:
             self.process = subprocess.Popen(
                 ["taskset", "-c", "0", *self.command],
                 env=self.env,
-                cwd=ROOT,
+                cwd=self.cwd,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -481,7 +489,12 @@ def measure_database(kind: str, args: argparse.Namespace) -> tuple[list[Row], di
         }
         serve = [str(BIN / "railserve"), "serve", "--workers", "1", "--server", args.server]
         app_port, ref_port, peer_port = free_port(), free_port(), free_port()
-        app = Server("app", [*serve, "--bind", f"127.0.0.1:{app_port}"], env, app_port)
+        app_serve = serve
+        if args.app_root:  # another checkout (the "before" figures), with its own venv
+            app_serve = [str(args.app_root / ".venv/bin/railserve"), *serve[1:]]
+        app = Server(
+            "app", [*app_serve, "--bind", f"127.0.0.1:{app_port}"], env, app_port, args.app_root
+        )
         ref = Server(
             "reference",
             [*serve, "--bind", f"127.0.0.1:{ref_port}", "--app", "bench.reference:app"],
@@ -666,6 +679,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--server", default=os.environ.get("RAILSERVE_SERVER", ""), help="default: railserve's"
+    )
+    parser.add_argument(
+        "--app-root",
+        type=Path,
+        help="serve the app from this checkout (with its own .venv): the 'before' figures",
     )
     args = parser.parse_args()
     if not args.server:

@@ -202,7 +202,7 @@ def _serve_granian(args: argparse.Namespace) -> int:
         from granian import Granian
         from granian.constants import Interfaces
     except ImportError:
-        _fail("granian is not installed: pip install 'railserve[granian]'")
+        _fail("granian is not installed: pip install -e .")
     host, _, port = args.bind.rpartition(":")
     Granian(
         args.app,
@@ -245,8 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--server",
         choices=("hypercorn", "uvicorn", "granian"),
-        default=os.environ.get("RAILSERVE_SERVER", "hypercorn"),
-        help="the ASGI server (uvicorn and granian need their extras)",
+        default=os.environ.get("RAILSERVE_SERVER", "granian"),
+        help="the ASGI server: granian (measured fastest, bench/README.md), hypercorn, or "
+        "uvicorn (the 'uvicorn' extra)",
     )
     serve.add_argument(
         "--app", default="app:app", help="the ASGI app to serve (the benchmarks' references)"

@@ -99,7 +99,11 @@ async def confirm_or_waitlist(
     now = datetime.now(UTC)
     if booking.status == BookingStatus.EXPIRED:
         return None
-    if not await move_booking(booking, PAYABLE, BookingStatus.WAITLISTED, paid_at=now):
+    # Only a booking still held joins the waitlist: one that expired since it was read is
+    # refunded instead, as if it had been read expired.
+    if not await move_booking(
+        booking, (BookingStatus.PENDING_PAYMENT,), BookingStatus.WAITLISTED, paid_at=now
+    ):
         return None
     position = await waitlist_position(booking)
     await notify(

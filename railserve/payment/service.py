@@ -259,17 +259,21 @@ async def settle(
 ) -> Settlement:
     """Apply the gateway's verdict on a pending attempt, with all its effects, atomically."""
     now = now_utc()
+    # One read for everything the settlement needs (the booking, its train, the passenger's
+    # address for the notice and the mail), before the transaction so that it holds its
+    # locks for less time. The read decides nothing: the compare-and-set updates of the
+    # payment and the booking do, and a row that moved since makes them refuse.
+    payment = (
+        await Payment.filter(transaction_id=transaction_id)
+        .select_related("booking__train", "user")
+        .get()
+    )
+    if payment.status != PaymentStatus.PENDING and record is None:
+        return Settlement(payment, False)
 
     async def work() -> Settlement:
         if record is not None:
             await record.save(force_create=True)
-        # One read for everything the settlement needs: the booking, its train and the
-        # passenger's address (for the notice and the mail).
-        payment = (
-            await Payment.filter(transaction_id=transaction_id)
-            .select_related("booking__train", "user")
-            .get()
-        )
         if payment.status != PaymentStatus.PENDING:
             return Settlement(payment, False)
         if not succeeded:
