@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from datetime import datetime
 from pathlib import Path
@@ -65,7 +66,21 @@ def create_app(settings: Settings | None = None) -> Quart:
     _register_blueprints(app)
     _register_errors(app)
     _register_lifecycle(app, settings)
+    _no_threads_for_sync_context_processors(app)
     return app
+
+
+def _no_threads_for_sync_context_processors(app: Quart) -> None:
+    """Quart runs a synchronous context processor (quart-auth's) in a worker thread on every
+    render: a thread hop per page or partial. They do no I/O, so call them on the loop."""
+    for processors in app.template_context_processors.values():
+        for index, processor in enumerate(processors):
+            if not inspect.iscoroutinefunction(processor):
+
+                async def on_loop(processor=processor) -> dict:
+                    return processor()
+
+                processors[index] = on_loop
 
 
 def _register_blueprints(app: Quart) -> None:
