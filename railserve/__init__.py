@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from quart import Quart, Response, make_response, redirect, render_template, request, url_for
-from quart_auth import QuartAuth, Unauthorized, current_user
+from quart_auth import Unauthorized, current_user
 from quart_rate_limiter import RateLimiter
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         SEND_FILE_MAX_AGE_DEFAULT=3600,
     )
     app.url_map.converters["dbid"] = DbIdConverter
-    QuartAuth(app)
+    security.RememberingAuth(app)
     RateLimiter(app, enabled=settings.rate_limits)
     security.init_app(app)
     _register_templates(app)
