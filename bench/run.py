@@ -309,6 +309,9 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+        if self.process and self.pids():  # a worker left behind
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
 
 
 def cookies_for(user_ids: set[int]) -> dict[int, tuple[str, str]]:
@@ -474,7 +477,17 @@ def measure_database(kind: str, args: argparse.Namespace) -> tuple[list[Row], di
         per_case = int(args.rounds * args.seconds * args.post_rate)
         pool_size = per_case * len(args.post_concurrency)
         print(f"[{label}] seeding {USERS} users, bookings and payments, {pool_size} unpaid x 2 …")
-        seeded = asyncio.run(seed(url, pool_size))
+        # In a process of its own: Tortoise cannot be re-initialised from SQLite to
+        # PostgreSQL inside one process.
+        out = subprocess.run(
+            [sys.executable, __file__, "--seed", url, str(pool_size)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        seeded = Seed(**json.loads(out.strip().splitlines()[-1]))
+        seeded.app_pool = [tuple(x) for x in seeded.app_pool]
+        seeded.ref_pool = [tuple(x) for x in seeded.ref_pool]
         cookies = cookies_for({u for _, u in seeded.app_pool} | {seeded.app_pool[0][1]})
         env = {
             **os.environ,
@@ -610,6 +623,8 @@ def measure_database(kind: str, args: argparse.Namespace) -> tuple[list[Row], di
                 pending0, success0 = ledger.counts()
                 began = time.perf_counter()
                 result = drive_posts(app, batch, n, args.seconds)
+                if not result["requests"]:
+                    print(f"no posts completed: {result} ({len(batch)} prepared)")
                 while ledger.counts()[0] > pending0:  # wait for the gateway's answers
                     time.sleep(0.05)
                 elapsed = time.perf_counter() - began
@@ -685,7 +700,13 @@ def main() -> None:
         type=Path,
         help="serve the app from this checkout (with its own .venv): the 'before' figures",
     )
+    parser.add_argument("--seed", nargs=2, metavar=("URL", "POOL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.seed:
+        from dataclasses import asdict
+
+        print(json.dumps(asdict(asyncio.run(seed(args.seed[0], int(args.seed[1]))))))
+        return
     if not args.server:
         from railserve.cli import build_parser
 
@@ -705,6 +726,8 @@ def main() -> None:
         label = "SQLite" if kind == "sqlite" else "PostgreSQL"
         rows, rss = measure_database(kind, args)
         tables.append((label, rows, rss))
+        print_table(f"{label}, {args.server}", rows, rss)
+    print("\n# all databases")
     for label, rows, rss in tables:
         print_table(f"{label}, {args.server}", rows, rss)
 
