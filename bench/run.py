@@ -474,8 +474,8 @@ def measure_database(kind: str, args: argparse.Namespace) -> tuple[list[Row], di
     label = "sqlite" if kind == "sqlite" else "postgres"
     servers: list[Server] = []
     try:
-        per_case = int(args.rounds * args.seconds * args.post_rate)
-        pool_size = per_case * len(args.post_concurrency)
+        per_case = int(args.seconds * args.post_rate)  # one concurrency, one round
+        pool_size = per_case * len(args.post_concurrency) * args.rounds
         print(f"[{label}] seeding {USERS} users, bookings and payments, {pool_size} unpaid x 2 …")
         # In a process of its own: Tortoise cannot be re-initialised from SQLite to
         # PostgreSQL inside one process.
@@ -676,7 +676,12 @@ def print_table(label: str, rows: list[Row], rss: dict[str, float]) -> None:
     print("peak RSS (MiB): " + ", ".join(f"{name} {value:.0f}" for name, value in rss.items()))
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # so that `finally` stops the servers
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _interrupt)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="per case and round")
     parser.add_argument("--rounds", type=int, default=3)
