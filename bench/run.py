@@ -668,7 +668,7 @@ def print_table(label: str, rows: list[Row], rss: dict[str, float]) -> None:
         ratio = p99x = ""
         if row.app and row.ref:
             ratio = f"{median(row.app, 'rps') / max(median(row.ref, 'rps'), 1e-9):5.2f}"
-            if median(row.ref, "p99_ms"):
+            if median(row.ref, "p99_ms") and median(row.app, "p99_ms"):
                 p99x = f"{median(row.app, 'p99_ms') / median(row.ref, 'p99_ms'):5.2f}"
         print(
             f"{row.case:34} {fmt(row.app)}   {row.reference:28} {fmt(row.ref)}   {ratio:>5} {p99x:>5}"
@@ -731,9 +731,6 @@ def main() -> None:
         label = "SQLite" if kind == "sqlite" else "PostgreSQL"
         rows, rss = measure_database(kind, args)
         tables.append((label, rows, rss))
-        print_table(f"{label}, {args.server}", rows, rss)
-    print("\n# all databases")
-    for label, rows, rss in tables:
         print_table(f"{label}, {args.server}", rows, rss)
 
 
