@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from pathlib import Path
 
 from quart import Quart, Response, make_response, redirect, render_template, request, url_for
-from quart_auth import QuartAuth, Unauthorized, current_user
+from quart_auth import Unauthorized, current_user
 from quart_rate_limiter import RateLimiter
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
@@ -60,14 +61,28 @@ def create_app(settings: Settings | None = None) -> Quart:
         SEND_FILE_MAX_AGE_DEFAULT=3600,
     )
     app.url_map.converters["dbid"] = DbIdConverter
-    QuartAuth(app)
+    security.RememberingAuth(app)
     RateLimiter(app, enabled=settings.rate_limits)
     security.init_app(app)
     _register_templates(app)
     _register_blueprints(app)
     _register_errors(app)
     _register_lifecycle(app, settings)
+    _no_threads_for_sync_context_processors(app)
     return app
+
+
+def _no_threads_for_sync_context_processors(app: Quart) -> None:
+    """Quart runs a synchronous context processor (quart-auth's) in a worker thread on every
+    render: a thread hop per page or partial. They do no I/O, so call them on the loop."""
+    for processors in app.template_context_processors.values():
+        for index, processor in enumerate(processors):
+            if not inspect.iscoroutinefunction(processor):
+
+                async def on_loop(processor=processor) -> dict:
+                    return processor()
+
+                processors[index] = on_loop
 
 
 def _register_blueprints(app: Quart) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
@@ -19,8 +20,22 @@ from railserve.security import rotate_csrf
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 hasher = PasswordHasher()
-# Verified against when the e-mail is unknown, so both answers take the same time.
-_DUMMY_HASH = hasher.hash("railserve-timing-equaliser")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the e-mail is unknown, so both answers take the same time.
+
+    Made on first use, not at import: argon2 hashing takes 64 MiB for a moment, and a
+    worker that never sees a login should not carry that in its peak memory.
+    """
+    return hasher.hash("railserve-timing-equaliser")
+
+
+def _verify(stored: str | None, password: str) -> None:
+    hasher.verify(stored or _dummy_hash(), password)
+
+
 WRONG_LOGIN = "Incorrect e-mail or password."
 
 
@@ -81,9 +96,7 @@ async def authenticate(email: str, password: str) -> User:
     if not password or len(password) > 128:
         raise BadCredentials(WRONG_LOGIN, errors={"password": WRONG_LOGIN})
     try:
-        await asyncio.to_thread(
-            hasher.verify, user.password_hash if user else _DUMMY_HASH, password
-        )
+        await asyncio.to_thread(_verify, user.password_hash if user else None, password)
     except (VerificationError, InvalidHashError):
         user = None
     if user is None:

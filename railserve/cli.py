@@ -271,13 +271,17 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     config_module.from_env()  # refuse to start on a bad configuration, before forking
+    # The app is imported by module path, from the project's root (where app.py is).
+    sys.path.insert(0, os.getcwd())
     if args.server == "uvicorn":
         return _serve_uvicorn(args)
+    if args.server == "granian":
+        return _serve_granian(args)
     from hypercorn.config import Config
     from hypercorn.run import run
 
     config = Config()
-    config.application_path = "app:app"
+    config.application_path = args.app
     config.bind = [args.bind]
     config.workers = args.workers
     config.accesslog = "-" if args.access_log else None
@@ -293,7 +297,7 @@ def _serve_uvicorn(args: argparse.Namespace) -> int:
         _fail("uvicorn is not installed: pip install 'railserve[uvicorn]'")
     host, _, port = args.bind.rpartition(":")
     uvicorn.run(
-        "app:app",
+        args.app,
         host=host or "127.0.0.1",
         port=int(port),
         workers=args.workers,
@@ -301,6 +305,25 @@ def _serve_uvicorn(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=5,
         lifespan="on",
     )
+    return 0
+
+
+def _serve_granian(args: argparse.Namespace) -> int:
+    try:
+        from granian import Granian
+        from granian.constants import Interfaces
+    except ImportError:
+        _fail("granian is not installed: pip install -e .")
+    host, _, port = args.bind.rpartition(":")
+    Granian(
+        args.app,
+        address=host or "127.0.0.1",
+        port=int(port),
+        interface=Interfaces.ASGI,
+        workers=args.workers,
+        log_access=args.access_log,
+        workers_kill_timeout=5,  # graceful shutdown: in-flight requests get 5 s
+    ).serve()
     return 0
 
 
@@ -355,9 +378,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--access-log", action="store_true")
     serve.add_argument(
         "--server",
-        choices=("hypercorn", "uvicorn"),
-        default=os.environ.get("RAILSERVE_SERVER", "hypercorn"),
-        help="the ASGI server (uvicorn needs the 'uvicorn' extra)",
+        choices=("hypercorn", "uvicorn", "granian"),
+        default=os.environ.get("RAILSERVE_SERVER", "granian"),
+        help="the ASGI server: granian (measured fastest, bench/README.md), hypercorn, or "
+        "uvicorn (the 'uvicorn' extra)",
+    )
+    serve.add_argument(
+        "--app", default="app:app", help="the ASGI app to serve (the benchmarks' references)"
     )
     serve.set_defaults(run=cmd_serve)
     return parser

@@ -103,7 +103,10 @@ async def atomic(work: Callable[[], Awaitable[T]]) -> T:
 
 async def _begin_immediate(self: Any) -> None:
     try:
-        await self._connection.commit()
+        # The connection is in autocommit mode: a COMMIT is needed only if something left
+        # a transaction open, and each call is a round trip to aiosqlite's thread.
+        if self._connection.in_transaction:
+            await self._connection.commit()
         await self._connection.execute("BEGIN IMMEDIATE")
     except Exception as exc:  # sqlite3.OperationalError: locked beyond busy_timeout
         raise sqlite_client.TransactionManagementError(exc) from exc

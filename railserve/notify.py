@@ -17,15 +17,23 @@ log = logging.getLogger(__name__)
 
 
 async def notify(
-    user_id: int, booking_id: int | None, kind: str, message: str, *, subject: str, body: str
+    user_id: int,
+    booking_id: int | None,
+    kind: str,
+    message: str,
+    *,
+    subject: str,
+    body: str,
+    email: str | None = None,
 ) -> None:
-    """Tell the user in the app and by mail."""
-    user = await User.get(id=user_id).only("id", "email")
+    """Tell the user in the app and by mail (to `email`, looked up when not given)."""
+    if email is None:
+        email = (await User.get(id=user_id).only("id", "email")).email
     await Notification.create(user_id=user_id, booking_id=booking_id, kind=kind, message=message)
     await Mail.create(
         user_id=user_id,
         booking_id=booking_id,
-        to_address=user.email,
+        to_address=email,
         subject=subject,
         body=body,
     )

@@ -78,39 +78,36 @@ async def waitlist_positions(bookings: list[Booking]) -> dict[int, int]:
     return {k: v for k, v in positions.items() if k in wanted}
 
 
-async def confirm_or_waitlist(booking: Booking) -> BookingStatus | None:
+async def confirm_or_waitlist(
+    booking: Booking, train: Train | None = None, email: str | None = None
+) -> BookingStatus | None:
     """After a successful payment: confirm if all passengers fit, else join the waitlist.
 
     Returns the new status, or None when the booking could not take the payment (it was
-    expired and the train is full: the caller refunds).
+    expired and the train is full: the caller refunds). `train` and `email` spare a query
+    each when the caller already has them (they are only used for the words of the notice).
     """
-    # The train's row lock orders the successes of one train (SQLite's BEGIN IMMEDIATE
-    # already does), and the payment time is read only once we hold it: so paid_at order
-    # is the order seats were handed out, and the waitlist position told to each passenger
-    # counts exactly the bookings waitlisted before.
-    train = await Train.filter(id=booking.train_id).select_for_update().get()
-    now = datetime.now(UTC)
+    if train is None:
+        train = await Train.get(id=booking.train_id)
+    # Taking the seats locks the train's row (PostgreSQL; SQLite's BEGIN IMMEDIATE already
+    # orders everything), and the payment time is read only once we hold it: so paid_at
+    # order is the order seats were handed out.
     if await take_seats(booking.train_id, booking.passenger_count):
-        if not await move_booking(booking, PAYABLE, BookingStatus.CONFIRMED, paid_at=now):
-            await release_seats(booking.train_id, booking.passenger_count)
-            return None
-        await notify(
-            booking.user_id,
-            booking.id,
-            "confirmation",
-            f"Booking {booking.pnr} confirmed on {train.number} {train.name}.",
-            subject=f"Booking {booking.pnr} confirmed",
-            body=(
-                f"Your booking {booking.pnr} on train {train.number} {train.name} "
-                f"({train.origin} to {train.destination}) is confirmed for "
-                f"{', '.join(booking.passengers)}. Amount paid: "
-                f"{format_money(booking.amount, booking.currency)}."
-            ),
-        )
-        return BookingStatus.CONFIRMED
+        return await _confirm(booking, train, email)
+    # Full: lock the row before deciding, so that seats released meanwhile are seen (and a
+    # release after us sees this booking on the waitlist), and the waitlist position told
+    # to each passenger counts exactly the bookings waitlisted before.
+    await Train.filter(id=booking.train_id).select_for_update().get()
+    if await take_seats(booking.train_id, booking.passenger_count):
+        return await _confirm(booking, train, email)
+    now = datetime.now(UTC)
     if booking.status == BookingStatus.EXPIRED:
         return None
-    if not await move_booking(booking, PAYABLE, BookingStatus.WAITLISTED, paid_at=now):
+    # Only a booking still held joins the waitlist: one that expired since it was read is
+    # refunded instead, as if it had been read expired.
+    if not await move_booking(
+        booking, (BookingStatus.PENDING_PAYMENT,), BookingStatus.WAITLISTED, paid_at=now
+    ):
         return None
     position = await waitlist_position(booking)
     await notify(
@@ -124,8 +121,31 @@ async def confirm_or_waitlist(booking: Booking) -> BookingStatus | None:
             f"the waitlist at position {position}; it is confirmed automatically when seats "
             "free up, or refunded in full if you cancel."
         ),
+        email=email,
     )
     return BookingStatus.WAITLISTED
+
+
+async def _confirm(booking: Booking, train: Train, email: str | None) -> BookingStatus | None:
+    """The seats are taken: confirm the booking and tell the passenger."""
+    if not await move_booking(booking, PAYABLE, BookingStatus.CONFIRMED, paid_at=datetime.now(UTC)):
+        await release_seats(booking.train_id, booking.passenger_count)
+        return None
+    await notify(
+        booking.user_id,
+        booking.id,
+        "confirmation",
+        f"Booking {booking.pnr} confirmed on {train.number} {train.name}.",
+        subject=f"Booking {booking.pnr} confirmed",
+        body=(
+            f"Your booking {booking.pnr} on train {train.number} {train.name} "
+            f"({train.origin} to {train.destination}) is confirmed for "
+            f"{', '.join(booking.passengers)}. Amount paid: "
+            f"{format_money(booking.amount, booking.currency)}."
+        ),
+        email=email,
+    )
+    return BookingStatus.CONFIRMED
 
 
 async def promote_waitlist(train_id: int) -> list[Booking]:

@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
+from collections import OrderedDict
+from typing import Any
 
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from quart import Quart, Response, current_app, request, session
+from quart.sessions import SecureCookieSession, SecureCookieSessionInterface
+from quart_auth import QuartAuth
 from werkzeug.exceptions import Forbidden
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -78,6 +84,92 @@ async def security_headers(response: Response) -> Response:
 
 
 def init_app(app: Quart) -> None:
+    app.session_interface = RememberingSessionInterface()
     app.before_request(check_csrf)
     app.after_request(security_headers)
     app.jinja_env.globals["csrf_token"] = csrf_token
+
+
+# --- Verified cookies, remembered ------------------------------------------------------
+# Every request carries the same two signed cookies (session and sign-in) for as long as
+# they live, and checking a signature (HMAC, base64, JSON) costs more than the status poll's
+# own work outside its query. A cookie string that verified once verifies again until it
+# expires, so remember it. Only verified strings are kept, keyed by the whole string, and
+# their age is checked again on every use.
+
+VERIFIED_CACHE_SIZE = 4096
+
+
+class VerifiedCookies:
+    """Cookie string -> (payload, signed at), for cookies whose signature checked out."""
+
+    def __init__(self, size: int = VERIFIED_CACHE_SIZE) -> None:
+        self.size = size
+        self.entries: OrderedDict[tuple[object, str], tuple[Any, int]] = OrderedDict()
+
+    def load(self, serializer: URLSafeTimedSerializer, scope: object, value: str, max_age: int):
+        """The payload, as `serializer.loads(value, max_age)` would give it (or raise)."""
+        key = (scope, value)
+        hit = self.entries.get(key)
+        if hit is not None and time.time() - hit[1] <= max_age:
+            self.entries.move_to_end(key)
+            return hit[0]
+        payload, signed = serializer.loads(value, max_age=max_age, return_timestamp=True)
+        if _immutable(payload):
+            self.entries[key] = (payload, int(signed.timestamp()))
+            if len(self.entries) > self.size:
+                self.entries.popitem(last=False)
+        return payload
+
+
+def _immutable(payload: object) -> bool:
+    """Kept only if nobody can change it through the session: strings and numbers."""
+    if isinstance(payload, str | int):
+        return True
+    return isinstance(payload, dict) and all(
+        isinstance(v, str | int | type(None)) for v in payload.values()
+    )
+
+
+_verified = VerifiedCookies()
+
+
+class RememberingSessionInterface(SecureCookieSessionInterface):
+    """Quart's signed-cookie session, with the signer built once and verified cookies kept."""
+
+    _signer: tuple[object, URLSafeTimedSerializer | None] | None = None
+
+    def get_signing_serializer(self, app: Quart) -> URLSafeTimedSerializer | None:
+        keys = (app.secret_key, tuple(app.config.get("SECRET_KEY_FALLBACKS") or ()))
+        if self._signer is None or self._signer[0] != keys:
+            self._signer = (keys, super().get_signing_serializer(app))
+        return self._signer[1]
+
+    async def open_session(self, app: Quart, request: Any) -> SecureCookieSession | None:
+        signer = self.get_signing_serializer(app)
+        if signer is None:
+            return None
+        cookie = request.cookies.get(self.get_cookie_name(app))
+        if cookie is None:
+            return self.session_class()
+        max_age = int(app.permanent_session_lifetime.total_seconds())
+        try:
+            data = _verified.load(signer, ("session", self._signer[0]), cookie, max_age)
+        except BadSignature:
+            return self.session_class()
+        return self.session_class(dict(data))
+
+
+class RememberingAuth(QuartAuth):
+    """quart-auth, with verified sign-in cookies kept."""
+
+    def load_token(self, token: str, app: Quart | None = None) -> str | None:
+        app = app or current_app
+        if app.config.get("SECRET_KEY_FALLBACKS"):
+            return super().load_token(token, app)
+        serializer = self.serializer_class(app.secret_key, self.salt)
+        try:
+            scope = ("auth", app.secret_key, self.salt)
+            return _verified.load(serializer, scope, token, self.duration)
+        except BadSignature:  # SignatureExpired is one
+            return None

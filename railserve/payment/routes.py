@@ -86,8 +86,9 @@ def form_context(booking: Booking, values: dict | None = None, errors: dict | No
     }
 
 
-async def status_context(payment: Payment) -> dict:
-    booking = await Booking.get(id=payment.booking_id).select_related("train")
+async def status_context(payment: Payment, booking: Booking | None = None) -> dict:
+    if booking is None:
+        booking = await Booking.get(id=payment.booking_id).select_related("train")
     refunds = await refunds_of(payment)
     refund_pending = any(r.status == RefundStatus.PENDING for r in refunds)
     context = {
@@ -223,9 +224,11 @@ async def status(transaction_id: str) -> Response:
     if wants_json():  # the hottest request: one query, no model objects, no template
         summary = await service.status_summary(current_user_id(), exact_id(transaction_id))
         return jsonify(status_json(summary))
-    payment = await service.owned_payment(current_user_id(), exact_id(transaction_id))
+    payment = await service.owned_payment_with_booking(current_user_id(), exact_id(transaction_id))
     return await render_page_or_partial(
-        "payment/status.html", "payment/_status.html", **await status_context(payment)
+        "payment/status.html",
+        "payment/_status.html",
+        **await status_context(payment, payment.booking),
     )
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
 from tortoise.models import Model
 
 from railserve import db
@@ -117,6 +118,18 @@ async def owned_payment(user_id: int, transaction_id: str) -> Payment:
     return payment
 
 
+async def owned_payment_with_booking(user_id: int, transaction_id: str) -> Payment:
+    """The attempt with its booking and train joined: the status page and partial, one query."""
+    payment = (
+        await Payment.filter(transaction_id=transaction_id, user_id=user_id)
+        .select_related("booking__train")
+        .first()
+    )
+    if payment is None:
+        raise NotFound("No such payment.")
+    return payment
+
+
 def payable_or_raise(booking: Booking) -> None:
     if booking.status in (BookingStatus.CONFIRMED, BookingStatus.WAITLISTED):
         raise Conflict("This booking is already paid.")
@@ -137,11 +150,18 @@ async def start_attempt(
     """
     booking = await owned_booking(user_id, booking_id)
     key = idempotency_key(form)
-    if existing := await _attempt_for_key(user_id, booking.id, key):
-        return existing, False
+    # One query for both questions: did this key already start an attempt, and is another
+    # attempt of this booking still pending?
+    found = await Payment.filter(
+        Q(user_id=user_id, idempotency_key=key) | Q(pending_lock=booking.id)
+    ).limit(2)
+    if existing := next(
+        (p for p in found if p.user_id == user_id and p.idempotency_key == key), None
+    ):
+        return _same_booking(existing, booking.id), False
     payable_or_raise(booking)
     request = parse_payment(form, booking.amount, now_utc(), booking.currency)
-    if await Payment.exists(pending_lock=booking.id):
+    if found:
         # Perhaps this very key, posted at the same moment: answer with its attempt.
         return await _lost_race(user_id, booking.id, key), False
     provider = gateways.route(request.method)
@@ -219,7 +239,11 @@ async def _lost_race(user_id: int, booking_id: int, key: str) -> Payment:
 
 async def _attempt_for_key(user_id: int, booking_id: int, key: str) -> Payment | None:
     payment = await Payment.get_or_none(user_id=user_id, idempotency_key=key)
-    if payment is not None and payment.booking_id != booking_id:
+    return None if payment is None else _same_booking(payment, booking_id)
+
+
+def _same_booking(payment: Payment, booking_id: int) -> Payment:
+    if payment.booking_id != booking_id:
         raise Conflict("This payment form belongs to another booking. Reload the page.")
     return payment
 
@@ -243,11 +267,21 @@ async def settle(
 ) -> Settlement:
     """Apply the gateway's verdict on a pending attempt, with all its effects, atomically."""
     now = now_utc()
+    # One read for everything the settlement needs (the booking, its train, the passenger's
+    # address for the notice and the mail), before the transaction so that it holds its
+    # locks for less time. The read decides nothing: the compare-and-set updates of the
+    # payment and the booking do, and a row that moved since makes them refuse.
+    payment = (
+        await Payment.filter(transaction_id=transaction_id)
+        .select_related("booking__train", "user")
+        .get()
+    )
+    if payment.status != PaymentStatus.PENDING and record is None:
+        return Settlement(payment, False)
 
     async def work() -> Settlement:
         if record is not None:
             await record.save(force_create=True)
-        payment = await Payment.get(transaction_id=transaction_id)
         if payment.status != PaymentStatus.PENDING:
             return Settlement(payment, False)
         if not succeeded:
@@ -273,8 +307,8 @@ async def settle(
         )
         if not applied:
             return Settlement(payment, False)
-        booking = await Booking.get(id=payment.booking_id)
-        outcome = await confirm_or_waitlist(booking)
+        booking = payment.booking
+        outcome = await confirm_or_waitlist(booking, booking.train, payment.user.email)
         return Settlement(payment, True, needs_refund=outcome is None)
 
     return await db.atomic(work)

@@ -1,43 +1,72 @@
-"""Count the SQL statements a block of code sends, to prove a page has no N+1."""
+"""Count the SQL statements the app sends, to hold hot paths to a query budget.
+
+Wraps the execute methods of the default connection's client class (and its transaction
+wrapper), so statements inside and outside transactions are counted alike. BEGIN and
+COMMIT are not statements of ours and are not counted.
+"""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 from tortoise import connections
 
-METHODS = ("execute_query", "execute_query_dict", "execute_insert", "execute_many")
+METHODS = (
+    "execute_query",
+    "execute_query_dict",
+    "execute_insert",
+    "execute_many",
+    "execute_script",
+)
 
 
-class QueryCount:
-    def __init__(self) -> None:
-        self.statements: list[str] = []
+@dataclass
+class QueryLog:
+    statements: list[str] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
 
     def __len__(self) -> int:
         return len(self.statements)
 
+    def __str__(self) -> str:
+        return f"{self.count} queries:\n" + "\n".join(f"  {s[:200]}" for s in self.statements)
 
-@contextlib.contextmanager
-def count_queries() -> Iterator[QueryCount]:
-    """Every statement sent through the default connection's class while the block runs."""
-    client_class = type(connections.get("default"))
-    counter = QueryCount()
-    originals = {name: getattr(client_class, name) for name in METHODS}
+    __repr__ = __str__
 
-    def wrap(name: str):
-        original = originals[name]
 
-        async def counted(self, query, *args, **kwargs):
-            counter.statements.append(str(query))
-            return await original(self, query, *args, **kwargs)
+def _classes(base: type) -> Iterator[type]:
+    yield base
+    for sub in base.__subclasses__():
+        yield from _classes(sub)
 
-        return counted
 
-    for name in METHODS:
-        setattr(client_class, name, wrap(name))
+@contextmanager
+def count_queries() -> Iterator[QueryLog]:
+    """Every statement sent through the default connection, by any task, within the block."""
+    log = QueryLog()
+    patched: list[tuple[type, str, object]] = []
+    for cls in _classes(type(connections.get("default"))):
+        for name in METHODS:
+            original = cls.__dict__.get(name)
+            if original is None:
+                continue
+
+            def wrap(original=original):
+                async def counted(self, query, *args, **kwargs):
+                    log.statements.append(str(query))
+                    return await original(self, query, *args, **kwargs)
+
+                return counted
+
+            setattr(cls, name, wrap())
+            patched.append((cls, name, original))
     try:
-        yield counter
+        yield log
     finally:
-        for name, original in originals.items():
-            setattr(client_class, name, original)
+        for cls, name, original in reversed(patched):
+            setattr(cls, name, original)

@@ -1,4 +1,4 @@
-"""A real RailServe server (`railserve serve`, Hypercorn) on a free 127.0.0.1 port."""
+"""A real RailServe server (`railserve serve`, its default ASGI server) on a free 127.0.0.1 port."""
 
 from __future__ import annotations
 

@@ -1,0 +1,99 @@
+"""What the app is measured against: the least a Quart + Tortoise endpoint can do.
+
+Served by `railserve serve --app bench.reference:app`, so by the same server with the same
+flags as the app. Same database, same models, no auth, no CSRF, no middleware:
+
+- `GET /ok`: a bare "ok".
+- `GET /one-read/<transaction_id>`: one indexed read (the payment joined to its
+  booking's status), as JSON (`Accept: application/json`) or as a partial padded to
+  `?pad=` bytes, the size of the app's partial.
+- `POST /min-txn/<booking_id>`: the minimal payment transaction: insert a payment and its
+  event, take a seat by a conditional update, in one transaction.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+from quart import Quart, jsonify, request
+from tortoise.expressions import F
+from tortoise.transactions import in_transaction
+
+from railserve import db
+from railserve.models import Booking, Train
+from railserve.payment.models import Actor, Payment, PaymentEvent, PaymentStatus
+
+app = Quart(__name__)
+
+PARTIAL = """<div id="payment-{{ p.transaction_id }}" class="payment-status state-{{ p.status }}">
+<h2>{{ p.status }}</h2><p>{{ p.amount }} {{ p.currency }} by {{ p.method }}</p>
+<p>Booking {{ p.booking_id }}: {{ p.booking_status }}</p><p>{{ p.failure_reason or "" }}</p>
+<p class="pad">{{ pad }}</p></div>"""
+PARTIAL_BYTES = 330  # what PARTIAL renders to without its padding
+
+
+@app.before_serving
+async def start() -> None:
+    await db.init(os.environ["RAILSERVE_DATABASE_URL"])
+    app.config["PARTIAL"] = app.jinja_env.from_string(PARTIAL)  # compiled once, as the app's are
+    app.config["PAD"] = "x" * max(
+        0, int(os.environ.get("RAILSERVE_BENCH_PARTIAL_BYTES", "0")) - 300
+    )
+
+
+@app.after_serving
+async def stop() -> None:
+    await db.close()
+
+
+@app.get("/ok")
+async def ok() -> str:
+    return "ok"
+
+
+@app.get("/one-read/<transaction_id>")
+async def one_read(transaction_id: str):
+    rows = await Payment.filter(transaction_id=transaction_id).values(
+        "transaction_id",
+        "status",
+        "booking_id",
+        "amount",
+        "currency",
+        "method",
+        "failure_reason",
+        booking_status="booking__status",
+    )
+    row = rows[0]
+    if request.headers.get("HX-Request"):
+        pad = "x" * max(0, request.args.get("pad", 0, type=int) - PARTIAL_BYTES)
+        return await app.config["PARTIAL"].render_async(p=row, pad=pad)
+    return jsonify({**row, "status": str(row["status"]), "method": str(row["method"])})
+
+
+@app.post("/min-txn/<int:booking_id>")
+async def min_txn(booking_id: int):
+    booking = await Booking.get(id=booking_id).only("id", "user_id", "train_id", "amount")
+    async with in_transaction():
+        payment = await Payment.create(
+            transaction_id="TXN" + secrets.token_hex(8).upper(),
+            booking_id=booking.id,
+            user_id=booking.user_id,
+            method="credit_card",
+            amount=booking.amount,
+            currency="INR",
+            instrument="•••• 4242",
+            idempotency_key=secrets.token_urlsafe(16),
+            status=PaymentStatus.SUCCESS,
+        )
+        await PaymentEvent.create(
+            payment_id=payment.id,
+            from_status=PaymentStatus.PENDING,
+            to_status=PaymentStatus.SUCCESS,
+            event="succeed",
+            actor=Actor.GATEWAY,
+        )
+        taken = await Train.filter(id=booking.train_id, seats_left__gte=1).update(
+            seats_left=F("seats_left") - 1
+        )
+    return ("", 303 if taken else 409)
