@@ -125,12 +125,19 @@ def _register_templates(app: Quart) -> None:
         signed_in = await current_user.is_authenticated
         unread, operator = 0, False
         if signed_in and not is_htmx() and not wants_event_stream():
-            from railserve.models import Notification, Role, User
+            from tortoise.expressions import Q
+            from tortoise.functions import Count
 
-            unread = await Notification.filter(
-                user_id=int(current_user.auth_id), read=False
-            ).count()
-            operator = await User.exists(id=int(current_user.auth_id), role=Role.OPERATOR)
+            from railserve.models import Role, User
+
+            # One query for the badge and the operator's link: every full page pays it.
+            rows = (
+                await User.filter(id=int(current_user.auth_id))
+                .annotate(unread=Count("notifications", _filter=Q(notifications__read=False)))
+                .values("role", "unread")
+            )
+            if rows:
+                unread, operator = rows[0]["unread"], rows[0]["role"] == Role.OPERATOR
         return {
             "signed_in": signed_in,
             "unread_count": unread,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from railserve import config as config_module
@@ -150,24 +151,36 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(work))
 
 
+@contextlib.asynccontextmanager
+async def _gateways(settings) -> AsyncIterator:
+    """The configured gateways, their reports handled by this process's webhook handler;
+    reports still due are let finish before the command ends."""
+    from railserve.payment import providers, webhook
+
+    holder: dict = {}
+
+    def deliver_for(provider: str):
+        async def deliver(body: bytes, signature: str) -> object:
+            return await webhook.handle_logged(
+                settings, holder["gateway"], body, signature, provider=provider
+            )
+
+        return deliver
+
+    holder["gateway"] = providers.create(settings, deliver_for)
+    try:
+        yield holder["gateway"]
+    finally:
+        await holder["gateway"].aclose()
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     async def work() -> int:
-        from railserve.payment import providers, webhook
         from railserve.sweep import sweep
 
         settings = config_module.from_env()
-        holder: dict = {}
-
-        def deliver_for(provider: str):
-            async def deliver(body: bytes, signature: str) -> object:
-                return await webhook.handle_logged(
-                    settings, holder["gateway"], body, signature, provider=provider
-                )
-
-            return deliver
-
-        holder["gateway"] = providers.create(settings, deliver_for)
-        report = await sweep(settings, holder["gateway"])
+        async with _gateways(settings) as gateway:
+            report = await sweep(settings, gateway)
         print(f"sweep: {report.summary()}")
         return 0
 
@@ -181,33 +194,21 @@ def cmd_cancel_train(args: argparse.Namespace) -> int:
 
     async def work() -> int:
         from railserve.errors import NotFound
-        from railserve.payment import providers, webhook
         from railserve.payment.train_cancellation import cancel_train
 
         settings = config_module.from_env()
-        holder: dict = {}
-
-        def deliver_for(provider: str):
-            async def deliver(body: bytes, signature: str) -> object:
-                return await webhook.handle_logged(
-                    settings, holder["gateway"], body, signature, provider=provider
-                )
-
-            return deliver
 
         def progress(done: int, total: int) -> None:
             bar = "#" * (30 * done // max(total, 1))
             print(f"\r[{bar:<30}] {done}/{total} bookings", end="", file=sys.stderr, flush=True)
 
-        holder["gateway"] = providers.create(settings, deliver_for)
         try:
-            report = await cancel_train(
-                holder["gateway"], settings, args.number, reason, progress, args.pause
-            )
+            async with _gateways(settings) as gateway:
+                report = await cancel_train(
+                    gateway, settings, args.number, reason, progress, args.pause
+                )
         except NotFound as error:
             _fail(error.message)
-        finally:
-            await holder["gateway"].aclose()
         print(file=sys.stderr)
         print(report.summary())
         return 0
