@@ -112,3 +112,27 @@ async def test_a_collect_event_for_a_failed_refund_status_is_applied_as_refund_f
     body = collect("TXN0", "refund.processed", refund_id="RF1", status="failed")
     event = simupi.translate(body)
     assert (event["type"], event["refund_id"]) == ("refund.failed", "RF1")
+
+
+async def test_the_same_refund_attempt_asked_twice_is_one_upi_refund(held):
+    """SimUPI keys refunds by (refund_id, attempt): asking again returns the same one."""
+    gateway = simupi_gateway(held)
+    person = await Passenger.sign_up(held)
+    txn = await person.start(await person.book(await make_train()), UPI_OK)
+    request = RefundRequest("RFUPITWICE", 1, txn, 100, "INR")
+    first, again = await gateway.refund(request), await gateway.refund(request)
+    assert first.ok and again.ok and first.reference == again.reference
+    assert first.reference.startswith("UPIR")
+    state = await gateway.query_refund("RFUPITWICE")
+    assert (state.state, state.attempt, state.reference) == ("pending", 1, first.reference)
+
+
+def test_an_ordinary_upi_id_follows_the_seeded_rate(held, settings):
+    """Only the test ids are triggers; any other UPI id is decided by seed and rate."""
+    from railserve.payment.providers import ChargeRequest
+
+    gateway = simupi_gateway(held)
+    request = ChargeRequest("TXN0000000000000001", 100, "INR", "upi", {"upi_id": "someone@bank"})
+    assert gateway.decide(request) == simupi.decide(
+        settings.gateway_seed, request.transaction_id, settings.gateway_success_rate
+    )
