@@ -25,6 +25,7 @@ from railserve.config import Settings
 from railserve.money import format_amount
 from railserve.payment import providers
 from railserve.payment.models import SimulatedCharge, SimulatedRefund
+from railserve.payment.providers import ledger
 from railserve.payment.signature import sign
 
 log = logging.getLogger(__name__)
@@ -168,40 +169,19 @@ class SimulatedGateway:
     async def refund(self, request: providers.RefundRequest) -> providers.RefundResult:
         """Take a refund like a real provider: answer at once, report through the webhook."""
         charge = await SimulatedCharge.get_or_none(transaction_id=request.transaction_id)
-        if charge is None or not charge.succeeded:
-            return providers.RefundResult(
-                False, reason="The gateway has no successful charge to refund"
-            )
-        if charge.currency != request.currency:
-            return providers.RefundResult(False, reason="The refund currency does not match")
-        key = f"{request.refund_id}:{request.attempt}"
-        if existing := await SimulatedRefund.get_or_none(key=key):
-            return providers.RefundResult(True, reference=existing.reference)
-        refunded = sum(
-            await SimulatedRefund.filter(
-                transaction_id=request.transaction_id, succeeded=True
-            ).values_list("amount", flat=True)
+        result, record = await ledger.take_refund(
+            request,
+            charge,
+            provider="simulated",
+            delay=self.settings.gateway_delay,
+            reference_prefix="GRF",
+            no_charge="The gateway has no successful charge to refund",
+            excess="The refund exceeds what was charged",
+            refused_reason=ACCOUNT_CLOSED if charge and charge.refunds_refused else None,
         )
-        if refunded + request.amount > charge.amount:
-            return providers.RefundResult(False, reason="The refund exceeds what was charged")
-        record = SimulatedRefund(
-            key=key,
-            refund_id=request.refund_id,
-            attempt=request.attempt,
-            transaction_id=request.transaction_id,
-            amount=request.amount,
-            currency=request.currency,
-            succeeded=not charge.refunds_refused,
-            failure_reason=ACCOUNT_CLOSED if charge.refunds_refused else None,
-            reference="GRF" + secrets.token_hex(8).upper(),
-            settles_at=datetime.now(UTC) + timedelta(seconds=self.settings.gateway_delay),
-        )
-        try:
-            await record.save(force_create=True)
-        except IntegrityError:  # the same attempt asked twice at once: one refund
-            record = await SimulatedRefund.get(key=key)
-        self._spawn(self._report_refund_later(record))
-        return providers.RefundResult(True, reference=record.reference)
+        if record is not None:
+            self._spawn(self._report_refund_later(record))
+        return result
 
     async def _report_refund_later(self, record: SimulatedRefund) -> None:
         await asyncio.sleep(self.settings.gateway_delay)
@@ -212,16 +192,7 @@ class SimulatedGateway:
             log.exception("refund webhook delivery failed for %s", record.refund_id)
 
     async def query_refund(self, refund_id: str) -> providers.RefundState:
-        latest = await SimulatedRefund.filter(refund_id=refund_id).order_by("-attempt").first()
-        if latest is None:
-            return providers.RefundState("unknown")
-        if latest.settles_at > datetime.now(UTC):
-            return providers.RefundState("pending", latest.attempt, latest.reference)
-        if latest.succeeded:
-            return providers.RefundState("succeeded", latest.attempt, latest.reference)
-        return providers.RefundState(
-            "failed", latest.attempt, latest.reference, latest.failure_reason
-        )
+        return await ledger.refund_state(refund_id, "simulated")
 
     def _spawn(self, coroutine) -> None:
         task = asyncio.create_task(coroutine)

@@ -31,6 +31,7 @@ from railserve.errors import BadRequest, BadSignature
 from railserve.money import format_amount
 from railserve.payment import providers
 from railserve.payment.models import SimulatedCharge, SimulatedRefund
+from railserve.payment.providers import ledger
 
 log = logging.getLogger(__name__)
 
@@ -129,54 +130,21 @@ class SimUPIGateway:
         charge = await SimulatedCharge.get_or_none(
             transaction_id=request.transaction_id, provider=NAME
         )
-        if charge is None or not charge.succeeded:
-            return providers.RefundResult(False, reason="No approved collect to refund")
-        if charge.currency != request.currency:
-            return providers.RefundResult(False, reason="The refund currency does not match")
-        key = f"{request.refund_id}:{request.attempt}"
-        if existing := await SimulatedRefund.get_or_none(key=key):
-            return providers.RefundResult(True, reference=existing.reference)
-        refunded = sum(
-            await SimulatedRefund.filter(
-                transaction_id=request.transaction_id, succeeded=True
-            ).values_list("amount", flat=True)
-        )
-        if refunded + request.amount > charge.amount:
-            return providers.RefundResult(False, reason="The refund exceeds what was collected")
-        record = SimulatedRefund(
-            key=key,
-            refund_id=request.refund_id,
-            attempt=request.attempt,
+        result, record = await ledger.take_refund(
+            request,
+            charge,
             provider=NAME,
-            transaction_id=request.transaction_id,
-            amount=request.amount,
-            currency=request.currency,
-            succeeded=True,
-            reference="UPIR" + secrets.token_hex(6).upper(),
-            settles_at=datetime.now(UTC) + timedelta(seconds=self.settings.gateway_delay),
+            delay=self.settings.gateway_delay,
+            reference_prefix="UPIR",
+            no_charge="No approved collect to refund",
+            excess="The refund exceeds what was collected",
         )
-        try:
-            await record.save(force_create=True)
-        except IntegrityError:  # the same attempt asked twice at once: one refund
-            record = await SimulatedRefund.get(key=key)
-        self._spawn(self._report(refund_event(record)))
-        return providers.RefundResult(True, reference=record.reference)
+        if record is not None:
+            self._spawn(self._report(refund_event(record)))
+        return result
 
     async def query_refund(self, refund_id: str) -> providers.RefundState:
-        latest = (
-            await SimulatedRefund.filter(refund_id=refund_id, provider=NAME)
-            .order_by("-attempt")
-            .first()
-        )
-        if latest is None:
-            return providers.RefundState("unknown")
-        if latest.settles_at > datetime.now(UTC):
-            return providers.RefundState("pending", latest.attempt, latest.reference)
-        if latest.succeeded:
-            return providers.RefundState("succeeded", latest.attempt, latest.reference)
-        return providers.RefundState(
-            "failed", latest.attempt, latest.reference, latest.failure_reason
-        )
+        return await ledger.refund_state(refund_id, NAME)
 
     def read_webhook(self, raw: bytes, header: str | None) -> dict:
         """Verify a SimUPI event and return it in RailServe's event format."""
