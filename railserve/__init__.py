@@ -9,12 +9,11 @@ from pathlib import Path
 
 from quart import Quart, Response, make_response, redirect, render_template, request, url_for
 from quart_auth import Unauthorized, current_user
-from quart_rate_limiter import RateLimiter
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
 from railserve import config as config_module
-from railserve import db, display, security
+from railserve import db, display, limits, security
 from railserve.config import Settings
 from railserve.display import format_clock, format_money, format_when
 from railserve.errors import DomainError
@@ -62,7 +61,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     )
     app.url_map.converters["dbid"] = DbIdConverter
     security.RememberingAuth(app)
-    RateLimiter(app, enabled=settings.rate_limits)
+    limits.init_app(app, enabled=settings.rate_limits, redis_url=settings.redis_url)
     security.init_app(app)
     _register_templates(app)
     _register_blueprints(app)

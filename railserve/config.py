@@ -50,6 +50,8 @@ class Settings:
     test_mode: bool | None = None
     smtp_url: str = ""
     rate_limits: bool = True
+    # Where rate-limit counts live: empty = in each worker's memory; redis://… = shared.
+    redis_url: str = ""
     # Requests per minute (POSTs only); see railserve/limits.py.
     rate_limit_login_per_address: int = 30
     rate_limit_login_per_account: int = 10
@@ -123,6 +125,8 @@ class Settings:
             raise ConfigError("RAILSERVE_GATEWAY_COOLDOWN must not be negative")
         if not self.gateway_names:
             raise ConfigError("RAILSERVE_GATEWAYS must name at least one gateway")
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError("RAILSERVE_REDIS_URL must be a redis://, rediss:// or unix:// URL")
         for item in fields(self):
             if item.name.startswith("rate_limit_") and getattr(self, item.name) < 1:
                 raise ConfigError(f"RAILSERVE_{item.name.upper()} must be at least 1 a minute")
