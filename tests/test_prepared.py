@@ -41,15 +41,16 @@ async def test_status_summary_matches_the_orm_query(slow_app):
 
 async def test_status_card_holds_what_the_orm_loads(slow_app):
     one, two = await two_attempts(slow_app)
-    for txn in (one, two):
+    for txn, page in ((one, False), (two, False), (one, True), (two, True)):
         full = await Payment.get(transaction_id=txn).select_related("booking__train")
-        card = await service.owned_payment_with_booking(full.user_id, txn)
+        card = await service.owned_payment_with_booking(full.user_id, txn, page=page)
         pairs = {
             Payment: (card, full),
             Booking: (card.booking, full.booking),
             Train: (card.booking.train, full.booking.train),
         }
-        for model, columns in service._CARD_COLUMNS.items():
+        shown = service._PAGE_COLUMNS if page else service._CARD_COLUMNS
+        for model, columns in shown.items():
             loaded, expected = pairs[model]
             for column in columns:
                 assert getattr(loaded, column) == getattr(expected, column), column

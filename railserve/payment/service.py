@@ -132,9 +132,9 @@ async def owned_payment(user_id: int, transaction_id: str) -> Payment:
     return payment
 
 
-# What the status card and page show of the attempt, its booking and the train: only these
-# columns, so the card does not parse timestamps it never shows.
-_CARD_COLUMNS = {
+# What the status card shows of the attempt, its booking and the train, and what the full
+# page adds: only these columns, so the card does not parse timestamps it never shows.
+_CARD_COLUMNS: dict[type[Model], tuple[str, ...]] = {
     Payment: (
         "id",
         "transaction_id",
@@ -147,7 +147,6 @@ _CARD_COLUMNS = {
         "failure_reason",
         "instrument",
         "refunded_amount",
-        "gateway",
     ),
     Booking: (
         "id",
@@ -163,39 +162,47 @@ _CARD_COLUMNS = {
         "created_at",
         "paid_at",
     ),
-    Train: ("id", "number", "name", "origin", "destination", "departs_at", "currency"),
+    Train: ("id", "number", "name"),
 }
-_CARD_PATHS = {Payment: "", Booking: "booking__", Train: "booking__train__"}
-_STATUS_CARD = PreparedRead(
-    Payment,
-    lambda transaction_id, user_id: Payment.filter(
-        transaction_id=transaction_id, user_id=user_id
-    ).values(
-        *(
-            _CARD_PATHS[model] + column
-            for model, columns in _CARD_COLUMNS.items()
-            for column in columns
-        )
-    ),
-)
+_PAGE_COLUMNS = {
+    **_CARD_COLUMNS,
+    Train: (*_CARD_COLUMNS[Train], "origin", "destination", "departs_at"),
+}
+_PATHS = {Payment: "", Booking: "booking__", Train: "booking__train__"}
 
 
-def _card_part(model: type[Model], row: dict) -> Model:
+def _joined_read(columns: dict[type[Model], tuple[str, ...]]) -> PreparedRead:
+    paths = [_PATHS[model] + column for model, names in columns.items() for column in names]
+    return PreparedRead(
+        Payment,
+        lambda transaction_id, user_id: Payment.filter(
+            transaction_id=transaction_id, user_id=user_id
+        ).values(*paths),
+    )
+
+
+_STATUS_READS = {False: _joined_read(_CARD_COLUMNS), True: _joined_read(_PAGE_COLUMNS)}
+
+
+def _part(model: type[Model], columns: tuple[str, ...], row: dict) -> Model:
     """One model of the joined row, converted by its own fields (a partial instance)."""
-    prefix = _CARD_PATHS[model]
-    return model._init_from_db(**{column: row[prefix + column] for column in _CARD_COLUMNS[model]})
+    prefix = _PATHS[model]
+    return model._init_from_db(**{column: row[prefix + column] for column in columns})
 
 
-async def owned_payment_with_booking(user_id: int, transaction_id: str) -> Payment:
-    """The attempt with its booking and train: the status page and partial, one query.
+async def owned_payment_with_booking(
+    user_id: int, transaction_id: str, *, page: bool = False
+) -> Payment:
+    """The attempt with its booking and train: the status card (or `page`), one query.
 
-    The instances hold only the columns the status card and page show (`_CARD_COLUMNS`);
-    they are for reading, never for saving.
+    The instances hold only the columns the card or the page shows (`_CARD_COLUMNS`,
+    `_PAGE_COLUMNS`); they are for reading, never for saving.
     """
-    rows = await _STATUS_CARD.rows(transaction_id, user_id)
+    rows = await _STATUS_READS[page].rows(transaction_id, user_id)
     if not rows:
         raise NotFound("No such payment.")
-    payment, booking, train = (_card_part(model, rows[0]) for model in _CARD_COLUMNS)
+    columns = _PAGE_COLUMNS if page else _CARD_COLUMNS
+    payment, booking, train = (_part(model, names, rows[0]) for model, names in columns.items())
     booking.train = train
     payment.booking = booking
     return payment
