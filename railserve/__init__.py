@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from quart import Quart, Response, make_response, redirect, render_template, request, url_for
@@ -23,6 +23,7 @@ from railserve.errors import DomainError
 from railserve.htmx import is_htmx, wants_event_stream, wants_json
 from railserve.money import format_amount
 from railserve.payment.refunds import expected_time
+from railserve.prepared import PreparedRead
 
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("railserve")
@@ -153,17 +154,10 @@ def _register_templates(app: Quart) -> None:
         signed_in = await current_user.is_authenticated
         unread, operator = 0, False
         if signed_in and not is_htmx() and not wants_event_stream():
-            from tortoise.expressions import Q
-            from tortoise.functions import Count
-
-            from railserve.models import Role, User
+            from railserve.models import Role
 
             # One query for the badge and the operator's link: every full page pays it.
-            rows = (
-                await User.filter(id=int(current_user.auth_id))
-                .annotate(unread=Count("notifications", _filter=Q(notifications__read=False)))
-                .values("role", "unread")
-            )
+            rows = await _badge_read().rows(False, int(current_user.auth_id))
             if rows:
                 unread, operator = rows[0]["unread"], rows[0]["role"] == Role.OPERATOR
         return {
@@ -172,6 +166,27 @@ def _register_templates(app: Quart) -> None:
             "operator": operator,
             "settings": settings,
         }
+
+
+@cache
+def _badge_read() -> PreparedRead:
+    """The passenger's role and unread notifications, its SQL built once (railserve/prepared.py).
+
+    `read` is a value of the query (always False) because the SQL takes it as a parameter.
+    """
+    from tortoise.expressions import Q
+    from tortoise.functions import Count
+
+    from railserve.models import User
+
+    return PreparedRead(
+        User,
+        lambda read, user_id: (
+            User.filter(id=user_id)
+            .annotate(unread=Count("notifications", _filter=Q(notifications__read=read)))
+            .values("role", "unread")
+        ),
+    )
 
 
 def _register_errors(app: Quart) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from railserve.errors import NotFound
-from railserve.models import Booking, Train
+from railserve.models import Booking, Notification, Train
 from railserve.payment import service
 from railserve.payment.models import Payment
 from railserve.prepared import PreparedRead
@@ -80,3 +80,16 @@ async def test_sql_that_depends_on_a_value_is_built_each_time(slow_app):
     assert len(await by_reason.rows(None)) == 1
     assert await by_reason.rows("declined") == [{"transaction_id": one}]
     assert len(await by_reason.rows(None)) == 1
+
+
+async def test_the_layout_badge_counts_each_passengers_unread_notifications(app):
+    asha, ravi = await Passenger.sign_up(app), await Passenger.sign_up(app)
+    await Notification.bulk_create(
+        [Notification(user_id=asha.user_id, kind="info", message=f"note {n}") for n in range(3)]
+        + [Notification(user_id=ravi.user_id, kind="info", message="note", read=True)]
+    )
+    assert 'aria-label="3 unread notifications"' in await asha.text("/")
+    assert "unread notifications" not in await ravi.text("/")
+    first = await Notification.filter(user_id=asha.user_id).first()
+    await Notification.filter(id=first.id).update(read=True)
+    assert 'aria-label="2 unread notifications"' in await asha.text("/")
