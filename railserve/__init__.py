@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+from collections.abc import Callable
+from functools import cache, lru_cache
 from pathlib import Path
 
 from quart import Quart, Response, make_response, redirect, render_template, request, url_for
@@ -20,6 +22,7 @@ from railserve.errors import DomainError
 from railserve.htmx import is_htmx, wants_event_stream, wants_json
 from railserve.money import format_amount
 from railserve.payment.refunds import expected_time
+from railserve.prepared import PreparedRead
 
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("railserve")
@@ -35,9 +38,35 @@ class DbIdConverter(IntegerConverter):
         super().__init__(map, min=1, max=2**31 - 1)
 
 
+class RailServe(Quart):
+    """Quart, remembering which hooks are coroutine functions.
+
+    Quart asks `inspect` again for every hook, context processor and view on every request
+    (`ensure_async`, its documented override point): a few per cent of the status poll.
+    """
+
+    def ensure_async(self, func: Callable) -> Callable:
+        if _is_coroutine_function(func):
+            return func
+        return self.sync_to_async(func)
+
+
+# The same test Quart makes on Python 3.11 (asyncio's, which also knows marked functions).
+@lru_cache(maxsize=1024)
+def _cached_is_coroutine_function(func: Callable) -> bool:
+    return asyncio.iscoroutinefunction(func)
+
+
+def _is_coroutine_function(func: Callable) -> bool:
+    try:
+        return _cached_is_coroutine_function(func)
+    except TypeError:  # an unhashable callable
+        return asyncio.iscoroutinefunction(func)
+
+
 def create_app(settings: Settings | None = None) -> Quart:
     settings = settings or config_module.from_env()
-    app = Quart(
+    app = RailServe(
         __name__,
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
@@ -124,17 +153,10 @@ def _register_templates(app: Quart) -> None:
         signed_in = await current_user.is_authenticated
         unread, operator = 0, False
         if signed_in and not is_htmx() and not wants_event_stream():
-            from tortoise.expressions import Q
-            from tortoise.functions import Count
-
-            from railserve.models import Role, User
+            from railserve.models import Role
 
             # One query for the badge and the operator's link: every full page pays it.
-            rows = (
-                await User.filter(id=int(current_user.auth_id))
-                .annotate(unread=Count("notifications", _filter=Q(notifications__read=False)))
-                .values("role", "unread")
-            )
+            rows = await _badge_read().rows(False, int(current_user.auth_id))
             if rows:
                 unread, operator = rows[0]["unread"], rows[0]["role"] == Role.OPERATOR
         return {
@@ -143,6 +165,27 @@ def _register_templates(app: Quart) -> None:
             "operator": operator,
             "settings": settings,
         }
+
+
+@cache
+def _badge_read() -> PreparedRead:
+    """The passenger's role and unread notifications, its SQL built once (railserve/prepared.py).
+
+    `read` is a value of the query (always False) because the SQL takes it as a parameter.
+    """
+    from tortoise.expressions import Q
+    from tortoise.functions import Count
+
+    from railserve.models import User
+
+    return PreparedRead(
+        User,
+        lambda read, user_id: (
+            User.filter(id=user_id)
+            .annotate(unread=Count("notifications", _filter=Q(notifications__read=read)))
+            .values("role", "unread")
+        ),
+    )
 
 
 def _register_errors(app: Quart) -> None:

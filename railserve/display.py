@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
@@ -38,8 +39,15 @@ def configure(locale: str, timezone: str) -> None:
 
 def format_money(minor: int, currency: str = "INR") -> str:
     """₹1,23,450.00 for 12345000 INR in en_IN; JP¥1,250 for 1250 JPY."""
+    return _money(minor, currency, _current.locale)
+
+
+# Babel parses the locale's pattern and quantises a Decimal on every call (18 µs, the
+# largest cost of rendering a status card); the same fares come back again and again.
+@lru_cache(maxsize=4096)
+def _money(minor: int, currency: str, locale: str) -> str:
     major = Decimal(minor) / 10 ** digits(currency)
-    return format_currency(major, currency, locale=_current.locale)
+    return format_currency(major, currency, locale=locale)
 
 
 def format_major(major: Decimal, currency: str = "INR") -> str:

@@ -70,16 +70,30 @@ async def check_csrf() -> None:
         raise CsrfRefused()
 
 
+# Set on every response unless the view set its own; HSTS only in production. Names are
+# kept with their lower-case form: one look at the response's few headers, not a scan per name.
+_HEADERS = (
+    ("Content-Security-Policy", CSP),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+    ("X-Frame-Options", "DENY"),
+)
+_PRODUCTION_HEADERS = (
+    *_HEADERS,
+    ("Strict-Transport-Security", "max-age=63072000; includeSubDomains"),
+)
+_LOWER = {name: name.lower() for name, _ in _PRODUCTION_HEADERS}
+
+
 async def security_headers(response: Response) -> Response:
     headers = response.headers
-    headers.setdefault("Content-Security-Policy", CSP)
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "same-origin")
-    headers.setdefault("X-Frame-Options", "DENY")
-    if current_app.config["RAILSERVE"].production:
-        headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
-    if response.mimetype == "text/html":
-        headers.setdefault("Cache-Control", "no-store")
+    present = {name.lower() for name, _ in headers.items()}
+    production = current_app.config["RAILSERVE"].production
+    for name, value in _PRODUCTION_HEADERS if production else _HEADERS:
+        if _LOWER[name] not in present:
+            headers.add(name, value)
+    if "cache-control" not in present and response.mimetype == "text/html":
+        headers["Cache-Control"] = "no-store"
     return response
 
 

@@ -1,8 +1,10 @@
 """Money: minor units in, the currency's ISO 4217 digits out; Babel for what people read."""
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
+from babel.numbers import format_currency as babel_currency
 
 from railserve import display
 from railserve.money import digits, format_amount, known_currency, parse_amount
@@ -77,6 +79,22 @@ def test_display_uses_the_locale_grouping():
     assert display.format_money(12500, "BHD") == "BHD12.500"
     display.configure("en_US", "UTC")
     assert display.format_money(12345000) == "₹123,450.00"
+
+
+def test_remembered_amounts_follow_the_locale_and_the_currency():
+    """format_money remembers what it formatted; a locale or currency change still shows."""
+    for _ in range(2):  # the second round answers from memory
+        assert display.format_money(12345000) == "₹1,23,450.00"
+        assert display.format_money(12345000, "USD") == babel_currency(
+            Decimal("123450.00"), "USD", locale="en_IN"
+        )
+        assert display.format_money(12345000, "JPY") == "JP¥1,23,45,000"
+        assert display.format_money(-500) == "-₹5.00"
+    display.configure("en_US", "UTC")
+    assert display.format_money(12345000) == "₹123,450.00"
+    assert display.format_money(12345000, "USD") == "$123,450.00"
+    display.configure("en_IN", "Asia/Kolkata")
+    assert display.format_money(12345000) == "₹1,23,450.00"
 
 
 def test_times_are_shown_in_the_configured_zone():

@@ -224,7 +224,9 @@ async def status(transaction_id: str) -> Response:
     if wants_json():  # the hottest request: one query, no model objects, no template
         summary = await service.status_summary(current_user_id(), exact_id(transaction_id))
         return jsonify(status_json(summary))
-    payment = await service.owned_payment_with_booking(current_user_id(), exact_id(transaction_id))
+    payment = await service.owned_payment_with_booking(
+        current_user_id(), exact_id(transaction_id), page=not is_htmx()
+    )
     return await render_page_or_partial(
         "payment/status.html",
         "payment/_status.html",

@@ -21,7 +21,7 @@ from tortoise.models import Model
 
 from railserve import db
 from railserve.errors import Conflict, NotFound
-from railserve.models import Booking, BookingStatus
+from railserve.models import Booking, BookingStatus, Train
 from railserve.notify import notify
 from railserve.payment import live
 from railserve.payment.forms import idempotency_key, parse_payment
@@ -29,6 +29,7 @@ from railserve.payment.machine import PaymentMachine
 from railserve.payment.models import Actor, Payment, PaymentEvent, PaymentStatus
 from railserve.payment.providers import ChargeRequest, GatewayError
 from railserve.payment.providers.router import Gateways
+from railserve.prepared import PreparedRead
 from railserve.seats import confirm_or_waitlist, move_booking
 
 log = logging.getLogger(__name__)
@@ -92,9 +93,13 @@ async def owned_booking(user_id: int, booking_id: int) -> Booking:
     return booking
 
 
-async def status_summary(user_id: int, transaction_id: str) -> dict:
-    """What the status poll needs, in one query and without building model objects."""
-    rows = await Payment.filter(transaction_id=transaction_id, user_id=user_id).values(
+# The status poll's reads, their SQL built once (railserve/prepared.py): the poll is the
+# hottest request and building the query cost more than running it.
+_STATUS_SUMMARY = PreparedRead(
+    Payment,
+    lambda transaction_id, user_id: Payment.filter(
+        transaction_id=transaction_id, user_id=user_id
+    ).values(
         "transaction_id",
         "status",
         "booking_id",
@@ -105,7 +110,16 @@ async def status_summary(user_id: int, transaction_id: str) -> dict:
         "refunded_amount",
         "gateway",
         booking_status="booking__status",
-    )
+    ),
+)
+
+
+async def status_summary(user_id: int, transaction_id: str) -> dict:
+    """What the JSON status poll needs, in one query and without building model objects.
+
+    Values are the columns as stored: statuses and the method are their plain strings.
+    """
+    rows = await _STATUS_SUMMARY.rows(transaction_id, user_id)
     if not rows:
         raise NotFound("No such payment.")
     return rows[0]
@@ -118,15 +132,79 @@ async def owned_payment(user_id: int, transaction_id: str) -> Payment:
     return payment
 
 
-async def owned_payment_with_booking(user_id: int, transaction_id: str) -> Payment:
-    """The attempt with its booking and train joined: the status page and partial, one query."""
-    payment = (
-        await Payment.filter(transaction_id=transaction_id, user_id=user_id)
-        .select_related("booking__train")
-        .first()
+# What the status card shows of the attempt, its booking and the train, and what the full
+# page adds: only these columns, so the card does not parse timestamps it never shows.
+_CARD_COLUMNS: dict[type[Model], tuple[str, ...]] = {
+    Payment: (
+        "id",
+        "transaction_id",
+        "booking_id",
+        "user_id",
+        "method",
+        "amount",
+        "currency",
+        "status",
+        "failure_reason",
+        "instrument",
+        "refunded_amount",
+    ),
+    Booking: (
+        "id",
+        "pnr",
+        "user_id",
+        "train_id",
+        "status",
+        "amount",
+        "currency",
+        "passengers",
+        "cancelled_positions",
+        "passenger_count",
+        "created_at",
+        "paid_at",
+    ),
+    Train: ("id", "number", "name"),
+}
+_PAGE_COLUMNS = {
+    **_CARD_COLUMNS,
+    Train: (*_CARD_COLUMNS[Train], "origin", "destination", "departs_at"),
+}
+_PATHS = {Payment: "", Booking: "booking__", Train: "booking__train__"}
+
+
+def _joined_read(columns: dict[type[Model], tuple[str, ...]]) -> PreparedRead:
+    paths = [_PATHS[model] + column for model, names in columns.items() for column in names]
+    return PreparedRead(
+        Payment,
+        lambda transaction_id, user_id: Payment.filter(
+            transaction_id=transaction_id, user_id=user_id
+        ).values(*paths),
     )
-    if payment is None:
+
+
+_STATUS_READS = {False: _joined_read(_CARD_COLUMNS), True: _joined_read(_PAGE_COLUMNS)}
+
+
+def _part(model: type[Model], columns: tuple[str, ...], row: dict) -> Model:
+    """One model of the joined row, converted by its own fields (a partial instance)."""
+    prefix = _PATHS[model]
+    return model._init_from_db(**{column: row[prefix + column] for column in columns})
+
+
+async def owned_payment_with_booking(
+    user_id: int, transaction_id: str, *, page: bool = False
+) -> Payment:
+    """The attempt with its booking and train: the status card (or `page`), one query.
+
+    The instances hold only the columns the card or the page shows (`_CARD_COLUMNS`,
+    `_PAGE_COLUMNS`); they are for reading, never for saving.
+    """
+    rows = await _STATUS_READS[page].rows(transaction_id, user_id)
+    if not rows:
         raise NotFound("No such payment.")
+    columns = _PAGE_COLUMNS if page else _CARD_COLUMNS
+    payment, booking, train = (_part(model, names, rows[0]) for model, names in columns.items())
+    booking.train = train
+    payment.booking = booking
     return payment
 
 

@@ -1,0 +1,95 @@
+"""Reads with their SQL built once: the same answers as the ORM query they were written as."""
+
+from __future__ import annotations
+
+import pytest
+
+from railserve.errors import NotFound
+from railserve.models import Booking, Notification, Train
+from railserve.payment import service
+from railserve.payment.models import Payment
+from railserve.prepared import PreparedRead
+from tests.support.passenger import Passenger, make_train
+
+
+async def two_attempts(slow_app) -> tuple[str, str]:
+    first, second = await Passenger.sign_up(slow_app), await Passenger.sign_up(slow_app)
+    train = await make_train()
+    one = await first.start(await first.book(train, ["Asha", "Ravi"]))
+    two = await second.start(await second.book(train))
+    return one, two
+
+
+async def test_status_summary_matches_the_orm_query(slow_app):
+    one, two = await two_attempts(slow_app)
+    for txn in (one, two, one):  # the second run reuses the SQL built by the first
+        payment = await Payment.get(transaction_id=txn).select_related("booking")
+        summary = await service.status_summary(payment.user_id, txn)
+        assert summary == {
+            "transaction_id": txn,
+            "status": payment.status.value,
+            "booking_id": payment.booking_id,
+            "amount": payment.amount,
+            "currency": payment.currency,
+            "method": payment.method.value,
+            "failure_reason": payment.failure_reason,
+            "refunded_amount": payment.refunded_amount,
+            "gateway": payment.gateway,
+            "booking_status": payment.booking.status.value,
+        }
+
+
+async def test_status_card_holds_what_the_orm_loads(slow_app):
+    one, two = await two_attempts(slow_app)
+    for txn, page in ((one, False), (two, False), (one, True), (two, True)):
+        full = await Payment.get(transaction_id=txn).select_related("booking__train")
+        card = await service.owned_payment_with_booking(full.user_id, txn, page=page)
+        pairs = {
+            Payment: (card, full),
+            Booking: (card.booking, full.booking),
+            Train: (card.booking.train, full.booking.train),
+        }
+        shown = service._PAGE_COLUMNS if page else service._CARD_COLUMNS
+        for model, columns in shown.items():
+            loaded, expected = pairs[model]
+            for column in columns:
+                assert getattr(loaded, column) == getattr(expected, column), column
+        assert card.booking.active_passengers == full.booking.active_passengers
+
+
+async def test_only_the_owner_reads_an_attempt(slow_app):
+    one, _ = await two_attempts(slow_app)
+    owner = (await Payment.get(transaction_id=one)).user_id
+    other = (await Payment.filter(user_id__not=owner).first()).user_id
+    assert (await service.status_summary(owner, one))["transaction_id"] == one
+    with pytest.raises(NotFound):
+        await service.status_summary(other, one)
+    with pytest.raises(NotFound):
+        await service.owned_payment_with_booking(other, one)
+    with pytest.raises(NotFound):
+        await service.owned_payment_with_booking(owner, "TXN0000000000000000")
+
+
+async def test_sql_that_depends_on_a_value_is_built_each_time(slow_app):
+    """None becomes `IS NULL`, not a parameter: that SQL must not serve the next value."""
+    one, _ = await two_attempts(slow_app)
+    await Payment.filter(transaction_id=one).update(failure_reason="declined")
+    by_reason = PreparedRead(
+        Payment, lambda reason: Payment.filter(failure_reason=reason).values("transaction_id")
+    )
+    assert len(await by_reason.rows(None)) == 1
+    assert await by_reason.rows("declined") == [{"transaction_id": one}]
+    assert len(await by_reason.rows(None)) == 1
+
+
+async def test_the_layout_badge_counts_each_passengers_unread_notifications(app):
+    asha, ravi = await Passenger.sign_up(app), await Passenger.sign_up(app)
+    await Notification.bulk_create(
+        [Notification(user_id=asha.user_id, kind="info", message=f"note {n}") for n in range(3)]
+        + [Notification(user_id=ravi.user_id, kind="info", message="note", read=True)]
+    )
+    assert 'aria-label="3 unread notifications"' in await asha.text("/")
+    assert "unread notifications" not in await ravi.text("/")
+    first = await Notification.filter(user_id=asha.user_id).first()
+    await Notification.filter(id=first.id).update(read=True)
+    assert 'aria-label="2 unread notifications"' in await asha.text("/")
