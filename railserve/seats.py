@@ -40,10 +40,7 @@ async def move_booking(
         booking.status = target
         for name, value in changes.items():
             setattr(booking, name, value)
-        # Imported here: the payment package's routes import this module.
-        from railserve.payment import live
-
-        await live.announce(booking_id=booking.id)
+        # The live notice (`b:<id>`) is written by a trigger on `bookings` (migration 0003).
     return moved == 1
 
 

@@ -23,7 +23,6 @@ from railserve import db
 from railserve.errors import Conflict, NotFound
 from railserve.models import Booking, BookingStatus
 from railserve.notify import notify
-from railserve.payment import live
 from railserve.payment.forms import idempotency_key, parse_payment
 from railserve.payment.machine import PaymentMachine
 from railserve.payment.models import Actor, Payment, PaymentEvent, PaymentStatus
@@ -81,7 +80,7 @@ async def transition(
         actor=actor,
         detail=detail[:300],
     )
-    await live.announce(transaction_id=payment.transaction_id)
+    # No announcement here: a trigger on `payments` writes the live notice (migration 0003).
     return True
 
 
