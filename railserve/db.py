@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from tortoise import Tortoise
+from tortoise import Tortoise, connections
 from tortoise.backends.sqlite import client as sqlite_client
 from tortoise.transactions import in_transaction
 
@@ -88,10 +88,20 @@ async def atomic(work: Callable[[], Awaitable[T]]) -> T:
 
     async def unit() -> T:
         async with in_transaction():
-            return await work()
+            result = await work()
+        committed()
+        return result
 
     task = asyncio.ensure_future(unit())
     return await asyncio.shield(task)
+
+
+def committed() -> None:
+    """Runs in this process after every transaction of `atomic` or `batch.run` commits."""
+
+
+def sqlite_in_use() -> bool:
+    return connections.get("default").capabilities.dialect == "sqlite"
 
 
 # --- SQLite: three fixes to Tortoise's client ------------------------------------------
