@@ -40,6 +40,7 @@ class Unit:
 
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._connection = connection
+        self._inserted: list[tuple[Insert, int]] = []
 
     def execute(self, sql: str, values: list) -> int:
         """Run one statement; the number of rows it changed itself (not its triggers')."""
@@ -52,7 +53,7 @@ class Unit:
             cursor.close()
 
     def insert(self, row: Insert) -> int:
-        """Insert a prepared row; its new primary key (also set on the model)."""
+        """Insert a prepared row; its new primary key (set on the model once committed)."""
         for observe in OBSERVERS:
             observe(row.sql)
         cursor = self._connection.execute(row.sql, row.values)
@@ -60,10 +61,15 @@ class Unit:
             key = cursor.lastrowid
         finally:
             cursor.close()
-        if row.generated_key:
-            row.instance.pk = key
-        row.instance._saved_in_db = True
+        self._inserted.append((row, key))
         return key
+
+    def committed(self) -> None:
+        """The rows are in the database: their models say so, as after `save()`."""
+        for row, key in self._inserted:
+            if row.generated_key:
+                row.instance.pk = key
+            row.instance._saved_in_db = True
 
 
 class Insert:
@@ -74,9 +80,12 @@ class Insert:
         meta = instance._meta
         executor = meta.db.executor_class(model=model, db=meta.db)
         self.instance = instance
-        self.generated_key = not instance._custom_generated_pk
-        columns = executor.regular_columns if self.generated_key else executor.regular_columns_all
-        self.sql = executor.insert_query if self.generated_key else executor.insert_query_all
+        # Tortoise's own choice of statement; the new key is the row's only when the
+        # database makes it (not for a key given by us, such as a webhook event's id).
+        given = instance._custom_generated_pk
+        self.generated_key = meta.pk.generated and not given
+        columns = executor.regular_columns_all if given else executor.regular_columns
+        self.sql = executor.insert_query_all if given else executor.insert_query
         self.columns = columns
         self.values = [
             meta.fields_map[name].to_db_value(getattr(instance, name), instance) for name in columns
@@ -95,12 +104,15 @@ def _transaction(connection: sqlite3.Connection, work: Callable[[Unit], T]) -> T
         connection.execute("BEGIN IMMEDIATE")
     except sqlite3.Error as error:  # locked beyond busy_timeout
         raise TransactionManagementError(error) from error
+    unit = Unit(connection)
     try:
-        result = work(Unit(connection))
+        result = work(unit)
+        connection.execute("COMMIT")
     except BaseException:
-        connection.execute("ROLLBACK")
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
         raise
-    connection.execute("COMMIT")
+    unit.committed()
     return result
 
 

@@ -8,6 +8,7 @@ inside a transaction.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import string
@@ -320,12 +321,9 @@ async def settle(
         return Settlement(payment, False)
     if db.sqlite_in_use() and payment.status == PaymentStatus.PENDING:
         verdict = Verdict(succeeded, reason, retryable, actor, detail, now)
-        try:
+        # A full train or a booking that moved meanwhile: rolled back, the general path.
+        with contextlib.suppress(batch.Unusual):
             return await _settle_in_one_call(payment, verdict, record, receipt)
-        except batch.Unusual:  # a full train, a booking that moved: the general path below
-            for row in (record, receipt):
-                if row is not None:
-                    row._saved_in_db = False
 
     async def work() -> Settlement:
         if record is not None:

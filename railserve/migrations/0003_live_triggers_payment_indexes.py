@@ -11,6 +11,12 @@ of its own, and covers every writer alike: the app, the sweeper and the operator
   identical notices of one transaction into one.
 
 Keys as in `railserve.payment.live`: the transaction id, or `b:<booking id>`.
+
+Also, SQLite only: 0002 rebuilt the payments table there (new columns with database
+defaults) and the rebuild lost what 0001 had declared on it: the unique (user_id,
+idempotency_key) and the indexes on (booking_id, created_at) and (status, created_at).
+Without them every payment post scanned the whole table for its idempotency key.
+PostgreSQL kept them; they are made again under the names PostgreSQL has.
 """
 
 from tortoise import migrations
@@ -20,7 +26,15 @@ from tortoise.migrations import operations as ops
 # compares `created_at` as text, so the triggers write the same shape.
 SQLITE_NOW = "strftime('%Y-%m-%d %H:%M:%f000+00:00', 'now')"
 
+SQLITE_PAYMENT_INDEXES = [
+    'CREATE UNIQUE INDEX IF NOT EXISTS "uid_payments_user_id_6158d4" '
+    'ON "payments" ("user_id", "idempotency_key")',
+    'CREATE INDEX IF NOT EXISTS "idx_payments_booking_de0ab1" ON "payments" ("booking_id", "created_at")',
+    'CREATE INDEX IF NOT EXISTS "idx_payments_status_33acf4" ON "payments" ("status", "created_at")',
+]
+
 SQLITE = [
+    *SQLITE_PAYMENT_INDEXES,
     f"""
     CREATE TRIGGER live_payment_changed AFTER UPDATE OF status, refunded_amount ON payments
     FOR EACH ROW
@@ -90,7 +104,7 @@ POSTGRES = [
     """,
 ]
 
-DROP_SQLITE = [
+DROP_SQLITE = [  # the payments' indexes stay: 0001 declared them
     "DROP TRIGGER IF EXISTS live_payment_changed",
     "DROP TRIGGER IF EXISTS live_refund_changed",
     "DROP TRIGGER IF EXISTS live_booking_changed",
