@@ -5,7 +5,9 @@ On SQLite every statement sent through Tortoise is a round trip to aiosqlite's t
 to COMMIT, so every other request of the worker waits for all of its round trips. The
 hottest transactions (starting an attempt, settling one) are therefore also written as
 plain functions of the sqlite3 connection, run by `run` from BEGIN IMMEDIATE to COMMIT in
-one call: the same statements, compare-and-sets included, with one round trip.
+one call: the same statements, compare-and-sets included, with one round trip. Units that
+wait for the connection at the same time share that call and its COMMIT, each in a
+savepoint of its own (group commit: one fsync for the group).
 
 A unit that meets anything unusual raises `Unusual`: everything it wrote is rolled back
 and the caller runs the general (ORM) path instead, which handles every case.
@@ -99,44 +101,100 @@ class Insert:
         setattr(self.instance, column, value)
 
 
-def _transaction(connection: sqlite3.Connection, work: Callable[[Unit], T]) -> T:
+class _Queue:
+    """Units waiting for the connection, and the task that commits them."""
+
+    def __init__(self) -> None:
+        self.waiting: list[tuple[Callable[[Unit], Any], asyncio.Future]] = []
+        self.flusher: asyncio.Task | None = None
+
+
+def _group(connection: sqlite3.Connection, works: list[Callable[[Unit], Any]]) -> list:
+    """On aiosqlite's thread: each unit in a savepoint of one transaction, one COMMIT.
+
+    A unit that raises is rolled back to its savepoint alone; the others commit. If the
+    transaction itself is lost (disk full, I/O error), every unit of the group fails.
+    """
     try:
         connection.execute("BEGIN IMMEDIATE")
     except sqlite3.Error as error:  # locked beyond busy_timeout
         raise TransactionManagementError(error) from error
-    unit = Unit(connection)
+    outcomes: list[tuple[bool, Any]] = []
+    done: list[Unit] = []
     try:
-        result = work(unit)
+        for work in works:
+            unit = Unit(connection)
+            connection.execute("SAVEPOINT unit")
+            try:
+                value = work(unit)
+            except Exception as error:
+                if not connection.in_transaction:
+                    raise
+                connection.execute("ROLLBACK TO unit")
+                connection.execute("RELEASE unit")
+                outcomes.append((False, error))
+                continue
+            connection.execute("RELEASE unit")
+            outcomes.append((True, value))
+            done.append(unit)
         connection.execute("COMMIT")
     except BaseException:
         if connection.in_transaction:
             connection.execute("ROLLBACK")
         raise
-    unit.committed()
-    return result
+    for unit in done:
+        unit.committed()
+    return outcomes
 
 
-async def run(work: Callable[[Unit], T]) -> T:
-    """Run `work(unit)` as one transaction in one call on aiosqlite's thread (SQLite only).
+def _translated(error: BaseException) -> BaseException:
+    if isinstance(error, sqlite3.IntegrityError):
+        return IntegrityError(error)
+    if isinstance(error, sqlite3.Error):
+        return OperationalError(error)
+    return error
 
-    Like `db.atomic`, in a task of its own that a cancelled caller cannot interrupt, and
-    holding the connection's lock, so no statement of another task comes in between.
-    """
-    client = connections.get("default")
 
-    async def unit() -> T:
+async def _flush(client: Any, queue: _Queue) -> None:
+    while queue.waiting:
         async with client._lock:
+            group, queue.waiting = queue.waiting, []
             if client._connection is None:
                 await client.create_connection(with_db=True)
             connection = client._connection
             try:
                 # aiosqlite's own way of running a function on its thread.
-                result = await connection._execute(_transaction, connection._conn, work)
-            except sqlite3.IntegrityError as error:
-                raise IntegrityError(error) from error
-            except sqlite3.Error as error:
-                raise OperationalError(error) from error
+                outcomes = await connection._execute(
+                    _group, connection._conn, [work for work, _ in group]
+                )
+            except Exception as error:  # BEGIN or COMMIT failed: nothing of the group holds
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(_translated(error))
+                continue
         db.committed()
-        return result
+        for (_, future), (ok, value) in zip(group, outcomes, strict=True):
+            if future.done():
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(_translated(value))
 
-    return await asyncio.shield(asyncio.ensure_future(unit()))
+
+async def run(work: Callable[[Unit], T]) -> T:
+    """Run `work(unit)` atomically on aiosqlite's thread, committed before this returns.
+
+    Units that arrive while the connection is busy wait together and are committed as one
+    group: each in a savepoint of one transaction, so each is still all or nothing, and
+    the group costs one COMMIT (one fsync) instead of one each. The group runs in a task
+    of its own, which a cancelled caller (client gone) does not interrupt, holding the
+    connection's lock, so no statement of another task comes in between.
+    """
+    client = connections.get("default")
+    queue = client.__dict__.setdefault("_railserve_units", _Queue())
+    future = asyncio.get_running_loop().create_future()
+    queue.waiting.append((work, future))
+    if queue.flusher is None or queue.flusher.done():
+        queue.flusher = asyncio.ensure_future(_flush(client, queue))
+    return await asyncio.shield(future)
