@@ -430,9 +430,9 @@ async def _settle_in_one_call(
             detail=detail[:300],
         )
     )
-    notice_inserts = [batch.Insert(row) for row in notice]
+    applied_rows = [batch.Insert(row) for row in notice]
     if receipt is not None:
-        notice_inserts.append(batch.Insert(receipt))
+        applied_rows.append(batch.Insert(receipt))
     seats = [booking.passenger_count, train.id, booking.passenger_count]
     payable = [BookingStatus.PENDING_PAYMENT.value, BookingStatus.EXPIRED.value]
 
@@ -443,7 +443,7 @@ async def _settle_in_one_call(
             return False  # another worker settled it first
         unit.insert(audit)
         if not verdict.succeeded:
-            for row in notice_inserts:
+            for row in applied_rows:
                 unit.insert(row)
             return True
         if not unit.execute(TAKE_SEATS, seats):
@@ -453,7 +453,7 @@ async def _settle_in_one_call(
             CONFIRM_BOOKING, [BookingStatus.CONFIRMED.value, paid_at, booking.id, *payable]
         ):
             raise batch.Unusual  # moved meanwhile: seats back, refund
-        for row in notice_inserts:
+        for row in applied_rows:
             unit.insert(row)
         return paid_at
 
