@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from tortoise import Tortoise
+from tortoise import Tortoise, connections
 from tortoise.backends.sqlite import client as sqlite_client
 from tortoise.transactions import in_transaction
 
@@ -88,13 +88,23 @@ async def atomic(work: Callable[[], Awaitable[T]]) -> T:
 
     async def unit() -> T:
         async with in_transaction():
-            return await work()
+            result = await work()
+        committed()
+        return result
 
     task = asyncio.ensure_future(unit())
     return await asyncio.shield(task)
 
 
-# --- SQLite: two fixes to Tortoise's transaction wrapper ---------------------------------
+def committed() -> None:
+    """Runs in this process after every transaction of `atomic` or `batch.run` commits."""
+
+
+def sqlite_in_use() -> bool:
+    return connections.get("default").capabilities.dialect == "sqlite"
+
+
+# --- SQLite: three fixes to Tortoise's client ------------------------------------------
 # 1. BEGIN IMMEDIATE takes the write lock up front, so busy_timeout applies and a
 #    read-then-write transaction can never fail with SQLITE_BUSY_SNAPSHOT across workers.
 # 2. If BEGIN fails, Tortoise keeps the connection lock forever and every later query of
@@ -128,8 +138,34 @@ async def _safe_aenter(self: Any) -> Any:
     return self.connection
 
 
+# 3. Count only the rows a statement changed itself. Tortoise counts the difference of
+#    `total_changes`, which includes rows written by triggers (the live notices of
+#    migration 0003): a compare-and-set update of one booking would report 2, not 1.
+#    The statement, its rows and its own count come back from aiosqlite's thread in one
+#    hop, as before.
+
+
+def _fetch_with_count(connection: Any, query: str, values: Any) -> tuple[int, list]:
+    cursor = connection.execute(query, values)
+    try:
+        rows = cursor.fetchall()
+        return max(cursor.rowcount, 0) or len(rows), rows
+    finally:
+        cursor.close()
+
+
+@sqlite_client.translate_exceptions
+async def _execute_query(self: Any, query: str, values: list | None = None) -> tuple[int, list]:
+    query = query.replace("\x00", "'||CHAR(0)||'")
+    async with self.acquire_connection() as connection:
+        self.log.debug("%s: %s", query, values)
+        # aiosqlite's own way of running a function on its thread (no public equivalent).
+        return await connection._execute(_fetch_with_count, connection._conn, query, values or [])
+
+
 sqlite_client.SqliteTransactionWrapper.begin = _begin_immediate
 sqlite_client.SqliteTransactionContext.__aenter__ = _safe_aenter
+sqlite_client.SqliteClient.execute_query = _execute_query
 
 
 # For Tortoise's own CLI: `tortoise -c railserve.db.TORTOISE_ORM makemigrations`.

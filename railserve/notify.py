@@ -29,13 +29,23 @@ async def notify(
     """Tell the user in the app and by mail (to `email`, looked up when not given)."""
     if email is None:
         email = (await User.get(id=user_id).only("id", "email")).email
-    await Notification.create(user_id=user_id, booking_id=booking_id, kind=kind, message=message)
-    await Mail.create(
-        user_id=user_id,
-        booking_id=booking_id,
-        to_address=email,
-        subject=subject,
-        body=body,
+    for row in notice_rows(user_id, booking_id, kind, message, subject, body, email):
+        await row.save(force_create=True)
+
+
+def notice_rows(
+    user_id: int,
+    booking_id: int | None,
+    kind: str,
+    message: str,
+    subject: str,
+    body: str,
+    email: str,
+) -> tuple[Notification, Mail]:
+    """The two rows of one notice, unsaved (a batched transaction inserts them itself)."""
+    return (
+        Notification(user_id=user_id, booking_id=booking_id, kind=kind, message=message),
+        Mail(user_id=user_id, booking_id=booking_id, to_address=email, subject=subject, body=body),
     )
 
 

@@ -40,10 +40,7 @@ async def move_booking(
         booking.status = target
         for name, value in changes.items():
             setattr(booking, name, value)
-        # Imported here: the payment package's routes import this module.
-        from railserve.payment import live
-
-        await live.announce(booking_id=booking.id)
+        # The live notice (`b:<id>`) is written by a trigger on `bookings` (migration 0003).
     return moved == 1
 
 
@@ -131,21 +128,31 @@ async def _confirm(booking: Booking, train: Train, email: str | None) -> Booking
     if not await move_booking(booking, PAYABLE, BookingStatus.CONFIRMED, paid_at=datetime.now(UTC)):
         await release_seats(booking.train_id, booking.passenger_count)
         return None
+    message, subject, body = confirmation_notice(booking, train)
     await notify(
         booking.user_id,
         booking.id,
         "confirmation",
+        message,
+        subject=subject,
+        body=body,
+        email=email,
+    )
+    return BookingStatus.CONFIRMED
+
+
+def confirmation_notice(booking: Booking, train: Train) -> tuple[str, str, str]:
+    """The words of a confirmation: in-app message, mail subject and mail body."""
+    return (
         f"Booking {booking.pnr} confirmed on {train.number} {train.name}.",
-        subject=f"Booking {booking.pnr} confirmed",
-        body=(
+        f"Booking {booking.pnr} confirmed",
+        (
             f"Your booking {booking.pnr} on train {train.number} {train.name} "
             f"({train.origin} to {train.destination}) is confirmed for "
             f"{', '.join(booking.passengers)}. Amount paid: "
             f"{format_money(booking.amount, booking.currency)}."
         ),
-        email=email,
     )
-    return BookingStatus.CONFIRMED
 
 
 async def promote_waitlist(train_id: int) -> list[Booking]:

@@ -5,7 +5,6 @@ Counts, not timings: a budget that grows is a regression a benchmark would only 
 
 from __future__ import annotations
 
-import pytest
 from quart import Quart
 
 from railserve.models import Booking, Mail, Notification
@@ -62,12 +61,6 @@ async def test_process_post_within_budget(slow_app):
     assert queries.count <= PROCESS_POST, queries
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12, open: live push adds a change notice per transition and per booking "
-    "move (9 statements on SQLite); announcing once per transaction, or by a database "
-    "trigger, would bring it back to the budget of 7",
-)
 async def test_settlement_within_budget(slow_app):
     """Gateway success to confirmed seats, audit event, notification and mail."""
     _, booking_id, txn = await started(slow_app)

@@ -1,7 +1,9 @@
 """Change notices for the live status stream, across workers and hosts.
 
 A change is announced inside the transaction that makes it, so it is seen exactly when
-(and only if) that transaction commits:
+(and only if) that transaction commits. Database triggers do it for every change of a
+payment's status or refunded amount, a refund's status or a booking's status (migration
+0003); `announce` is there for anything else:
 - PostgreSQL: `pg_notify('railserve_live', key)`, delivered on commit to every worker,
   each of which LISTENs on one dedicated connection (a pooled one would UNLISTEN when it
   goes back to its pool).
@@ -73,7 +75,10 @@ async def announce(*, transaction_id: str | None = None, booking_id: int | None 
     """Tell every worker's streams that this attempt or booking changed.
 
     Call inside the transaction that makes the change: the notice is delivered when it
-    commits, and never if it rolls back.
+    commits, and never if it rolls back. The usual changes need no call: triggers
+    (migration 0003) write the notice whenever a payment's status or refunded amount, a
+    refund's status or a booking's status changes, whoever writes it. This is for any
+    other change a card shows.
     """
     keys = []
     if transaction_id:

@@ -8,33 +8,36 @@ inside a transaction.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
+from types import SimpleNamespace
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 from tortoise.models import Model
 
-from railserve import db
+from railserve import batch, db
 from railserve.errors import Conflict, NotFound
 from railserve.models import Booking, BookingStatus, Train
-from railserve.notify import notify
-from railserve.payment import live
+from railserve.notify import notice_rows, notify
 from railserve.payment.forms import idempotency_key, parse_payment
 from railserve.payment.machine import PaymentMachine
 from railserve.payment.models import Actor, Payment, PaymentEvent, PaymentStatus
 from railserve.payment.providers import ChargeRequest, GatewayError
 from railserve.payment.providers.router import Gateways
 from railserve.prepared import PreparedRead
-from railserve.seats import confirm_or_waitlist, move_booking
+from railserve.seats import confirm_or_waitlist, confirmation_notice, move_booking
 
 log = logging.getLogger(__name__)
 
 TXN_ALPHABET = string.ascii_uppercase + string.digits
+STILL_PAYABLE = 'UPDATE "bookings" SET "updated_at"=? WHERE "id"=? AND "status"=?'
 LATE_REFUND_MESSAGE = "Payment received after the booking expired: refunded in full"
 
 
@@ -56,6 +59,18 @@ class AttemptPending(Conflict):
         self.payment = payment
 
 
+@lru_cache(maxsize=64)
+def machine_target(source: PaymentStatus, event: str) -> PaymentStatus:
+    """Where `event` takes an attempt in `source`; TransitionNotAllowed when it may not go.
+
+    The machine has no guards and no callbacks, so its answer depends on these two alone:
+    it is asked once per pair instead of being built for every move (~0.2 ms each).
+    """
+    probe = SimpleNamespace(status=source)
+    PaymentMachine(model=probe, state_field="status").send(event)
+    return PaymentStatus(probe.status)
+
+
 async def transition(
     payment: Payment, event: str, actor: Actor, detail: str = "", **changes: object
 ) -> bool:
@@ -66,8 +81,8 @@ async def transition(
     Must run inside a transaction, with the effects of the move.
     """
     source = PaymentStatus(payment.status)
-    PaymentMachine(model=payment, state_field="status").send(event)
-    target = PaymentStatus(payment.status)
+    target = machine_target(source, event)
+    payment.status = target
     moved = await Payment.filter(id=payment.id, status=source).update(status=target, **changes)
     if not moved:
         payment.status = source
@@ -82,7 +97,7 @@ async def transition(
         actor=actor,
         detail=detail[:300],
     )
-    await live.announce(transaction_id=payment.transaction_id)
+    # No announcement here: a trigger on `payments` writes the live notice (migration 0003).
     return True
 
 
@@ -244,39 +259,58 @@ async def start_attempt(
         return await _lost_race(user_id, booking.id, key), False
     provider = gateways.route(request.method)
 
+    attempt = Payment(
+        transaction_id=new_transaction_id(),
+        booking_id=booking.id,
+        user_id=user_id,
+        method=request.method,
+        amount=booking.amount,
+        currency=booking.currency,
+        gateway=provider,
+        instrument=request.masked_instrument,
+        idempotency_key=key,
+        pending_lock=booking.id,
+    )
+    started = PaymentEvent(
+        from_status=None,
+        to_status=PaymentStatus.PENDING,
+        event="start",
+        actor=Actor.USER,
+        detail=f"{request.method.label} {request.masked_instrument}",
+    )
+
+    # The booking was read before this transaction: an attempt that succeeded (or a
+    # cancellation) since then must stop this one, or the gateway would be asked to take
+    # the money twice. Inserted first, updated second: payments before bookings.
     async def create() -> Payment:
-        payment = await Payment.create(
-            transaction_id=new_transaction_id(),
-            booking_id=booking.id,
-            user_id=user_id,
-            method=request.method,
-            amount=booking.amount,
-            currency=booking.currency,
-            gateway=provider,
-            instrument=request.masked_instrument,
-            idempotency_key=key,
-            pending_lock=booking.id,
-        )
-        # The booking was read before this transaction: an attempt that succeeded (or a
-        # cancellation) since then must stop this one, or the gateway would be asked to
-        # take the money twice. Inserted first, updated second: payments before bookings.
+        await attempt.save(force_create=True)
         if not await Booking.filter(id=booking.id, status=BookingStatus.PENDING_PAYMENT).update(
             updated_at=now_utc()
         ):
             raise _BookingMoved
-        await PaymentEvent.create(
-            payment_id=payment.id,
-            from_status=None,
-            to_status=PaymentStatus.PENDING,
-            event="start",
-            actor=Actor.USER,
-            detail=f"{request.method.label} {request.masked_instrument}",
-        )
-        return payment
+        started.payment_id = attempt.id
+        await started.save(force_create=True)
+        return attempt
+
+    async def create_in_one_call() -> Payment:  # SQLite: the same statements, one round trip
+        payment_row, event_row = batch.Insert(attempt), batch.Insert(started)
+        now = now_utc()
+
+        def work(unit: batch.Unit) -> Payment:
+            payment_id = unit.insert(payment_row)
+            if not unit.execute(
+                STILL_PAYABLE, [now, booking.id, BookingStatus.PENDING_PAYMENT.value]
+            ):
+                raise _BookingMoved
+            event_row.set("payment_id", payment_id)
+            unit.insert(event_row)
+            return attempt
+
+        return await batch.run(work)
 
     async def create_and_hand_over() -> Payment | None:
         try:
-            payment = await db.atomic(create)
+            payment = await (create_in_one_call() if db.sqlite_in_use() else db.atomic(create))
         except (IntegrityError, _BookingMoved):
             return None  # lost a race; the caller finds out to whom
         charge = ChargeRequest(
@@ -342,20 +376,32 @@ async def settle(
     actor: Actor = Actor.GATEWAY,
     detail: str = "",
     record: Model | None = None,
+    loaded: Payment | None = None,
+    receipt: Model | None = None,
 ) -> Settlement:
-    """Apply the gateway's verdict on a pending attempt, with all its effects, atomically."""
+    """Apply the gateway's verdict on a pending attempt, with all its effects, atomically.
+
+    `record` is written in the transaction whatever it decides (the event id of a webhook).
+    `loaded`: the attempt as the caller just read it with its booking, train and user
+    (`SETTLEMENT_JOINS`), which spares the read below. `receipt`: a row the one-call path
+    writes with the settlement when it applies, and then only (the webhook's log entry of
+    that answer; the caller writes it otherwise).
+    """
     now = now_utc()
     # One read for everything the settlement needs (the booking, its train, the passenger's
     # address for the notice and the mail), before the transaction so that it holds its
     # locks for less time. The read decides nothing: the compare-and-set updates of the
     # payment and the booking do, and a row that moved since makes them refuse.
-    payment = (
-        await Payment.filter(transaction_id=transaction_id)
-        .select_related("booking__train", "user")
-        .get()
+    payment = loaded or (
+        await Payment.filter(transaction_id=transaction_id).select_related(*SETTLEMENT_JOINS).get()
     )
     if payment.status != PaymentStatus.PENDING and record is None:
         return Settlement(payment, False)
+    if db.sqlite_in_use() and payment.status == PaymentStatus.PENDING:
+        verdict = Verdict(succeeded, reason, retryable, actor, detail, now)
+        # A full train or a booking that moved meanwhile: rolled back, the general path.
+        with contextlib.suppress(batch.Unusual):
+            return await _settle_in_one_call(payment, verdict, record, receipt)
 
     async def work() -> Settlement:
         if record is not None:
@@ -390,6 +436,115 @@ async def settle(
         return Settlement(payment, True, needs_refund=outcome is None)
 
     return await db.atomic(work)
+
+
+SETTLEMENT_JOINS = ("booking__train", "user")
+PAYMENT_SUCCEEDED = (
+    'UPDATE "payments" SET "status"=?,"pending_lock"=NULL,"success_lock"=?,"completed_at"=? '
+    'WHERE "id"=? AND "status"=?'
+)
+PAYMENT_FAILED = (
+    'UPDATE "payments" SET "status"=?,"pending_lock"=NULL,"failure_reason"=?,"retryable"=?,'
+    '"completed_at"=? WHERE "id"=? AND "status"=?'
+)
+TAKE_SEATS = 'UPDATE "trains" SET "seats_left"="seats_left"-? WHERE "id"=? AND "seats_left">=?'
+CONFIRM_BOOKING = 'UPDATE "bookings" SET "status"=?,"paid_at"=? WHERE "id"=? AND "status" IN (?,?)'
+
+
+@dataclass(frozen=True)
+class Verdict:
+    succeeded: bool
+    reason: str | None
+    retryable: bool | None
+    actor: Actor
+    detail: str
+    now: datetime
+
+
+async def _settle_in_one_call(
+    payment: Payment, verdict: Verdict, record: Model | None, receipt: Model | None
+) -> Settlement:
+    """SQLite: the usual settlement (the seats are there, the booking still payable) as one
+    call on aiosqlite's thread: the statements of `transition`, `confirm_or_waitlist` and
+    `notify`, in their order and with their compare-and-sets. Anything else raises
+    batch.Unusual, rolled back, for the general path."""
+    pending = PaymentStatus.PENDING
+    booking, train = payment.booking, payment.booking.train
+    rows = [batch.Insert(record)] if record is not None else []
+    if verdict.succeeded:
+        event, detail = "succeed", verdict.detail or "payment captured"
+        changes = {"pending_lock": None, "success_lock": booking.id, "completed_at": verdict.now}
+        target = machine_target(pending, event)
+        move = [
+            PAYMENT_SUCCEEDED,
+            [target.value, booking.id, verdict.now, payment.id, pending.value],
+        ]
+        message, subject, body = confirmation_notice(booking, train)
+        notice = notice_rows(
+            booking.user_id, booking.id, "confirmation", message, subject, body, payment.user.email
+        )
+    else:
+        event, detail = "fail", verdict.detail or (verdict.reason or "")
+        failure = verdict.reason or "Payment failed"
+        changes = {
+            "pending_lock": None,
+            "failure_reason": failure,
+            "retryable": verdict.retryable,
+            "completed_at": verdict.now,
+        }
+        target = machine_target(pending, event)
+        move = [
+            PAYMENT_FAILED,
+            [target.value, failure, verdict.retryable, verdict.now, payment.id, pending.value],
+        ]
+        notice = ()
+    audit = batch.Insert(
+        PaymentEvent(
+            payment_id=payment.id,
+            from_status=pending,
+            to_status=target,
+            event=event,
+            actor=verdict.actor,
+            detail=detail[:300],
+        )
+    )
+    applied_rows = [batch.Insert(row) for row in notice]
+    if receipt is not None:
+        applied_rows.append(batch.Insert(receipt))
+    seats = [booking.passenger_count, train.id, booking.passenger_count]
+    payable = [BookingStatus.PENDING_PAYMENT.value, BookingStatus.EXPIRED.value]
+
+    def work(unit: batch.Unit) -> datetime | bool:
+        for row in rows:
+            unit.insert(row)
+        if not unit.execute(*move):
+            return False  # another worker settled it first
+        unit.insert(audit)
+        if not verdict.succeeded:
+            for row in applied_rows:
+                unit.insert(row)
+            return True
+        if not unit.execute(TAKE_SEATS, seats):
+            raise batch.Unusual  # full: the waitlist, under the train's lock
+        paid_at = datetime.now(UTC)  # read once the seats are ours, as confirm_or_waitlist does
+        if not unit.execute(
+            CONFIRM_BOOKING, [BookingStatus.CONFIRMED.value, paid_at, booking.id, *payable]
+        ):
+            raise batch.Unusual  # moved meanwhile: seats back, refund
+        for row in applied_rows:
+            unit.insert(row)
+        return paid_at
+
+    outcome = await batch.run(work)
+    if outcome is False:
+        return Settlement(payment, False)
+    payment.status = target
+    for name, value in changes.items():
+        setattr(payment, name, value)
+    if verdict.succeeded:
+        booking.status = BookingStatus.CONFIRMED
+        booking.paid_at = outcome
+    return Settlement(payment, True)
 
 
 async def cancel_attempt(user_id: int, transaction_id: str) -> Payment:

@@ -21,7 +21,7 @@ from tortoise.exceptions import IntegrityError
 from railserve.config import Settings
 from railserve.errors import BadRequest, BadSignature, Conflict, DomainError, NotFound
 from railserve.money import format_amount
-from railserve.payment import refunds
+from railserve.payment import refunds, service
 from railserve.payment.models import (
     Actor,
     Payment,
@@ -144,13 +144,20 @@ async def handle(
     provider: str = "simulated",
     *,
     now: float | None = None,
+    receipt: WebhookLog | None = None,
 ) -> str:
     """Apply one signed event from `provider`; returns what happened. Raises a DomainError
-    to refuse it."""
+    to refuse it. `receipt`: the log entry of an "applied" answer, which the settlement
+    may write in its own transaction (then marked saved)."""
     event = read(settings, gateways, provider, raw, signature, now)
     if await WebhookEvent.exists(id=event.id):
         return "already seen"
-    payment = await Payment.get_or_none(transaction_id=event.transaction_id)
+    # With what a settlement needs joined: `settle` takes it instead of reading it again.
+    payment = (
+        await Payment.filter(transaction_id=event.transaction_id)
+        .select_related(*service.SETTLEMENT_JOINS)
+        .first()
+    )
     if payment is None or not gateways.same_webhook(payment.gateway, provider):
         raise NotFound("Unknown transaction.")
     # As one gateway, the router sends refunds and queries to the attempt's own provider.
@@ -169,7 +176,7 @@ async def handle(
     if payment.status != APPLIES_TO[event.type]:
         await _contradiction(settings, gateway, payment, event)
     try:
-        applied = await _apply(settings, gateway, event, payment)
+        applied = await _apply(settings, gateway, event, payment, receipt)
     except IntegrityError:
         # The same event id, delivered at the same moment. Any other constraint that
         # refused the change must not be acknowledged, or the gateway would stop retrying.
@@ -222,7 +229,13 @@ async def _handle_refund(settings: Settings, payment: Payment, event: Event) -> 
     return "applied"
 
 
-async def _apply(settings: Settings, gateway: Gateway, event: Event, payment: Payment) -> bool:
+async def _apply(
+    settings: Settings,
+    gateway: Gateway,
+    event: Event,
+    payment: Payment,
+    receipt: WebhookLog | None = None,
+) -> bool:
     """Apply the event; its id is recorded in the same transaction as its effects."""
     seen = WebhookEvent(id=event.id, type=event.type, transaction_id=event.transaction_id)
     detail = f"webhook {event.id}"
@@ -235,6 +248,8 @@ async def _apply(settings: Settings, gateway: Gateway, event: Event, payment: Pa
         retryable=event.retryable,
         detail=detail,
         record=seen,
+        loaded=payment,
+        receipt=receipt,
     )
     return result.applied
 
@@ -292,20 +307,27 @@ async def handle_logged(
     """`handle`, and one WebhookLog row with our answer, whatever the answer.
 
     The row is written after the event's own transaction has ended, so a refusal (which
-    rolls nothing forward) and an unexpected error are logged as surely as a success.
+    rolls nothing forward) and an unexpected error are logged as surely as a success. The
+    usual success is the exception: its entry (200, "applied") is written by the
+    settlement's own transaction, which saves a commit per payment.
     """
     status, result = 500, "internal error"
+    receipt = _entry(provider, raw, signature, True, 200, "applied")
     try:
-        outcome = await handle(settings, gateways, raw, signature, provider)
+        outcome = await handle(settings, gateways, raw, signature, provider, receipt=receipt)
         status, result = 200, outcome
         return outcome
     except DomainError as error:
         status, result = error.status, error.message
         raise
     finally:
-        # Shielded: a gateway that hangs up must not cost us the record of its event.
-        held = signature_holds(settings, raw, signature, time.time(), gateways, provider)
-        await asyncio.shield(_log(provider, raw, signature, held, status, result))
+        if not receipt._saved_in_db:
+            # An answer of 200 comes only after `handle` verified the signature.
+            held = status == 200 or signature_holds(
+                settings, raw, signature, time.time(), gateways, provider
+            )
+            # Shielded: a gateway that hangs up must not cost us the record of its event.
+            await asyncio.shield(_log(provider, raw, signature, held, status, result))
 
 
 def signature_holds(
@@ -381,14 +403,26 @@ async def _log(
     result: str,
 ) -> None:
     try:
-        await WebhookLog.create(
-            provider=provider,
-            signature_valid=signature_valid,
-            status_code=status,
-            result=str(result)[:300],
-            body=_storable(raw[:LOG_BODY_LIMIT].decode("utf-8", errors="replace")),
-            signature=_storable(signature[:1000]) if signature else None,
-            **_fields(raw),
-        )
+        await _entry(provider, raw, signature, signature_valid, status, result).save()
     except Exception:  # the answer to the gateway matters more than our log of it
         log.exception("could not log a webhook (answered %s)", status)
+
+
+def _entry(
+    provider: str,
+    raw: bytes,
+    signature: str | None,
+    signature_valid: bool,
+    status: int,
+    result: str,
+) -> WebhookLog:
+    """The log entry of one event and our answer to it, not yet saved."""
+    return WebhookLog(
+        provider=provider,
+        signature_valid=signature_valid,
+        status_code=status,
+        result=str(result)[:300],
+        body=_storable(raw[:LOG_BODY_LIMIT].decode("utf-8", errors="replace")),
+        signature=_storable(signature[:1000]) if signature else None,
+        **_fields(raw),
+    )

@@ -1,7 +1,8 @@
 """Count the SQL statements the app sends, to hold hot paths to a query budget.
 
 Wraps the execute methods of the default connection's client class (and its transaction
-wrapper), so statements inside and outside transactions are counted alike. BEGIN and
+wrapper), so statements inside and outside transactions are counted alike, and watches
+the statements of SQLite's one-call transactions (`railserve.batch`). BEGIN and
 COMMIT are not statements of ours and are not counted.
 """
 
@@ -12,6 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from tortoise import connections
+
+from railserve import batch
 
 METHODS = (
     "execute_query",
@@ -65,8 +68,11 @@ def count_queries() -> Iterator[QueryLog]:
 
             setattr(cls, name, wrap())
             patched.append((cls, name, original))
+    # SQLite's one-call transactions (railserve.batch) send their statements themselves.
+    batch.OBSERVERS.append(log.statements.append)
     try:
         yield log
     finally:
+        batch.OBSERVERS.remove(log.statements.append)
         for cls, name, original in reversed(patched):
             setattr(cls, name, original)

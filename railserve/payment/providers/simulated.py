@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 from tortoise.exceptions import IntegrityError
 
+from railserve import batch, db
 from railserve.config import Settings
 from railserve.money import format_amount
 from railserve.payment import providers
@@ -135,16 +136,21 @@ class SimulatedGateway:
             raise providers.GatewayError(PROCESSING_ERROR)
         outcome = self.outcome(request)
         settles_at = datetime.now(UTC) + timedelta(seconds=self.settings.gateway_delay)
+        charge = SimulatedCharge(
+            transaction_id=request.transaction_id,
+            amount=request.amount,
+            currency=request.currency,
+            succeeded=outcome.succeeded,
+            failure_code=outcome.code,
+            settles_at=settles_at,
+            refunds_refused=refuses_refunds(request.method, request.instrument),
+        )
         with contextlib.suppress(IntegrityError):  # the same charge sent twice is one charge
-            await SimulatedCharge.create(
-                transaction_id=request.transaction_id,
-                amount=request.amount,
-                currency=request.currency,
-                succeeded=outcome.succeeded,
-                failure_code=outcome.code,
-                settles_at=settles_at,
-                refunds_refused=refuses_refunds(request.method, request.instrument),
-            )
+            if db.sqlite_in_use():  # committed with whatever else waits for the connection
+                row = batch.Insert(charge)
+                await batch.run(lambda unit: unit.insert(row))
+            else:
+                await charge.save(force_create=True)
         self._spawn(self._report_later(request, outcome))
 
     async def _report_later(self, request: providers.ChargeRequest, outcome: Outcome) -> None:

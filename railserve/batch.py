@@ -1,0 +1,200 @@
+"""SQLite: a whole transaction as one call on aiosqlite's thread.
+
+On SQLite every statement sent through Tortoise is a round trip to aiosqlite's thread
+(two thread switches), and a transaction holds the process's only connection from BEGIN
+to COMMIT, so every other request of the worker waits for all of its round trips. The
+hottest transactions (starting an attempt, settling one) are therefore also written as
+plain functions of the sqlite3 connection, run by `run` from BEGIN IMMEDIATE to COMMIT in
+one call: the same statements, compare-and-sets included, with one round trip. Units that
+wait for the connection at the same time share that call and its COMMIT, each in a
+savepoint of its own (group commit: one fsync for the group).
+
+A unit that meets anything unusual raises `Unusual`: everything it wrote is rolled back
+and the caller runs the general (ORM) path instead, which handles every case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from tortoise import connections
+from tortoise.exceptions import IntegrityError, OperationalError, TransactionManagementError
+from tortoise.fields.base import DatabaseDefault
+from tortoise.models import Model
+
+from railserve import db
+
+T = TypeVar("T")
+
+# Called with each statement a unit sends (tests/support/queries.py counts them).
+OBSERVERS: list[Callable[[str], None]] = []
+
+
+class Unusual(Exception):
+    """Raised by a unit to roll back and leave the case to the general path."""
+
+
+class Unit:
+    """What a unit of work may do, on aiosqlite's thread, inside the transaction."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+        self._inserted: list[tuple[Insert, int]] = []
+
+    def execute(self, sql: str, values: list) -> int:
+        """Run one statement; the number of rows it changed itself (not its triggers')."""
+        for observe in OBSERVERS:
+            observe(sql)
+        cursor = self._connection.execute(sql, values)
+        try:
+            return max(cursor.rowcount, 0)
+        finally:
+            cursor.close()
+
+    def insert(self, row: Insert) -> int:
+        """Insert a prepared row; its new primary key (set on the model once committed)."""
+        for observe in OBSERVERS:
+            observe(row.sql)
+        cursor = self._connection.execute(row.sql, row.values)
+        try:
+            key = cursor.lastrowid
+        finally:
+            cursor.close()
+        self._inserted.append((row, key))
+        return key
+
+    def committed(self) -> None:
+        """The rows are in the database: their models say so, as after `save()`."""
+        for row, key in self._inserted:
+            if row.generated_key:
+                row.instance.pk = key
+            row.instance._saved_in_db = True
+
+
+class Insert:
+    """A model instance's INSERT, built by Tortoise's own executor (same SQL, same values)."""
+
+    def __init__(self, instance: Model) -> None:
+        model = type(instance)
+        meta = instance._meta
+        executor = meta.db.executor_class(model=model, db=meta.db)
+        self.instance = instance
+        # Tortoise's own choice of statement; the new key is the row's only when the
+        # database makes it (not for a key given by us, such as a webhook event's id).
+        given = instance._custom_generated_pk
+        self.generated_key = meta.pk.generated and not given
+        columns = executor.regular_columns_all if given else executor.regular_columns
+        self.sql = executor.insert_query_all if given else executor.insert_query
+        self.columns = columns
+        self.values = [
+            meta.fields_map[name].to_db_value(getattr(instance, name), instance) for name in columns
+        ]
+        if any(isinstance(value, DatabaseDefault) for value in self.values):
+            raise ValueError(f"{model.__name__}: a database default cannot be batched")
+
+    def set(self, column: str, value: Any) -> None:
+        """Fill in a value known only inside the transaction (a new row's id)."""
+        self.values[self.columns.index(column)] = value
+        setattr(self.instance, column, value)
+
+
+class _Queue:
+    """Units waiting for the connection, and the task that commits them."""
+
+    def __init__(self) -> None:
+        self.waiting: list[tuple[Callable[[Unit], Any], asyncio.Future]] = []
+        self.flusher: asyncio.Task | None = None
+
+
+def _group(connection: sqlite3.Connection, works: list[Callable[[Unit], Any]]) -> list:
+    """On aiosqlite's thread: each unit in a savepoint of one transaction, one COMMIT.
+
+    A unit that raises is rolled back to its savepoint alone; the others commit. If the
+    transaction itself is lost (disk full, I/O error), every unit of the group fails.
+    """
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as error:  # locked beyond busy_timeout
+        raise TransactionManagementError(error) from error
+    outcomes: list[tuple[bool, Any]] = []
+    done: list[Unit] = []
+    try:
+        for work in works:
+            unit = Unit(connection)
+            connection.execute("SAVEPOINT unit")
+            try:
+                value = work(unit)
+            except Exception as error:
+                if not connection.in_transaction:
+                    raise
+                connection.execute("ROLLBACK TO unit")
+                connection.execute("RELEASE unit")
+                outcomes.append((False, error))
+                continue
+            connection.execute("RELEASE unit")
+            outcomes.append((True, value))
+            done.append(unit)
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+    for unit in done:
+        unit.committed()
+    return outcomes
+
+
+def _translated(error: BaseException) -> BaseException:
+    if isinstance(error, sqlite3.IntegrityError):
+        return IntegrityError(error)
+    if isinstance(error, sqlite3.Error):
+        return OperationalError(error)
+    return error
+
+
+async def _flush(client: Any, queue: _Queue) -> None:
+    while queue.waiting:
+        async with client._lock:
+            group, queue.waiting = queue.waiting, []
+            if client._connection is None:
+                await client.create_connection(with_db=True)
+            connection = client._connection
+            try:
+                # aiosqlite's own way of running a function on its thread.
+                outcomes = await connection._execute(
+                    _group, connection._conn, [work for work, _ in group]
+                )
+            except Exception as error:  # BEGIN or COMMIT failed: nothing of the group holds
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(_translated(error))
+                continue
+        db.committed()
+        for (_, future), (ok, value) in zip(group, outcomes, strict=True):
+            if future.done():
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(_translated(value))
+
+
+async def run(work: Callable[[Unit], T]) -> T:
+    """Run `work(unit)` atomically on aiosqlite's thread, committed before this returns.
+
+    Units that arrive while the connection is busy wait together and are committed as one
+    group: each in a savepoint of one transaction, so each is still all or nothing, and
+    the group costs one COMMIT (one fsync) instead of one each. The group runs in a task
+    of its own, which a cancelled caller (client gone) does not interrupt, holding the
+    connection's lock, so no statement of another task comes in between.
+    """
+    client = connections.get("default")
+    queue = client.__dict__.setdefault("_railserve_units", _Queue())
+    future = asyncio.get_running_loop().create_future()
+    queue.waiting.append((work, future))
+    if queue.flusher is None or queue.flusher.done():
+        queue.flusher = asyncio.ensure_future(_flush(client, queue))
+    return await asyncio.shield(future)
