@@ -244,8 +244,9 @@ async def live_response(payment: Payment) -> Response:
     """The card now and after every change, as `text/event-stream`."""
 
     async def render() -> tuple[str, bool]:
-        fresh = await Payment.get(id=payment.id)
-        context = await status_context(fresh)
+        # One query for a pending card (attempt, booking and train joined).
+        fresh = await Payment.filter(id=payment.id).select_related("booking__train").get()
+        context = await status_context(fresh, fresh.booking)
         html = await render_template("payment/_status.html", **context)
         return html, not context["live"]
 
