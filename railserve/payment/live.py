@@ -104,33 +104,51 @@ async def forget_old_changes(now: datetime) -> int:
 class Subscription:
     """One stream's interest in some keys, and whether a change or a heartbeat is due.
 
-    `changed` is set for either; `dirty` says a key changed, `ping_due` that the worker's
-    heartbeat timer came by, and `closed` that the hub is stopping.
+    `dirty` says a key changed, `ping_due` that the worker's heartbeat timer came by,
+    `closed` that the hub is stopping; `signal` wakes the stream for any of them. Kept
+    small (slots, a future only while the stream waits): a worker holds thousands.
     """
 
-    __slots__ = ("changed", "closed", "dirty", "keys", "ping_due", "subscribed")
+    __slots__ = ("_signalled", "_waiter", "closed", "dirty", "keys", "ping_due", "subscribed")
 
     def __init__(self, keys: tuple[str, ...]) -> None:
         self.keys = keys
-        self.changed = asyncio.Event()
         self.dirty = False
         self.ping_due = False
         self.closed = False
         self.subscribed = True
+        self._signalled = False
+        self._waiter: asyncio.Future | None = None
+
+    def signal(self) -> None:
+        self._signalled = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     def notify(self) -> None:
         self.dirty = True
-        self.changed.set()
+        self.signal()
+
+    def clear(self) -> None:
+        self._signalled = self.dirty = False
+
+    async def signalled(self) -> None:
+        """Until `signal` (at once if it came meanwhile); then ready for the next one."""
+        if not self._signalled:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        self._signalled = False
 
     async def wait(self, timeout: float) -> bool:
         """True when something changed (or the hub closed), False after `timeout`."""
-        if not self.changed.is_set():
-            try:
-                async with asyncio.timeout(timeout):
-                    await self.changed.wait()
-            except TimeoutError:
-                return False
-        self.changed.clear()
+        try:
+            async with asyncio.timeout(timeout):
+                await self.signalled()
+        except TimeoutError:
+            return False
         self.dirty = False
         return True
 
@@ -224,7 +242,7 @@ class Hub:
                 due, order, interval, subscription = heapq.heappop(self._beats)
                 if subscription.subscribed:
                     subscription.ping_due = True
-                    subscription.changed.set()
+                    subscription.signal()
                     # The next one counts from now: a stream the worker could not serve
                     # for a while gets one ping, not a burst.
                     heapq.heappush(
@@ -286,7 +304,7 @@ class Hub:
         for watchers in list(self._subscribers.values()):
             for subscription in watchers:
                 subscription.closed = True
-                subscription.changed.set()
+                subscription.signal()
 
     async def _pause(self) -> bool:
         """Until the next poll (sooner if this worker commits); True once stopping."""
@@ -403,12 +421,12 @@ async def stream(
             if digest != shown:
                 shown = digest
                 yield event("status", html)
+            del html  # not kept while the stream waits
             if final:
                 yield event("close", "final")
                 return
             while True:
-                await subscription.changed.wait()
-                subscription.changed.clear()
+                await subscription.signalled()
                 if subscription.closed:
                     return
                 if subscription.ping_due:

@@ -336,7 +336,7 @@ async def test_the_postgres_listener_comes_back_when_its_connection_drops(app, s
             break
         assert time.monotonic() < deadline, "the listener never came back"
     await asyncio.sleep(0.2)
-    watcher.changed.clear()
+    watcher.clear()
     await db.atomic(lambda: live.announce(booking_id=7))
     assert await watcher.wait(LATENCY)
     [again] = await connection.execute_query_dict(listening)
