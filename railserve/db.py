@@ -93,6 +93,7 @@ async def atomic(work: Callable[[], Awaitable[T]]) -> T:
         return result
 
     task = asyncio.ensure_future(unit())
+    task.add_done_callback(__import__("railserve.payment.live", fromlist=["_"]).wake_pollers)
     return await asyncio.shield(task)
 
 

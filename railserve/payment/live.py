@@ -8,19 +8,26 @@ payment's status or refunded amount, a refund's status or a booking's status (mi
   each of which LISTENs on one dedicated connection (a pooled one would UNLISTEN when it
   goes back to its pool).
 - SQLite (one host, several workers): a `LiveChange` row; one poller task per worker reads
-  the new rows a few times a second and wakes that worker's streams — one query per
-  worker, whatever the number of streams, and none while nobody watches.
+  the new rows and wakes that worker's streams — one query per worker, whatever the number
+  of streams, and none while nobody watches. It reads at once after each of its own
+  worker's commits (`db.atomic` calls `wake_pollers`), and every 50 ms while streams are
+  open for what other workers commit.
 
 Keys name what changed: a transaction id (`TXN…`) or a booking (`b:<id>`). Streams wait
-on in-memory subscriptions, so an idle stream holds no database connection.
+on in-memory subscriptions, so an idle stream holds no database connection; one timer per
+worker sends every stream its heartbeat, rather than one timer (and task) per stream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import heapq
+import itertools
 import logging
 import re
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
@@ -33,9 +40,10 @@ from railserve.payment.models import LiveChange, PaymentStatus
 log = logging.getLogger(__name__)
 
 CHANNEL = "railserve_live"
-POLL_INTERVAL = 0.15  # SQLite: seconds between two reads of live_changes by a worker
+POLL_INTERVAL = 0.05  # SQLite, streams open: seconds between two reads of live_changes
+IDLE_INTERVAL = 0.15  # SQLite, no stream open: seconds between two ticks (no query)
 HEARTBEAT = 15.0  # seconds between two `: ping` comments on an idle stream
-IDLE_CATCH_UP = 20  # SQLite, no stream open: read the newest change id every 20 polls
+IDLE_CATCH_UP = 20  # SQLite, no stream open: read the newest change id every 20 ticks
 RECONNECT_WAIT = 1.0  # PostgreSQL: first wait before listening again after a drop
 KEEP_CHANGES = timedelta(minutes=5)  # SQLite: live_changes rows older than this go
 
@@ -99,41 +107,103 @@ async def forget_old_changes(now: datetime) -> int:
 
 
 class Subscription:
-    """One stream's interest in some keys: an event set when any of them changes."""
+    """One stream's interest in some keys, and whether a change or a heartbeat is due.
+
+    `dirty` says a key changed, `ping_due` that the worker's heartbeat timer came by,
+    `closed` that the hub is stopping; `signal` wakes the stream for any of them. Kept
+    small (slots, a future only while the stream waits): a worker holds thousands.
+    """
+
+    __slots__ = ("_signalled", "_waiter", "closed", "dirty", "keys", "ping_due", "subscribed")
 
     def __init__(self, keys: tuple[str, ...]) -> None:
         self.keys = keys
-        self.changed = asyncio.Event()
+        self.dirty = False
+        self.ping_due = False
         self.closed = False
+        self.subscribed = True
+        self._signalled = False
+        self._waiter: asyncio.Future | None = None
+
+    def signal(self) -> None:
+        self._signalled = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def notify(self) -> None:
+        self.dirty = True
+        self.signal()
+
+    def clear(self) -> None:
+        self._signalled = self.dirty = False
+
+    async def signalled(self) -> None:
+        """Until `signal` (at once if it came meanwhile); then ready for the next one."""
+        if not self._signalled:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        self._signalled = False
 
     async def wait(self, timeout: float) -> bool:
         """True when something changed (or the hub closed), False after `timeout`."""
         try:
-            await asyncio.wait_for(self.changed.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self.signalled()
         except TimeoutError:
             return False
-        self.changed.clear()
+        self.dirty = False
         return True
 
 
+# Started hubs of this process (one per app), which `wake_pollers` reaches.
+_started: weakref.WeakSet[Hub] = weakref.WeakSet()
+
+
+def wake_pollers(_unit: object = None) -> None:
+    """`db.atomic` calls this after each unit of work: read this worker's changes now.
+
+    The commit is this worker's own, so its streams need not wait for the next poll. A unit
+    that rolled back wakes the poller for nothing: it finds no new row.
+    """
+    for hub in _started:
+        hub.poke()
+
+
 class Hub:
-    """The worker's subscriptions, and the one task that learns of other workers' changes."""
+    """The worker's subscriptions, the one task that learns of changes, the one heartbeat."""
 
     def __init__(self) -> None:
         self._subscribers: dict[str, set[Subscription]] = {}
         self._task: asyncio.Task | None = None
         self._listener = None  # asyncpg connection (PostgreSQL)
+        self._polling = False  # SQLite: the poller runs and `poke` may wake it
         self._stopping = False
         self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        # Heartbeats: (due, tie-breaker, interval, subscription), earliest first.
+        self._beats: list[tuple[float, int, float, Subscription]] = []
+        self._beat_order = itertools.count()
+        self._beat_changed = asyncio.Event()
+        self._beat_task: asyncio.Task | None = None
 
     # --- subscriptions ------------------------------------------------------------------
-    def subscribe(self, keys: Iterable[str]) -> Subscription:
+    def subscribe(self, keys: Iterable[str], heartbeat: float | None = None) -> Subscription:
+        """Listen for `keys`; with `heartbeat`, also be told when a ping is due."""
         subscription = Subscription(tuple(keys))
         for key in subscription.keys:
             self._subscribers.setdefault(key, set()).add(subscription)
+        if heartbeat:
+            due = asyncio.get_running_loop().time() + heartbeat
+            if not self._beats or due < self._beats[0][0]:
+                self._beat_changed.set()
+            heapq.heappush(self._beats, (due, next(self._beat_order), heartbeat, subscription))
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
+        subscription.subscribed = False  # its heartbeat entry is dropped when it comes due
         for key in subscription.keys:
             watchers = self._subscribers.get(key)
             if watchers is not None:
@@ -147,18 +217,50 @@ class Hub:
 
     def publish(self, key: str) -> None:
         for subscription in self._subscribers.get(key, ()):
-            subscription.changed.set()
+            subscription.notify()
 
     def wake_all(self) -> None:
         """Changes may have been missed (a listener reconnected): every stream re-reads."""
         for watchers in self._subscribers.values():
             for subscription in watchers:
-                subscription.changed.set()
+                subscription.notify()
+
+    def poke(self) -> None:
+        """SQLite: this worker committed; if anyone watches, read the changes now."""
+        if self._polling and self._subscribers:
+            self._wake.set()
+
+    # --- heartbeats ---------------------------------------------------------------------
+    async def _beat(self) -> None:
+        """Tell each stream when its heartbeat is due: one timer for all of them."""
+        loop = asyncio.get_running_loop()
+        while True:
+            self._beat_changed.clear()
+            delay = self._beats[0][0] - loop.time() if self._beats else 3600.0
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._beat_changed.wait()
+                continue
+            now = loop.time()
+            while self._beats and self._beats[0][0] <= now:
+                due, order, interval, subscription = heapq.heappop(self._beats)
+                if subscription.subscribed:
+                    subscription.ping_due = True
+                    subscription.signal()
+                    # The next one counts from now: a stream the worker could not serve
+                    # for a while gets one ping, not a burst.
+                    heapq.heappush(
+                        self._beats, (max(due + interval, now), order, interval, subscription)
+                    )
 
     # --- learning of changes ------------------------------------------------------------
     async def start(self, database_url: str) -> None:
         self._stopping = False
         self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._beat_changed = asyncio.Event()
+        self._beat_task = asyncio.create_task(self._beat(), name="railserve-live-heartbeat")
         if database_url.startswith(("postgres://", "postgresql://")):
             try:
                 await self._listen(database_url)
@@ -166,7 +268,9 @@ class Hub:
                 log.warning("live listener: cannot listen yet (%s)", error)
                 self._reconnect_later(database_url)
         else:
+            self._polling = True
             self._task = asyncio.create_task(self._poll_changes(), name="railserve-live-poll")
+            _started.add(self)
 
     async def _stopped_within(self, seconds: float) -> bool:
         try:
@@ -177,7 +281,16 @@ class Hub:
 
     async def stop(self) -> None:
         self._stopping = True
+        self._polling = False
+        _started.discard(self)
         self._stop.set()
+        self._wake.set()
+        if self._beat_task is not None:
+            self._beat_task.cancel()  # it only sets flags: nothing to interrupt halfway
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._beat_task
+            self._beat_task = None
+        self._beats.clear()
         if self._task is not None:
             # The poller ends at its next pause: cancelling it mid-query would leave
             # aiosqlite's thread answering a loop that may be closed by then.
@@ -196,12 +309,22 @@ class Hub:
         for watchers in list(self._subscribers.values()):
             for subscription in watchers:
                 subscription.closed = True
-                subscription.changed.set()
+                subscription.signal()
+
+    async def _pause(self) -> bool:
+        """Until the next poll (sooner if this worker commits); True once stopping."""
+        seconds = POLL_INTERVAL if self._subscribers else IDLE_INTERVAL
+        if not self._wake.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(seconds):
+                    await self._wake.wait()
+        self._wake.clear()
+        return self._stopping
 
     async def _poll_changes(self) -> None:
         last = await _last_change_id()
         idle_ticks = 0
-        while not await self._stopped_within(POLL_INTERVAL):
+        while not await self._pause():
             if not self._subscribers:
                 # Nobody watches: no read of the changes, only now and then of where they
                 # stand, so that the first stream to come does not start far behind.
@@ -275,6 +398,7 @@ def _plain_dsn(database_url: str) -> str:
 
 Render = Callable[[], Awaitable[tuple[str, bool]]]
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
+PING = b": ping\n\n"
 
 
 def event(name: str, data: str) -> bytes:
@@ -292,21 +416,29 @@ async def stream(
     Subscribed before the first render, so a change committed meanwhile is not missed.
     A client that goes away cancels this generator; `finally` forgets the subscription.
     """
-    subscription = hub.subscribe(keys)
+    subscription = hub.subscribe(keys, heartbeat)
     try:
-        shown = None
+        shown = None  # a digest of the card last sent: thousands of streams keep no copies
         while True:
             # Shielded: a hang-up must not cut a query short halfway.
             html, final = await asyncio.shield(render())
-            if html != shown:
-                shown = html
+            digest = hashlib.blake2b(html.encode(), digest_size=16).digest()
+            if digest != shown:
+                shown = digest
                 yield event("status", html)
+            del html  # not kept while the stream waits
             if final:
                 yield event("close", "final")
                 return
-            while not await subscription.wait(heartbeat):
-                yield b": ping\n\n"
-            if subscription.closed:
-                return
+            while True:
+                await subscription.signalled()
+                if subscription.closed:
+                    return
+                if subscription.ping_due:
+                    subscription.ping_due = False
+                    yield PING
+                if subscription.dirty:
+                    subscription.dirty = False
+                    break
     finally:
         hub.unsubscribe(subscription)

@@ -245,9 +245,12 @@ async def events(transaction_id: str) -> Response:
 async def live_response(payment: Payment) -> Response:
     """The card now and after every change, as `text/event-stream`."""
 
+    payment_id = payment.id  # the stream keeps the id, not the model object
+
     async def render() -> tuple[str, bool]:
-        fresh = await Payment.get(id=payment.id)
-        context = await status_context(fresh)
+        # One query for a pending card (attempt, booking and train joined).
+        fresh = await Payment.filter(id=payment_id).select_related("booking__train").get()
+        context = await status_context(fresh, fresh.booking)
         html = await render_template("payment/_status.html", **context)
         return html, not context["live"]
 

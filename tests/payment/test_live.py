@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import secrets
@@ -242,6 +243,42 @@ async def test_an_announcement_wakes_its_watchers_on_commit_and_never_on_rollbac
     assert hub(app).subscriber_count() == 0
 
 
+async def test_a_commit_of_this_worker_wakes_its_streams_before_the_next_poll(
+    app, settings, monkeypatch
+):
+    from railserve import db
+    from railserve.payment import live
+
+    if not db.is_sqlite(settings.database_url):
+        pytest.skip("PostgreSQL delivers NOTIFY at once")
+    watcher = hub(app).subscribe([live.booking_key(43)])
+    monkeypatch.setattr(live, "POLL_INTERVAL", 30.0)
+    await asyncio.sleep(0.3)  # the poller is now in a 30 s pause
+    await db.atomic(lambda: live.announce(booking_id=43))
+    assert await watcher.wait(LATENCY)
+    hub(app).unsubscribe(watcher)
+
+
+async def test_one_heartbeat_timer_serves_every_stream(slow_app):
+    slow_app.config["LIVE_HEARTBEAT"] = 0.05
+    person = await Passenger.sign_up(slow_app)
+    payments = [await pending_attempt(person) for _ in range(3)]
+    async with contextlib.AsyncExitStack() as streams:
+        readers = [
+            (await streams.enter_async_context(in_process_stream(person.client, path)))[1]
+            for path in (events_path(p.transaction_id) for p in payments)
+        ]
+        for reader in readers:
+            assert (await reader.next()).name == "status"
+        for _ in range(2):
+            for reader in readers:
+                ping = await reader.next(timeout=1)
+                assert ping == ping.__class__("comment", "ping")
+        # The streams wait without a task (or timer) of their own for the heartbeat.
+        waiting = [t.get_coro().__qualname__ for t in asyncio.all_tasks()]
+        assert "Event.wait" not in waiting, waiting
+
+
 def test_an_event_carries_each_line_of_its_data_on_a_data_line():
     from railserve.payment import live
 
@@ -299,7 +336,7 @@ async def test_the_postgres_listener_comes_back_when_its_connection_drops(app, s
             break
         assert time.monotonic() < deadline, "the listener never came back"
     await asyncio.sleep(0.2)
-    watcher.changed.clear()
+    watcher.clear()
     await db.atomic(lambda: live.announce(booking_id=7))
     assert await watcher.wait(LATENCY)
     [again] = await connection.execute_query_dict(listening)
