@@ -495,6 +495,7 @@ def measure_database(kind: str, args: argparse.Namespace) -> tuple[list[Row], di
             "RAILSERVE_ENV": "production",
             "RAILSERVE_SECRET_KEY": SECRET,
             "RAILSERVE_WEBHOOK_SECRET": SECRET,
+            "RAILSERVE_SIMUPI_WEBHOOK_SECRET": SECRET,
             "RAILSERVE_GATEWAY_DELAY": "0",
             "RAILSERVE_RATE_LIMITS": "off",
             "RAILSERVE_SWEEP_INTERVAL": "0",

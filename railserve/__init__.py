@@ -89,6 +89,8 @@ def create_app(settings: Settings | None = None) -> Quart:
         SEND_FILE_MAX_AGE_DEFAULT=3600,
     )
     app.url_map.converters["dbid"] = DbIdConverter
+    # `/status/%2F0` is a bad id (404), not a path to merge into `/status/0` (308).
+    app.url_map.merge_slashes = False
     security.RememberingAuth(app)
     limits.init_app(app, enabled=settings.rate_limits, redis_url=settings.redis_url)
     security.init_app(app)

@@ -93,12 +93,17 @@ async def atomic(work: Callable[[], Awaitable[T]]) -> T:
         return result
 
     task = asyncio.ensure_future(unit())
-    task.add_done_callback(__import__("railserve.payment.live", fromlist=["_"]).wake_pollers)
     return await asyncio.shield(task)
 
 
 def committed() -> None:
-    """Runs in this process after every transaction of `atomic` or `batch.run` commits."""
+    """Runs in this process after every transaction of `atomic` or `batch.run` commits.
+
+    This worker's live streams learn of its own commits at once, not at the next poll.
+    """
+    from railserve.payment.live import wake_pollers  # the payment layer imports this module
+
+    wake_pollers()
 
 
 def sqlite_in_use() -> bool:

@@ -10,7 +10,7 @@ payment's status or refunded amount, a refund's status or a booking's status (mi
 - SQLite (one host, several workers): a `LiveChange` row; one poller task per worker reads
   the new rows and wakes that worker's streams — one query per worker, whatever the number
   of streams, and none while nobody watches. It reads at once after each of its own
-  worker's commits (`db.atomic` calls `wake_pollers`), and every 50 ms while streams are
+  worker's commits (`db.committed` calls `wake_pollers`), and every 50 ms while streams are
   open for what other workers commit.
 
 Keys name what changed: a transaction id (`TXN…`) or a booking (`b:<id>`). Streams wait
@@ -162,11 +162,10 @@ class Subscription:
 _started: weakref.WeakSet[Hub] = weakref.WeakSet()
 
 
-def wake_pollers(_unit: object = None) -> None:
-    """`db.atomic` calls this after each unit of work: read this worker's changes now.
+def wake_pollers() -> None:
+    """`db.committed` calls this after each commit of this worker: read its changes now.
 
-    The commit is this worker's own, so its streams need not wait for the next poll. A unit
-    that rolled back wakes the poller for nothing: it finds no new row.
+    The commit is this worker's own, so its streams need not wait for the next poll.
     """
     for hub in _started:
         hub.poke()
