@@ -309,6 +309,9 @@ def _serve_uvicorn(args: argparse.Namespace) -> int:
     return 0
 
 
+STREAMS_PER_WORKER = 10_000  # concurrent requests (live streams included) a worker takes
+
+
 def _serve_granian(args: argparse.Namespace) -> int:
     try:
         from granian import Granian
@@ -324,6 +327,10 @@ def _serve_granian(args: argparse.Namespace) -> int:
         workers=args.workers,
         log_access=args.access_log,
         workers_kill_timeout=5,  # graceful shutdown: in-flight requests get 5 s
+        # Granian serves at most backlog // workers requests at once per worker (1,024 by
+        # default); each open live-status stream is one, so allow thousands.
+        backlog=4096,
+        backpressure=STREAMS_PER_WORKER,
     ).serve()
     return 0
 
