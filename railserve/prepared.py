@@ -13,22 +13,26 @@ from collections.abc import Callable
 from typing import Any
 
 from tortoise.models import Model
-from tortoise.queryset import ValuesQuery
+from tortoise.queryset import QuerySet, ValuesQuery
 from tortoise.router import router
 
 
 class PreparedRead:
-    """`build(*values)` as a `.values()` query, built once per dialect, run per call.
+    """`build(*values)`, built once per dialect, run per call.
 
     The SQL is kept only if its parameters are exactly the values, in order (then it does
-    not depend on them); otherwise every call builds its query as usual. Rows come back as
-    the driver returns them (alias -> column value): no field conversion.
+    not depend on them); otherwise every call builds its query as usual. `rows` runs a
+    `.values()` query: rows come back as the driver returns them (alias -> column value),
+    no field conversion. `objects` runs a model query (`select_related` included) and
+    returns the models Tortoise's executor makes of the rows, as awaiting it would.
     """
 
-    def __init__(self, model: type[Model], build: Callable[..., ValuesQuery]) -> None:
+    def __init__(self, model: type[Model], build: Callable[..., ValuesQuery | QuerySet]) -> None:
         self.model = model
         self.build = build
         self.sql: dict[str, str | None] = {}  # dialect -> SQL (None: not reusable)
+        # dialect -> (SQL, select_related_idx, annotation names), or None: not reusable
+        self.plans: dict[str, tuple[str, list, list[str]] | None] = {}
 
     async def rows(self, *values: Any) -> list[dict[str, Any]]:
         client = router.db_for_read(self.model) or self.model._meta.db
@@ -40,6 +44,29 @@ class PreparedRead:
             sql, params = self._parameterised(client, values)
             return await client.execute_query_dict(sql, params)
         return await client.execute_query_dict(sql, list(values))
+
+    async def objects(self, *values: Any) -> list[Model]:
+        client = router.db_for_read(self.model) or self.model._meta.db
+        dialect = client.capabilities.dialect
+        if dialect not in self.plans:
+            self.plans[dialect] = self._plan(client, values)
+        plan = self.plans[dialect]
+        if plan is None:
+            return await self.build(*values)
+        sql, related, annotations = plan
+        executor = client.executor_class(model=self.model, db=client, select_related_idx=related)
+        return await executor.execute_select(sql, list(values), custom_fields=annotations)
+
+    def _plan(self, client: Any, values: tuple) -> tuple[str, list, list[str]] | None:
+        query = self.build(*values)
+        if query._prefetch_map or query._prefetch_queries or query._single:
+            return None  # more than one statement, or not a list: not handled here
+        query._db = client
+        query._make_query()
+        sql, params = query.query.get_parameterized_sql()
+        if list(params) != list(values):
+            return None
+        return sql, query._select_related_idx, list(query._annotations)
 
     def _parameterised(self, client: Any, values: tuple) -> tuple[str, list]:
         query = self.build(*values)

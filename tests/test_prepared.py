@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from tortoise.expressions import Subquery
 
+from railserve import db
 from railserve.errors import NotFound
-from railserve.models import Booking, Notification, Train
+from railserve.models import Booking, Notification, Train, User
 from railserve.payment import service
-from railserve.payment.models import Payment
+from railserve.payment.models import Payment, WebhookEvent
 from railserve.prepared import PreparedRead
 from tests.support.passenger import Passenger, make_train
 
@@ -93,3 +95,52 @@ async def test_the_layout_badge_counts_each_passengers_unread_notifications(app)
     first = await Notification.filter(user_id=asha.user_id).first()
     await Notification.filter(id=first.id).update(read=True)
     assert 'aria-label="2 unread notifications"' in await asha.text("/")
+
+
+async def test_prepared_models_are_what_the_orm_query_loads(slow_app):
+    """`objects`: the same models, related ones and annotations included, call after call."""
+    one, two = await two_attempts(slow_app)
+    seen_event = "evt_" + "a" * 24
+    await WebhookEvent.create(id=seen_event, type="payment.succeeded", transaction_id=one)
+    read = PreparedRead(
+        Payment,
+        lambda event_id, txn: (
+            Payment.filter(transaction_id=txn)
+            .annotate(seen=Subquery(WebhookEvent.filter(id=event_id).values("id")))
+            .select_related("booking__train", "user")
+        ),
+    )
+    for txn, event_id in ((one, seen_event), (two, "evt_new"), (one, "evt_new"), (two, seen_event)):
+        [loaded] = await read.objects(event_id, txn)
+        full = await Payment.get(transaction_id=txn).select_related("booking__train", "user")
+        for model, (got, expected) in {
+            Payment: (loaded, full),
+            Booking: (loaded.booking, full.booking),
+            Train: (loaded.booking.train, full.booking.train),
+            User: (loaded.user, full.user),
+        }.items():
+            for name in model._meta.db_fields:
+                assert getattr(got, name) == getattr(expected, name), (model, name)
+        assert loaded.seen == (seen_event if event_id == seen_event else None)
+    assert read.plans["sqlite" if db.sqlite_in_use() else "postgres"] is not None
+    assert await read.objects(seen_event, "TXN0000000000000000") == []
+
+
+async def test_prepared_models_whose_sql_depends_on_a_value_are_built_each_time(slow_app):
+    one, _ = await two_attempts(slow_app)
+    await Payment.filter(transaction_id=one).update(failure_reason="declined")
+    by_reason = PreparedRead(Payment, lambda reason: Payment.filter(failure_reason=reason))
+    assert len(await by_reason.objects(None)) == 1
+    assert [p.transaction_id for p in await by_reason.objects("declined")] == [one]
+    assert len(await by_reason.objects(None)) == 1
+    assert by_reason.plans[next(iter(by_reason.plans))] is None
+
+
+async def test_a_booking_is_read_only_by_its_owner(slow_app):
+    asha, ravi = await Passenger.sign_up(slow_app), await Passenger.sign_up(slow_app)
+    booking_id = await asha.book(await make_train())
+    for _ in range(2):
+        booking = await service.owned_booking(asha.user_id, booking_id)
+        assert booking.id == booking_id and booking.train.seats_left >= 0
+        with pytest.raises(NotFound):
+            await service.owned_booking(ravi.user_id, booking_id)

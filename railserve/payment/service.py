@@ -101,11 +101,19 @@ async def transition(
     return True
 
 
+_OWNED_BOOKING = PreparedRead(
+    Booking,
+    lambda booking_id, user_id: Booking.filter(id=booking_id, user_id=user_id).select_related(
+        "train"
+    ),
+)
+
+
 async def owned_booking(user_id: int, booking_id: int) -> Booking:
-    booking = await Booking.get_or_none(id=booking_id, user_id=user_id).select_related("train")
-    if booking is None:
+    found = await _OWNED_BOOKING.objects(booking_id, user_id)
+    if not found:
         raise NotFound("No such booking.")
-    return booking
+    return found[0]
 
 
 # The status poll's reads, their SQL built once (railserve/prepared.py): the poll is the
@@ -232,6 +240,15 @@ def payable_or_raise(booking: Booking) -> None:
         )
 
 
+# At most two rows: the key is unique per user, the pending lock per booking.
+_KEY_OR_PENDING = PreparedRead(
+    Payment,
+    lambda user_id, key, booking_id: Payment.filter(
+        Q(user_id=user_id, idempotency_key=key) | Q(pending_lock=booking_id)
+    ),
+)
+
+
 async def start_attempt(
     gateways: Gateways, user_id: int, booking_id: int, form: Mapping[str, str]
 ) -> tuple[Payment, bool]:
@@ -245,9 +262,7 @@ async def start_attempt(
     key = idempotency_key(form)
     # One query for both questions: did this key already start an attempt, and is another
     # attempt of this booking still pending?
-    found = await Payment.filter(
-        Q(user_id=user_id, idempotency_key=key) | Q(pending_lock=booking.id)
-    ).limit(2)
+    found = await _KEY_OR_PENDING.objects(user_id, key, booking.id)
     if existing := next(
         (p for p in found if p.user_id == user_id and p.idempotency_key == key), None
     ):

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Subquery
 
 from railserve.config import Settings
 from railserve.errors import BadRequest, BadSignature, Conflict, DomainError, NotFound
@@ -35,6 +36,7 @@ from railserve.payment.models import (
 from railserve.payment.providers import Gateway
 from railserve.payment.providers.router import Gateways
 from railserve.payment.signature import verify
+from railserve.prepared import PreparedRead
 
 EVENT_TYPES = ("payment.succeeded", "payment.failed", "refund.succeeded", "refund.failed")
 REFUND_EVENTS = ("refund.succeeded", "refund.failed")
@@ -136,6 +138,24 @@ def read(
     return parse(raw)
 
 
+# Every delivery's read, its SQL built once (railserve/prepared.py).
+_SEEN = PreparedRead(WebhookEvent, lambda event_id: WebhookEvent.filter(id=event_id).values("id"))
+_TO_SETTLE = PreparedRead(
+    Payment,
+    lambda event_id, transaction_id: (
+        Payment.filter(transaction_id=transaction_id)
+        .annotate(seen=Subquery(_SEEN.build(event_id)))
+        .select_related(*service.SETTLEMENT_JOINS)
+    ),
+)
+
+
+async def _seen(payment: Payment | None, event_id: str) -> bool:
+    if payment is None:  # an unknown transaction: the event may still have been recorded
+        return bool(await _SEEN.rows(event_id))
+    return payment.seen is not None
+
+
 async def handle(
     settings: Settings,
     gateways: Gateways,
@@ -150,14 +170,12 @@ async def handle(
     to refuse it. `receipt`: the log entry of an "applied" answer, which the settlement
     may write in its own transaction (then marked saved)."""
     event = read(settings, gateways, provider, raw, signature, now)
-    if await WebhookEvent.exists(id=event.id):
+    # One read: the attempt, with what a settlement needs joined (`settle` takes it instead
+    # of reading it again), and whether this event was seen before.
+    found = await _TO_SETTLE.objects(event.id, event.transaction_id)
+    payment = found[0] if found else None
+    if await _seen(payment, event.id):
         return "already seen"
-    # With what a settlement needs joined: `settle` takes it instead of reading it again.
-    payment = (
-        await Payment.filter(transaction_id=event.transaction_id)
-        .select_related(*service.SETTLEMENT_JOINS)
-        .first()
-    )
     if payment is None or not gateways.same_webhook(payment.gateway, provider):
         raise NotFound("Unknown transaction.")
     # As one gateway, the router sends refunds and queries to the attempt's own provider.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from railserve.payment.models import Payment, PaymentEvent, Refund
+from railserve.payment.models import Payment, PaymentEvent, Refund, WebhookEvent
 from tests.payment.test_refund_webhooks import pending_refund, refund_event  # noqa: F401
 from tests.security.helpers import event, send_webhook, snapshot
 from tests.support.passenger import Passenger, make_train
@@ -58,3 +58,24 @@ async def test_a_refund_event_with_the_wrong_amount_is_409_and_audited(
     assert (await Refund.get(id=pending_refund.id)).status == "pending"
     rejected = await PaymentEvent.filter(event="webhook_rejected").values_list("detail", flat=True)
     assert len(rejected) == 1 and pending_refund.refund_id in rejected[0]
+
+
+async def test_an_event_seen_before_is_acknowledged_even_for_an_unknown_transaction(slow_app):
+    """The seen-before check rides on the attempt's read; with no attempt it asks alone."""
+    seen = "evt_" + "b" * 24
+    await WebhookEvent.create(id=seen, type="payment.succeeded", transaction_id="TXN" + "1" * 16)
+    replay = await send_webhook(slow_app, event("TXN" + "1" * 16, event_id=seen))
+    assert replay.status_code == 200
+    assert (await replay.get_json())["result"] == "already seen"
+    unknown = await send_webhook(slow_app, event("TXN" + "2" * 16))
+    assert unknown.status_code == 404
+
+
+async def test_a_replayed_event_is_acknowledged_and_moves_nothing_again(slow_app, pending):
+    body = event(pending, event_id="evt_" + "c" * 24)
+    first = await send_webhook(slow_app, body)
+    assert (await first.get_json())["result"] == "applied"
+    before = await snapshot()
+    again = await send_webhook(slow_app, body)
+    assert (await again.get_json())["result"] == "already seen"
+    assert await snapshot() == before
