@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from tortoise import connections
 from tortoise.exceptions import IntegrityError, OperationalError, TransactionManagementError
@@ -77,20 +77,29 @@ class Unit:
 class Insert:
     """A model instance's INSERT, built by Tortoise's own executor (same SQL, same values)."""
 
+    # (model, key given) -> (SQL, columns, their fields): Tortoise's executor makes the
+    # statement once per model and table; this spares building an executor per row.
+    _statements: ClassVar[dict[tuple[type[Model], bool], tuple[str, list[str], list]]] = {}
+
     def __init__(self, instance: Model) -> None:
         model = type(instance)
         meta = instance._meta
-        executor = meta.db.executor_class(model=model, db=meta.db)
         self.instance = instance
         # Tortoise's own choice of statement; the new key is the row's only when the
         # database makes it (not for a key given by us, such as a webhook event's id).
-        given = instance._custom_generated_pk
+        given = bool(instance._custom_generated_pk)
         self.generated_key = meta.pk.generated and not given
-        columns = executor.regular_columns_all if given else executor.regular_columns
-        self.sql = executor.insert_query_all if given else executor.insert_query
-        self.columns = columns
+        statement = self._statements.get((model, given))
+        if statement is None:
+            executor = meta.db.executor_class(model=model, db=meta.db)
+            columns = executor.regular_columns_all if given else executor.regular_columns
+            sql = executor.insert_query_all if given else executor.insert_query
+            statement = (sql, columns, [meta.fields_map[name] for name in columns])
+            self._statements[(model, given)] = statement
+        self.sql, self.columns, fields = statement
         self.values = [
-            meta.fields_map[name].to_db_value(getattr(instance, name), instance) for name in columns
+            field.to_db_value(getattr(instance, name), instance)
+            for name, field in zip(self.columns, fields, strict=True)
         ]
         if any(isinstance(value, DatabaseDefault) for value in self.values):
             raise ValueError(f"{model.__name__}: a database default cannot be batched")
