@@ -14,7 +14,7 @@ holding a share, so that no single client process queues thousands of sockets), 
    poll of the pending htmx partial costs in server CPU, then what N watchers polling once
    a second would cost.
 
-    .venv/bin/python bench/push.py --streams 1000 [--clients 4] [--server granian]
+    .venv/bin/python bench/push.py --streams 1000 [--clients 4] [--server hypercorn]
     .venv/bin/python bench/push.py --streams 5000 --database-url postgres://postgres@127.0.0.1:5432/postgres
 """
 
@@ -446,6 +446,13 @@ async def measure(server: LiveServer, args: argparse.Namespace, pids: list[int],
     )
 
 
+def default_server() -> str:
+    """What `railserve serve` runs when not told otherwise."""
+    from railserve.cli import build_parser
+
+    return build_parser().parse_args(["serve"]).server
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--streams", type=int, default=1000)
@@ -456,7 +463,9 @@ def main() -> None:
     parser.add_argument("--grace", type=float, default=2.0, help="seconds for late events")
     parser.add_argument("--clients", type=int, default=4, help="processes reading the streams")
     parser.add_argument("--database-url", default="")
-    parser.add_argument("--server", choices=("hypercorn", "granian"), default="hypercorn")
+    parser.add_argument(
+        "--server", choices=("granian", "hypercorn", "uvicorn"), default=default_server()
+    )
     args = parser.parse_args()
 
     wanted = args.streams * 2 + 256

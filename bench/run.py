@@ -12,6 +12,11 @@ Load comes from core 1: `wrk` for GETs (32 connections), bench/post_driver.py fo
 Rounds interleave the app and its references, so a noisy neighbour hurts both alike;
 the table shows medians of the rounds and the app / reference ratios.
 
+Then the live-push benchmark, bench/push.py, for each database and each `--push` count of
+streams (1,000 and 5,000 by default) on one worker, summed up in one more table:
+commit-to-event latency while payments settle at a steady rate, the worker's CPU idle and
+under that rate, and what the same watchers would cost polling once a second.
+
 Installs what it needs: the `bench` extra into this venv, and Debian's `wrk` with
 apt-get when it is missing (it says so).
 """
@@ -677,6 +682,57 @@ def print_table(label: str, rows: list[Row], rss: dict[str, float]) -> None:
     print("peak RSS (MiB): " + ", ".join(f"{name} {value:.0f}" for name, value in rss.items()))
 
 
+# What bench/push.py prints, read back for the summary table.
+PUSH_FIGURES = {
+    "opened": r"opened \d+ streams in ([\d.]+) s",
+    "rss": r"worker RSS (\d+) -> (\d+) MiB",
+    "idle": r"idle, \d+ streams open: server CPU ([\d.]+)%",
+    "load": r"settling (\d+)/s for \d+ s \((\d+) events, (\d+) missed\): server CPU ([\d.]+)%",
+    "latency": r"webhook sent -> event.*?p50 (-?\d+) ms, p99 (-?\d+) ms, max (-?\d+) ms",
+    "closed": r"told `close` after their final card: (\d+)/(\d+)",
+    "polling": r"would need (\d+)% of one core",
+}
+
+
+def run_push(kind: str, streams: int, server: str) -> dict[str, tuple[str, ...]] | None:
+    """bench/push.py on this database with `streams` streams; its output and figures."""
+    command = [sys.executable, str(ROOT / "bench" / "push.py"), "--streams", str(streams)]
+    command += ["--server", server]
+    if kind != "sqlite":
+        command += ["--database-url", kind]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    label = "SQLite" if kind == "sqlite" else "PostgreSQL"
+    print(f"\n## Live push, {label}, {streams} streams (bench/push.py)\n")
+    print(done.stdout.strip() or done.stderr[-3000:])
+    if done.returncode:
+        return None
+    found = {name: re.search(pattern, done.stdout) for name, pattern in PUSH_FIGURES.items()}
+    return {name: match.groups() if match else ("?",) for name, match in found.items()}
+
+
+def print_push_table(results: list[tuple[str, int, dict | None]]) -> None:
+    print(
+        "\n## Live push, one worker: webhook sent -> stream event (an upper bound of commit -> event)\n"
+    )
+    print(
+        f"{'database':10} {'streams':>7} {'open s':>6} {'RSS MiB':>11} {'idle CPU':>8} "
+        f"{'rate':>5} {'load CPU':>8} {'p50 ms':>6} {'p99 ms':>6} {'max ms':>6} "
+        f"{'missed':>6} {'closed':>9} {'polling 1/s instead':>19}"
+    )
+    for label, streams, figures in results:
+        if figures is None:
+            print(f"{label:10} {streams:7d}  failed (its output is above)")
+            continue
+        rate, _, missed, load = figures["load"] if len(figures["load"]) == 4 else ("?",) * 4
+        p50, p99, worst = figures["latency"] if len(figures["latency"]) == 3 else ("?",) * 3
+        print(
+            f"{label:10} {streams:7d} {figures['opened'][0]:>6} "
+            f"{' -> '.join(figures['rss']):>11} {figures['idle'][0] + '%':>8} "
+            f"{rate + '/s':>5} {load + '%':>8} {p50:>6} {p99:>6} {worst:>6} {missed:>6} "
+            f"{'/'.join(figures['closed']):>9} {figures['polling'][0] + '% of a core':>19}"
+        )
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # so that `finally` stops the servers
 
@@ -706,6 +762,12 @@ def main() -> None:
         type=Path,
         help="serve the app from this checkout (with its own .venv): the 'before' figures",
     )
+    parser.add_argument(
+        "--push",
+        type=lambda s: [int(x) for x in s.split(",") if x],
+        default=[1000, 5000],
+        help="stream counts for the live-push benchmark ('' to skip it)",
+    )
     parser.add_argument("--seed", nargs=2, metavar=("URL", "POOL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.seed:
@@ -733,6 +795,13 @@ def main() -> None:
         rows, rss = measure_database(kind, args)
         tables.append((label, rows, rss))
         print_table(f"{label}, {args.server}", rows, rss)
+    pushes = []
+    for kind in args.databases.split(","):
+        label = "SQLite" if kind == "sqlite" else "PostgreSQL"
+        for streams in args.push:
+            pushes.append((label, streams, run_push(kind, streams, args.server)))
+    if pushes:
+        print_push_table(pushes)
 
 
 if __name__ == "__main__":

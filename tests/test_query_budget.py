@@ -10,6 +10,7 @@ from quart import Quart
 from railserve.models import Booking, Mail, Notification
 from railserve.payment import service
 from railserve.payment.models import Payment, PaymentEvent, PaymentStatus
+from tests.security.helpers import event, send_webhook
 from tests.support.passenger import HX, JSON, Passenger, card, make_train
 from tests.support.queries import count_queries
 
@@ -17,6 +18,10 @@ STATUS_POLL = 1
 PAY_PAGE = 3
 PROCESS_POST = 6
 SETTLEMENT = 7
+# The signed webhook, from its body to confirmed seats: one read (the attempt with what the
+# settlement needs, and whether the event was seen before), then the settlement's
+# statements with the event's record and the webhook log's entry.
+WEBHOOK = 9
 
 
 async def started(slow_app: Quart) -> tuple[Passenger, int, str]:
@@ -72,3 +77,12 @@ async def test_settlement_within_budget(slow_app):
     assert await Notification.filter(booking_id=booking_id).count() == 1
     assert await Mail.filter(booking_id=booking_id).count() == 1
     assert queries.count <= SETTLEMENT, queries
+
+
+async def test_webhook_within_budget(slow_app):
+    _, booking_id, txn = await started(slow_app)
+    with count_queries() as queries:
+        response = await send_webhook(slow_app, event(txn))
+    assert (await response.get_json())["result"] == "applied"
+    assert (await Booking.get(id=booking_id)).status == "confirmed"
+    assert queries.count <= WEBHOOK, queries
