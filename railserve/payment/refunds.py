@@ -24,7 +24,7 @@ from railserve.display import format_money
 from railserve.errors import Conflict, Invalid, NotFound
 from railserve.models import Booking, BookingStatus
 from railserve.notify import notify
-from railserve.payment import live, service
+from railserve.payment import service
 from railserve.payment.machine import RefundMachine
 from railserve.payment.models import (
     Actor,
@@ -402,11 +402,8 @@ async def _move(refund: Refund, event: str, **changes: object) -> bool:
     if not moved:
         refund.status = source
         return False
-    # The attempt's card lists its refunds: its open streams re-read it on commit.
-    [transaction_id] = await Payment.filter(id=refund.payment_id).values_list(
-        "transaction_id", flat=True
-    )
-    await live.announce(transaction_id=transaction_id)
+    # The attempt's card lists its refunds: a trigger on `refunds.status` tells its open
+    # streams (migration 0003), in this transaction.
     return True
 
 
