@@ -35,19 +35,18 @@ class PreparedRead:
         self.plans: dict[str, tuple[str, list, list[str]] | None] = {}
 
     async def rows(self, *values: Any) -> list[dict[str, Any]]:
-        client = router.db_for_read(self.model) or self.model._meta.db
-        dialect = client.capabilities.dialect
+        client, dialect = self._client()
         if dialect not in self.sql:
-            self.sql[dialect] = self._compile(client, values)
+            sql, params = self._query(client, values).query.get_parameterized_sql()
+            self.sql[dialect] = sql if list(params) == list(values) else None
         sql = self.sql[dialect]
         if sql is None:
-            sql, params = self._parameterised(client, values)
+            sql, params = self._query(client, values).query.get_parameterized_sql()
             return await client.execute_query_dict(sql, params)
         return await client.execute_query_dict(sql, list(values))
 
     async def objects(self, *values: Any) -> list[Model]:
-        client = router.db_for_read(self.model) or self.model._meta.db
-        dialect = client.capabilities.dialect
+        client, dialect = self._client()
         if dialect not in self.plans:
             self.plans[dialect] = self._plan(client, values)
         plan = self.plans[dialect]
@@ -57,23 +56,22 @@ class PreparedRead:
         executor = client.executor_class(model=self.model, db=client, select_related_idx=related)
         return await executor.execute_select(sql, list(values), custom_fields=annotations)
 
-    def _plan(self, client: Any, values: tuple) -> tuple[str, list, list[str]] | None:
+    def _client(self) -> tuple[Any, str]:
+        """The connection a read of the model goes to (a transaction's, inside one)."""
+        client = router.db_for_read(self.model) or self.model._meta.db
+        return client, client.capabilities.dialect
+
+    def _query(self, client: Any, values: tuple) -> ValuesQuery | QuerySet:
         query = self.build(*values)
+        query._db = client
+        query._make_query()  # what awaiting the query does first
+        return query
+
+    def _plan(self, client: Any, values: tuple) -> tuple[str, list, list[str]] | None:
+        query = self._query(client, values)
         if query._prefetch_map or query._prefetch_queries or query._single:
             return None  # more than one statement, or not a list: not handled here
-        query._db = client
-        query._make_query()
         sql, params = query.query.get_parameterized_sql()
         if list(params) != list(values):
             return None
         return sql, query._select_related_idx, list(query._annotations)
-
-    def _parameterised(self, client: Any, values: tuple) -> tuple[str, list]:
-        query = self.build(*values)
-        query._db = client
-        query._make_query()  # what awaiting the query does first
-        return query.query.get_parameterized_sql()
-
-    def _compile(self, client: Any, values: tuple) -> str | None:
-        sql, params = self._parameterised(client, values)
-        return sql if list(params) == list(values) else None

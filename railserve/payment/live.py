@@ -158,8 +158,8 @@ class Subscription:
         return True
 
 
-# Started hubs of this process (one per app), which `wake_pollers` reaches.
-_started: weakref.WeakSet[Hub] = weakref.WeakSet()
+# Hubs of this process whose SQLite poller runs (one per app): `wake_pollers` reaches them.
+_pollers: weakref.WeakSet[Hub] = weakref.WeakSet()
 
 
 def wake_pollers() -> None:
@@ -167,7 +167,7 @@ def wake_pollers() -> None:
 
     The commit is this worker's own, so its streams need not wait for the next poll.
     """
-    for hub in _started:
+    for hub in _pollers:
         hub.poke()
 
 
@@ -178,7 +178,6 @@ class Hub:
         self._subscribers: dict[str, set[Subscription]] = {}
         self._task: asyncio.Task | None = None
         self._listener = None  # asyncpg connection (PostgreSQL)
-        self._polling = False  # SQLite: the poller runs and `poke` may wake it
         self._stopping = False
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
@@ -226,7 +225,7 @@ class Hub:
 
     def poke(self) -> None:
         """SQLite: this worker committed; if anyone watches, read the changes now."""
-        if self._polling and self._subscribers:
+        if self._subscribers:
             self._wake.set()
 
     # --- heartbeats ---------------------------------------------------------------------
@@ -267,9 +266,8 @@ class Hub:
                 log.warning("live listener: cannot listen yet (%s)", error)
                 self._reconnect_later(database_url)
         else:
-            self._polling = True
             self._task = asyncio.create_task(self._poll_changes(), name="railserve-live-poll")
-            _started.add(self)
+            _pollers.add(self)
 
     async def _stopped_within(self, seconds: float) -> bool:
         try:
@@ -280,8 +278,7 @@ class Hub:
 
     async def stop(self) -> None:
         self._stopping = True
-        self._polling = False
-        _started.discard(self)
+        _pollers.discard(self)
         self._stop.set()
         self._wake.set()
         if self._beat_task is not None:
