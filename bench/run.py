@@ -620,6 +620,8 @@ def measure_database(kind: str, args: argparse.Namespace) -> tuple[list[Row], di
         for round_no in range(args.rounds):
             print(f"[{label}] round {round_no + 1}/{args.rounds}")
             for name, app_url, app_h, ref_name, ref_url, ref_h in get_cases:
+                if args.posts_only:
+                    break
                 row = rows[f"{name}|{ref_name}"]
                 if app_url:
                     row.app.append(wrk(app_url, app_h, args.seconds, c))
@@ -767,6 +769,9 @@ def main() -> None:
         type=lambda s: [int(x) for x in s.split(",") if x],
         default=[1000, 5000],
         help="stream counts for the live-push benchmark ('' to skip it)",
+    )
+    parser.add_argument(
+        "--posts-only", action="store_true", help="skip the GET cases (a quicker look at posts)"
     )
     parser.add_argument("--seed", nargs=2, metavar=("URL", "POOL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
