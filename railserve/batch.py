@@ -11,6 +11,12 @@ savepoint of its own (group commit: one fsync for the group).
 
 A unit that meets anything unusual raises `Unusual`: everything it wrote is rolled back
 and the caller runs the general (ORM) path instead, which handles every case.
+
+A unit may be written as `durable=False`: a group made only of such units commits without
+waiting for the disk (`synchronous=NORMAL` for that COMMIT). WAL frames are written in
+order and every later durable COMMIT syncs the log up to itself, so such a unit is lost on
+power failure only together with everything committed after it: the simulated gateway's
+own record of a charge, which the settlement that follows it makes durable.
 """
 
 from __future__ import annotations
@@ -114,20 +120,36 @@ class _Queue:
     """Units waiting for the connection, and the task that commits them."""
 
     def __init__(self) -> None:
-        self.waiting: list[tuple[Callable[[Unit], Any], asyncio.Future]] = []
+        self.waiting: list[tuple[Callable[[Unit], Any], asyncio.Future, bool]] = []
         self.flusher: asyncio.Task | None = None
 
 
-def _group(connection: sqlite3.Connection, works: list[Callable[[Unit], Any]]) -> list:
-    """On aiosqlite's thread: each unit in a savepoint of one transaction, one COMMIT.
+def _group(
+    connection: sqlite3.Connection, works: list[Callable[[Unit], Any]], durable: bool
+) -> list:
+    """On aiosqlite's thread: each unit in a savepoint of one transaction, one COMMIT
+    (which waits for the disk only if `durable`).
 
     A unit that raises is rolled back to its savepoint alone; the others commit. If the
     transaction itself is lost (disk full, I/O error), every unit of the group fails.
     """
+    if durable:
+        return _transaction(connection, works)
+    (level,) = connection.execute("PRAGMA synchronous").fetchone()
+    connection.execute("PRAGMA synchronous=NORMAL")
+    try:
+        return _transaction(connection, works)
+    finally:
+        connection.execute(f"PRAGMA synchronous={int(level)}")
+
+
+def _transaction(connection: sqlite3.Connection, works: list[Callable[[Unit], Any]]) -> list:
     try:
         connection.execute("BEGIN IMMEDIATE")
     except sqlite3.Error as error:  # locked beyond busy_timeout
         raise TransactionManagementError(error) from error
+    if len(works) == 1:  # alone: the transaction is its savepoint
+        return [_alone(connection, works[0])]
     outcomes: list[tuple[bool, Any]] = []
     done: list[Unit] = []
     try:
@@ -156,6 +178,27 @@ def _group(connection: sqlite3.Connection, works: list[Callable[[Unit], Any]]) -
     return outcomes
 
 
+def _alone(connection: sqlite3.Connection, work: Callable[[Unit], Any]) -> tuple[bool, Any]:
+    """One unit in its own transaction (BEGIN IMMEDIATE already sent): two statements
+    fewer than a savepoint, the same all or nothing."""
+    unit = Unit(connection)
+    try:
+        try:
+            value = work(unit)
+        except Exception as error:
+            if not connection.in_transaction:
+                raise
+            connection.execute("ROLLBACK")
+            return False, error
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+    unit.committed()
+    return True, value
+
+
 def _translated(error: BaseException) -> BaseException:
     if isinstance(error, sqlite3.IntegrityError):
         return IntegrityError(error)
@@ -168,21 +211,22 @@ async def _flush(client: Any, queue: _Queue) -> None:
     while queue.waiting:
         async with client._lock:
             group, queue.waiting = queue.waiting, []
+            durable = any(needs_sync for _, _, needs_sync in group)
             if client._connection is None:
                 await client.create_connection(with_db=True)
             connection = client._connection
             try:
                 # aiosqlite's own way of running a function on its thread.
                 outcomes = await connection._execute(
-                    _group, connection._conn, [work for work, _ in group]
+                    _group, connection._conn, [work for work, _, _ in group], durable
                 )
             except Exception as error:  # BEGIN or COMMIT failed: nothing of the group holds
-                for _, future in group:
+                for _, future, _ in group:
                     if not future.done():
                         future.set_exception(_translated(error))
                 continue
         db.committed()
-        for (_, future), (ok, value) in zip(group, outcomes, strict=True):
+        for (_, future, _), (ok, value) in zip(group, outcomes, strict=True):
             if future.done():
                 continue
             if ok:
@@ -191,19 +235,20 @@ async def _flush(client: Any, queue: _Queue) -> None:
                 future.set_exception(_translated(value))
 
 
-async def run(work: Callable[[Unit], T]) -> T:
+async def run(work: Callable[[Unit], T], *, durable: bool = True) -> T:
     """Run `work(unit)` atomically on aiosqlite's thread, committed before this returns.
 
     Units that arrive while the connection is busy wait together and are committed as one
     group: each in a savepoint of one transaction, so each is still all or nothing, and
     the group costs one COMMIT (one fsync) instead of one each. The group runs in a task
     of its own, which a cancelled caller (client gone) does not interrupt, holding the
-    connection's lock, so no statement of another task comes in between.
+    connection's lock, so no statement of another task comes in between. `durable=False`:
+    see the module's docstring.
     """
     client = connections.get("default")
     queue = client.__dict__.setdefault("_railserve_units", _Queue())
     future = asyncio.get_running_loop().create_future()
-    queue.waiting.append((work, future))
+    queue.waiting.append((work, future, durable))
     if queue.flusher is None or queue.flusher.done():
         queue.flusher = asyncio.ensure_future(_flush(client, queue))
     return await asyncio.shield(future)

@@ -24,13 +24,16 @@ APP_LABEL = "railserve"
 
 
 def normalise_url(url: str) -> str:
-    """Accept postgresql:// as well as postgres://; give SQLite a busy timeout."""
+    """Accept postgresql:// as well as postgres://; give SQLite a busy timeout, and its
+    statement journals in memory (a savepoint or a statement with triggers that outgrows
+    64 KiB would otherwise open, write and delete a temporary file in every transaction)."""
     if url.startswith("postgresql://"):
         url = "postgres://" + url[len("postgresql://") :]
     if url.startswith("sqlite://") and url != "sqlite://:memory:":
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query))
         query.setdefault("busy_timeout", "15000")
+        query.setdefault("temp_store", "MEMORY")
         url = urlunsplit(parts._replace(query=urlencode(query)))
     return url
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
+from tortoise import connections
 from tortoise.exceptions import IntegrityError
 
 from railserve import batch, db
@@ -58,3 +60,73 @@ async def test_a_constraint_refused_in_a_unit_is_the_orm_s_integrity_error():
     assert await WebhookEvent.filter(id="evt_once").values_list("transaction_id", flat=True) == [
         "TXN"
     ]
+
+
+async def test_a_unit_alone_is_rolled_back_whole_when_it_fails():
+    first = batch.Insert(LiveChange(transaction_id="b:10"))
+
+    def half_then_fail(unit: batch.Unit) -> None:
+        unit.insert(first)
+        raise batch.Unusual
+
+    with pytest.raises(batch.Unusual):
+        await batch.run(half_then_fail)
+    assert not await LiveChange.filter(transaction_id="b:10").exists()
+    assert not first.instance._saved_in_db
+    _, keep = inserting("b:11")  # the connection is usable, outside any transaction
+    await batch.run(keep)
+    assert await LiveChange.filter(transaction_id="b:11").exists()
+
+
+async def on_its_thread(function):
+    """Run `function(sqlite3 connection)` on aiosqlite's thread, which owns the connection."""
+    connection = connections.get("default")._connection
+    return await connection._execute(function, connection._conn)
+
+
+@contextlib.asynccontextmanager
+async def traced():
+    """The statements SQLite runs on the connection within the block."""
+    statements: list[str] = []
+    await on_its_thread(lambda c: c.set_trace_callback(statements.append))
+    try:
+        yield statements
+    finally:
+        await on_its_thread(lambda c: c.set_trace_callback(None))
+
+
+async def synchronous() -> int:
+    return await on_its_thread(lambda c: c.execute("PRAGMA synchronous").fetchone()[0])
+
+
+async def test_a_group_of_records_that_need_no_sync_commits_without_waiting_for_the_disk():
+    await LiveChange.all().count()  # the connection is open
+    level = await synchronous()
+    row, work = inserting("b:20")
+    async with traced() as statements:
+        assert await batch.run(work, durable=False) == row.id
+    assert "PRAGMA synchronous=NORMAL" in statements
+    assert statements.index("PRAGMA synchronous=NORMAL") < statements.index("BEGIN IMMEDIATE")
+    assert statements[-1] == f"PRAGMA synchronous={level}"  # restored after the COMMIT
+    assert await synchronous() == level
+    assert await LiveChange.filter(transaction_id="b:20").exists()
+
+
+async def test_a_group_with_one_durable_unit_waits_for_the_disk():
+    await LiveChange.all().count()
+    _, record = inserting("b:21")
+    _, payment = inserting("b:22")
+    async with traced() as statements:
+        await asyncio.gather(batch.run(record, durable=False), batch.run(payment))
+    assert statements.count("COMMIT") == 1  # one group
+    assert not any(s.startswith("PRAGMA synchronous") for s in statements)
+    assert await LiveChange.filter(transaction_id__in=["b:21", "b:22"]).count() == 2
+
+
+async def test_durable_units_alone_never_touch_the_sync_level():
+    await LiveChange.all().count()
+    _, work = inserting("b:23")
+    async with traced() as statements:
+        await batch.run(work)
+    assert statements[0] == "BEGIN IMMEDIATE" and statements[-1] == "COMMIT"
+    assert "SAVEPOINT unit" not in statements  # alone: the transaction is its savepoint
