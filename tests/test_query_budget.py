@@ -16,7 +16,7 @@ from tests.support.queries import count_queries
 
 STATUS_POLL = 1
 PAY_PAGE = 3
-PROCESS_POST = 6
+PROCESS_POST = 5
 SETTLEMENT = 7
 # The signed webhook, from its body to confirmed seats: one read (the attempt with what the
 # settlement needs, and whether the event was seen before), then the settlement's

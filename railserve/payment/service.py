@@ -19,11 +19,13 @@ from functools import lru_cache
 from types import SimpleNamespace
 
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import Q
+from tortoise.expressions import Q, Subquery
+from tortoise.functions import Min
 from tortoise.models import Model
+from tortoise.queryset import QuerySet
 
 from railserve import batch, db
-from railserve.errors import Conflict, NotFound
+from railserve.errors import Conflict, Invalid, NotFound
 from railserve.models import Booking, BookingStatus, Train
 from railserve.notify import notice_rows, notify
 from railserve.payment.forms import idempotency_key, parse_payment
@@ -241,12 +243,46 @@ def payable_or_raise(booking: Booking) -> None:
 
 
 # At most two rows: the key is unique per user, the pending lock per booking.
-_KEY_OR_PENDING = PreparedRead(
-    Payment,
-    lambda user_id, key, booking_id: Payment.filter(
-        Q(user_id=user_id, idempotency_key=key) | Q(pending_lock=booking_id)
+def _key_or_pending(user_id: int, key: str, booking_id: int) -> QuerySet[Payment]:
+    return Payment.filter(Q(user_id=user_id, idempotency_key=key) | Q(pending_lock=booking_id))
+
+
+_KEY_OR_PENDING = PreparedRead(Payment, _key_or_pending)
+# The post's first read: the booking with its train, and whether any attempt holds the
+# key or is pending for the booking (almost never: then they are read in full).
+_BOOKING_TO_PAY = PreparedRead(
+    Booking,
+    lambda user_id, key, pending_booking_id, booking_id, owner_id: (
+        Booking.filter(id=booking_id, user_id=owner_id)
+        .annotate(
+            attempt=Subquery(
+                _key_or_pending(user_id, key, pending_booking_id)
+                .annotate(first=Min("id"))
+                .values("first")
+            )
+        )
+        .select_related("train")
     ),
 )
+
+
+async def _booking_to_pay(
+    user_id: int, booking_id: int, form: Mapping[str, str]
+) -> tuple[Booking, str, list[Payment]]:
+    """The passenger's booking, the form's idempotency key, and the attempts that hold the
+    key or are pending for the booking; one query when there are none (the usual case)."""
+    try:
+        key = idempotency_key(form)
+    except Invalid:
+        await owned_booking(user_id, booking_id)  # another's booking is a 404 first
+        raise
+    found = await _BOOKING_TO_PAY.objects(user_id, key, booking_id, booking_id, user_id)
+    if not found:
+        raise NotFound("No such booking.")
+    booking = found[0]
+    if booking.attempt is None:
+        return booking, key, []
+    return booking, key, await _KEY_OR_PENDING.objects(user_id, key, booking.id)
 
 
 async def start_attempt(
@@ -258,11 +294,9 @@ async def start_attempt(
     Posting the same idempotency key again gives back the attempt it created. When no
     gateway can take the method, Unavailable (503) is raised before anything is written.
     """
-    booking = await owned_booking(user_id, booking_id)
-    key = idempotency_key(form)
-    # One query for both questions: did this key already start an attempt, and is another
-    # attempt of this booking still pending?
-    found = await _KEY_OR_PENDING.objects(user_id, key, booking.id)
+    # With the booking, both questions: did this key already start an attempt, and is
+    # another attempt of this booking still pending?
+    booking, key, found = await _booking_to_pay(user_id, booking_id, form)
     if existing := next(
         (p for p in found if p.user_id == user_id and p.idempotency_key == key), None
     ):

@@ -169,6 +169,9 @@ async def test_another_users_booking_and_payment_are_404(passenger, new_passenge
     assert (await other.get(f"/payment/status/{txn}", JSON)).status_code == 404
     assert (await other.get(f"/payment/receipt/{txn}")).status_code == 404
     assert (await other.post(f"/payment/process/{booking_id}", form)).status_code == 404
+    # Another's booking is not found before the form is judged: no hint that it exists.
+    stale = {**form, "idempotency_key": "short"}
+    assert (await other.post(f"/payment/process/{booking_id}", stale)).status_code == 404
     assert (await other.post(f"/payment/cancel/{txn}")).status_code == 404
 
 
