@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from tortoise import Tortoise, connections
+from tortoise import Tortoise
 from tortoise.backends.sqlite import client as sqlite_client
 from tortoise.transactions import in_transaction
 
@@ -65,6 +65,7 @@ async def init(url: str) -> None:
 
             Path(path).parent.mkdir(parents=True, exist_ok=True)
     await Tortoise.init(config=tortoise_config(url), _enable_global_fallback=True)
+    _initialised["sqlite"] = is_sqlite(url)
 
 
 async def close() -> None:
@@ -109,8 +110,14 @@ def committed() -> None:
     wake_pollers()
 
 
+# What `init` was last given: asked several times per payment, and looking the connection
+# up (a context variable, a loop check) cost more than the answer.
+_initialised = {"sqlite": False}
+
+
 def sqlite_in_use() -> bool:
-    return connections.get("default").capabilities.dialect == "sqlite"
+    """Whether the default connection is SQLite's (the database of the last `init`)."""
+    return _initialised["sqlite"]
 
 
 # --- SQLite: three fixes to Tortoise's client ------------------------------------------
