@@ -619,9 +619,9 @@ def measure_database(kind: str, args: argparse.Namespace) -> tuple[list[Row], di
         ref_items = min_txn_items(seeded.ref_pool)
         for round_no in range(args.rounds):
             print(f"[{label}] round {round_no + 1}/{args.rounds}")
-            for name, app_url, app_h, ref_name, ref_url, ref_h in get_cases:
-                if args.posts_only:
-                    break
+            for name, app_url, app_h, ref_name, ref_url, ref_h in (
+                [] if args.posts_only else get_cases
+            ):
                 row = rows[f"{name}|{ref_name}"]
                 if app_url:
                     row.app.append(wrk(app_url, app_h, args.seconds, c))

@@ -148,27 +148,31 @@ def _transaction(connection: sqlite3.Connection, works: list[Callable[[Unit], An
         connection.execute("BEGIN IMMEDIATE")
     except sqlite3.Error as error:  # locked beyond busy_timeout
         raise TransactionManagementError(error) from error
-    if len(works) == 1:  # alone: the transaction is its savepoint
-        return [_alone(connection, works[0])]
+    # A unit alone (the usual case below 8 connections): the transaction is its savepoint.
+    alone = len(works) == 1
     outcomes: list[tuple[bool, Any]] = []
     done: list[Unit] = []
     try:
         for work in works:
             unit = Unit(connection)
-            connection.execute("SAVEPOINT unit")
+            if not alone:
+                connection.execute("SAVEPOINT unit")
             try:
                 value = work(unit)
             except Exception as error:
                 if not connection.in_transaction:
                     raise
-                connection.execute("ROLLBACK TO unit")
-                connection.execute("RELEASE unit")
+                connection.execute("ROLLBACK" if alone else "ROLLBACK TO unit")
+                if not alone:
+                    connection.execute("RELEASE unit")
                 outcomes.append((False, error))
                 continue
-            connection.execute("RELEASE unit")
+            if not alone:
+                connection.execute("RELEASE unit")
             outcomes.append((True, value))
             done.append(unit)
-        connection.execute("COMMIT")
+        if connection.in_transaction:  # not when a unit alone was rolled back
+            connection.execute("COMMIT")
     except BaseException:
         if connection.in_transaction:
             connection.execute("ROLLBACK")
@@ -176,27 +180,6 @@ def _transaction(connection: sqlite3.Connection, works: list[Callable[[Unit], An
     for unit in done:
         unit.committed()
     return outcomes
-
-
-def _alone(connection: sqlite3.Connection, work: Callable[[Unit], Any]) -> tuple[bool, Any]:
-    """One unit in its own transaction (BEGIN IMMEDIATE already sent): two statements
-    fewer than a savepoint, the same all or nothing."""
-    unit = Unit(connection)
-    try:
-        try:
-            value = work(unit)
-        except Exception as error:
-            if not connection.in_transaction:
-                raise
-            connection.execute("ROLLBACK")
-            return False, error
-        connection.execute("COMMIT")
-    except BaseException:
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
-        raise
-    unit.committed()
-    return True, value
 
 
 def _translated(error: BaseException) -> BaseException:
