@@ -257,7 +257,7 @@ def due_times(plan: Plan, departs_at: datetime) -> tuple[datetime | None, ...]:
 def charges_floor(ticket: Ticket, rules: Rules, at: datetime) -> int:
     """Charge plus GST that all of the booking's passengers would bear as confirmed
     passengers cancelled at `at`; the whole amount when the chart would be prepared."""
-    confirmed = replace(ticket, cancelled=frozenset(), paid=True, confirmed=True)
+    confirmed = replace(ticket, paid=True, confirmed=True)  # quote() reads no cancellations
     offer = quote(confirmed, list(range(1, len(ticket.passengers) + 1)), rules, at)
     if not offer.cancellable:
         return ticket.amount

@@ -227,6 +227,20 @@ def test_every_later_part_must_fall_due_in_the_future():
     assert names(offered(soon, ticket(1000, left=72 * H), NOW)) == [FULL]
 
 
+def test_a_plan_refused_does_not_hide_the_plans_after_it():
+    parts = plan(50, 50, dues=(24,)).parts
+    inr = frozenset({"INR"})
+    plans = {
+        FULL: FULL_PLAN,
+        "dollars": Plan("dollars", "D", parts, currencies=frozenset({"USD"})),
+        "far": Plan("far", "F", parts, min_hours_before_departure=1000, currencies=inr),
+        "rich": Plan("rich", "R", parts, min_amount="99999.00", currencies=inr),
+        "early": Plan("early", "E", plan(50, 50, dues=(800,)).parts, currencies=inr),
+        "easy": Plan("easy", "Easy", parts, currencies=inr),
+    }
+    assert names(offered(plans, ticket(100000), NOW)) == [FULL, "easy"]
+
+
 def test_min_amount_is_read_in_the_trains_currency():
     yen = parse_plans(PLAN.format(extra='min_amount = "1000"\ncurrencies = ["JPY", "BHD"]'))
     assert names(offered(yen, ticket(1000, currency="JPY"), NOW)) == [FULL, "p"]
@@ -280,22 +294,52 @@ due_hours_before_departure = 1.5
 """
 
 
-def test_a_file_replaces_the_built_in_plans_and_keeps_full():
-    plans = parse_plans(PLAN.format(extra='currencies = ["INR"]'))
-    assert list(plans) == [FULL, "p"]
-    p = plans["p"]
-    assert p.parts == (PartRule(Decimal(40), None, True), PartRule(Decimal(60), 1.5))
-    assert (p.min_hours_before_departure, p.min_amount, p.remind_hours_before_due) == (0, "0", ())
-    assert p.min_minor("INR") == 0
-    assert parse_plans("") == {FULL: FULL_PLAN}
-
-
 def parts_toml(*parts: str) -> str:
     return "".join(f"\n[[plans.x.parts]]\n{part}\n" for part in parts)
 
 
 GOOD = 'title = "X"\ncurrencies = ["INR"]\n'
 TWO = parts_toml("percent = 25", "percent = 75\ndue_hours_before_departure = 72")
+
+
+def test_a_file_replaces_the_built_in_plans_and_keeps_full():
+    plans = parse_plans(PLAN.format(extra='currencies = ["INR"]'))
+    assert list(plans) == [FULL, "p"]
+    p = plans["p"]
+    assert p.title == "P"
+    assert p.parts == (PartRule(Decimal(40), None, True), PartRule(Decimal(60), 1.5))
+    assert (p.min_hours_before_departure, p.min_amount, p.remind_hours_before_due) == (0, "0", ())
+    assert p.min_minor("INR") == 0
+    assert parse_plans("") == {FULL: FULL_PLAN}
+
+
+@pytest.mark.parametrize(
+    ("parts", "percents", "dues"),
+    [
+        (parts_toml("percent = 100"), [100], [None]),
+        (
+            parts_toml("percent = 1", "percent = 99\ndue_hours_before_departure = 0"),
+            [1, 99],
+            [None, 0],
+        ),
+        (
+            parts_toml(
+                "percent = 0.5",
+                "percent = 49.5\ndue_hours_before_departure = 0.5",
+                "percent = 50\ndue_hours_before_departure = 0",
+            ),
+            [Decimal("0.5"), Decimal("49.5"), 50],
+            [None, 0.5, 0],
+        ),
+    ],
+)
+def test_edge_percentages_and_a_part_due_at_departure_are_allowed(parts, percents, dues):
+    text = '[plans.x]\ntitle = " X "\nremind_hours_before_due = [48, 0.5]\n' + GOOD + parts
+    x = parse_plans(text.replace('title = "X"\n', ""))["x"]
+    assert [p.percent for p in x.parts] == percents
+    assert [p.due_hours_before_departure for p in x.parts] == dues
+    assert (x.title, x.remind_hours_before_due) == ("X", (48.0, 0.5))
+
 
 # TOML text -> the problem the message names (each also names the plan)
 BAD_FILES = [
@@ -387,6 +431,12 @@ BAD_FILES = [
         "percent must be more than 0 and at most 100",
     ),
     (
+        "[plans.x]\n"
+        + GOOD
+        + parts_toml("percent = 100.5", "percent = 0.5\ndue_hours_before_departure = 72"),
+        "part 1: percent must be more than 0 and at most 100",
+    ),
+    (
         "[plans.x]\n" + GOOD + parts_toml("due_hours_before_departure = 1"),
         "part 1: percent is missing",
     ),
@@ -431,7 +481,8 @@ BAD_FILES = [
     ),
     (
         '[plans.x]\nmin_amount = "1000.005"\n' + GOOD + TWO,
-        "min_amount '1000.005' is not an amount in INR",
+        "min_amount '1000.005' is not an amount in INR (a string with the currency's digits, "
+        'e.g. "1000.00" for INR)',
     ),
     (
         '[plans.x]\nmin_amount = "1000.00"\ntitle = "X"\ncurrencies = ["INR", "JPY"]\n' + TWO,
@@ -482,13 +533,14 @@ def test_a_bad_file_is_refused_naming_the_plan_and_the_problem(text, problem):
     ("text", "problem"),
     [
         ("[plans.x\n", "payment plans: not TOML"),
-        ("plans = 3\n", "payment plans: plans must be tables"),
+        ("plans = 3\n", "payment plans: plans must be tables, [plans.<name>]"),
         ("[plan.x]\ntitle = 'X'\n", "payment plans: unknown key 'plan'"),
     ],
 )
 def test_a_file_that_is_not_plans_is_refused(text, problem):
-    with pytest.raises(PlanError, match=problem):
+    with pytest.raises(PlanError) as refused:
         parse_plans(text)
+    assert str(refused.value).startswith(problem)
 
 
 def test_the_plans_in_force_come_from_the_file_named(tmp_path):
@@ -511,6 +563,8 @@ def bad_plans(tmp_path, monkeypatch):
     monkeypatch.setenv("RAILSERVE_PAYMENT_PLANS", str(path))
     monkeypatch.setenv("RAILSERVE_DATABASE_URL", f"sqlite://{tmp_path / 'db.sqlite3'}")
     monkeypatch.setenv("RAILSERVE_ENV", "development")
+    for secret in ("SECRET_KEY", "WEBHOOK_SECRET", "SIMUPI_WEBHOOK_SECRET"):
+        monkeypatch.setenv(f"RAILSERVE_{secret}", "test")  # no instance folder written
     return path
 
 
