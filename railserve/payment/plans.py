@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
@@ -293,9 +294,7 @@ def split(plan: Plan, ticket: Ticket, rules: Rules) -> tuple[Part, ...]:
     return tuple(Part(seq, amounts[seq - 1], dues[seq - 1]) for seq in range(1, len(amounts) + 1))
 
 
-def offered(
-    plans: MappingProxyType[str, Plan] | dict[str, Plan], ticket: Ticket, now: datetime
-) -> tuple[Plan, ...]:
+def offered(plans: Mapping[str, Plan], ticket: Ticket, now: datetime) -> tuple[Plan, ...]:
     """The plans this booking may choose at `now`, `full` first: departure far enough
     away, the amount and currency allowed, and every later part falling due in the future."""
     chosen = [FULL_PLAN]
@@ -314,7 +313,7 @@ def offered(
 
 
 def describe(parts: tuple[Part, ...], currency: str) -> str:
-    """ "₹612.50 now · ₹1,837.50 by 12 Jan, 14:30 IST": the parts as a passenger reads them."""
+    """The parts as a passenger reads them: "₹612.50 now · ₹1,837.50 by 12 Jan, 14:30 IST"."""
     return " · ".join(
         f"{format_money(part.amount, currency)} "
         + ("now" if part.due_at is None else f"by {format_due(part.due_at)}")
