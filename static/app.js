@@ -240,7 +240,8 @@
       again.focus();
       return;
     }
-    var heading = root.querySelector("[data-status-heading], h1, h2, h3");
+    var heading = root.querySelector("[data-status-heading], h1, h2, h3") ||
+      (root !== document ? root : null);
     if (heading) {
       if (!heading.hasAttribute("tabindex")) heading.setAttribute("tabindex", "-1");
       heading.focus();

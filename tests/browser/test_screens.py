@@ -221,3 +221,25 @@ def test_focus_after_swaps_and_refreshes(traveller, story, screenshot):
     )
     expect(page.locator("#payments-table")).to_contain_text(story["paid"])
     expect(page.locator("#filter-error")).to_have_count(0)
+
+
+def test_a_paid_pay_page_stops_asking_and_rows_keep_names_without_javascript(traveller, train):
+    asha = traveller().register("Asha Rao")
+    page = asha.page
+    asha.book(train)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Pay for your trip")
+    asha.pay_by_card()
+    expect(page.locator(".payment-status.state-success")).to_be_visible()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Your trip is paid")
+    expect(page.locator(".test-triggers")).to_be_hidden()
+
+    ravi = traveller(javascript=False).register("Ravi Kumar")
+    page = ravi.page
+    page.goto("/")
+    card = ravi.train(train)
+    card.get_by_label("Passenger 1 name").fill("Ravi Kumar")
+    card.get_by_role("button", name="Add passenger").click()
+    card = ravi.train(train)
+    expect(card.get_by_label("Passenger 1 name")).to_have_value("Ravi Kumar")
+    expect(card.get_by_label("Passenger 2 name")).to_have_value("")
+    expect(card.get_by_label("Passenger 2 name")).to_be_focused()
