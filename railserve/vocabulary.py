@@ -61,6 +61,14 @@ LABELS: dict[str, str] = {
     "amount": "Amounts differ",
 }
 
+# What an operator did (the audit's "What"); a refused one reads "Refund (refused)".
+ACTIONS: dict[str, str] = {
+    "refund": "Refund",
+    "cancel": "Cancel the attempt",
+    "reconcile": "Reconcile",
+    "replay": "Replay a webhook",
+}
+
 # Classes of travel: the code a ticket carries, with the name a person knows.
 TRAVEL_CLASSES: dict[str, str] = {
     "1A": "AC First Class",
@@ -106,6 +114,14 @@ def phrase(value: object) -> str:
     return words[:1].lower() + words[1:]
 
 
+def action(value: object) -> str:
+    """An operator action as the audit names it: "Refund", "Refund (refused)"."""
+    code = _code(value)
+    name, _, refused = code.partition(" ")
+    words = ACTIONS.get(name, label(name))
+    return f"{words} ({refused})" if refused else words
+
+
 def travel_class(value: object) -> str:
     """ "AC 3 Tier (3A)" for 3A: the class's name with its code."""
     code = _code(value)
@@ -128,6 +144,7 @@ def install(env: Environment) -> None:
     env.filters["label"] = label
     env.filters["phrase"] = phrase
     env.filters["travel_class"] = travel_class
+    env.filters["action"] = action
     env.filters["refund_kind"] = refund_kind
     env.filters["local"] = display.format_local
     env.globals["zone_name"] = display.zone_name

@@ -10,7 +10,7 @@ import pytest
 from railserve import display
 from railserve.models import BookingStatus, TravelClass
 from railserve.payment.models import Actor, PaymentMethod, PaymentStatus, RefundStatus
-from railserve.vocabulary import label, phrase, refund_kind, travel_class
+from railserve.vocabulary import action, label, phrase, refund_kind, travel_class
 
 
 @pytest.mark.parametrize(
@@ -69,3 +69,10 @@ def test_money_and_time_as_people_read_them():
     assert display.format_local(noon, "d MMM, HH:mm") == "30 Nov, 14:35"
     assert display.zone_name(noon) == "IST"
     assert display.format_local(None) == ""
+
+
+def test_operator_actions_as_the_audit_names_them():
+    assert action("refund") == "Refund"
+    assert action("refund refused") == "Refund (refused)"
+    assert action("replay refused") == "Replay a webhook (refused)"
+    assert action("settle_offline") == "Settle offline"

@@ -162,7 +162,7 @@ def test_every_operator_screen(traveller, story, size, screenshot):
     page.goto("/ops/payments?page=99")
     expect(page.locator("#payment-results")).not_to_contain_text("page 99")
     page.goto("/ops/audit")
-    expect(page.locator("#audit")).to_contain_text("Refund refused")
+    expect(page.locator("#audit")).to_contain_text("Refund (refused)")
     page.goto(f"/ops/payments/{paid}")
     expect(page.locator("#detail-travellers del")).to_have_text("Vikram Rao")
 

@@ -177,7 +177,7 @@ async def test_refund_of_more_than_refundable_is_409(operator, paid):
     assert refused.reason == "too much"
     assert refused.detail.startswith("Refused (409): ")
     audit = await operator.text("/ops/audit")
-    assert "Refund refused" in audit and "Refused (409)" in audit
+    assert "Refund (refused)" in audit and "Refused (409)" in audit
 
 
 async def test_refund_of_a_failed_attempt_is_409(operator, failed):
