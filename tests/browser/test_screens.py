@@ -243,3 +243,22 @@ def test_a_paid_pay_page_stops_asking_and_rows_keep_names_without_javascript(tra
     expect(card.get_by_label("Passenger 1 name")).to_have_value("Ravi Kumar")
     expect(card.get_by_label("Passenger 2 name")).to_have_value("")
     expect(card.get_by_label("Passenger 2 name")).to_be_focused()
+
+
+def test_the_focus_ring_is_plain_to_see_and_the_navigation_marks_the_page(traveller, screenshot):
+    visitor = traveller()
+    page = visitor.page
+    page.goto("/auth/login")
+    expect(
+        page.get_by_role("navigation", name="Main").get_by_role("link", name="Log in")
+    ).to_have_attribute("aria-current", "page")
+    page.get_by_label("E-mail").focus()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    focused = page.get_by_role("button", name="Log in")
+    expect(focused).to_be_focused()
+    ring = focused.evaluate(
+        "e => { const s = getComputedStyle(e); return [s.outlineStyle, s.outlineWidth]; }"
+    )
+    assert ring[0] == "solid" and float(ring[1].removesuffix("px")) >= 2, ring
+    screenshot(page, "screens-focus-ring")
