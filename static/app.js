@@ -194,7 +194,8 @@
     if (element.id) return "#" + CSS.escape(element.id);
     if (element.name) {
       var selector = element.tagName.toLowerCase() + "[name='" + CSS.escape(element.name) + "']";
-      return element.value !== undefined && element.type !== "text" && element.tagName !== "SELECT"
+      // A checkbox, radio or button is one of several of that name: its value tells which.
+      return /^(checkbox|radio|submit|button)$/.test(element.type)
         ? selector + "[value='" + CSS.escape(element.value) + "']" : selector;
     }
     if (element.matches("summary") && element.parentElement.id) {

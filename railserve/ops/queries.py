@@ -24,7 +24,6 @@ PAGE_SIZE = 50
 CSV_BATCH = 1000
 MAX_PAGE = 10**6
 TRANSACTION_ID = re.compile(r"TXN[A-Z0-9]{16}")
-PNR = re.compile(r"[A-Z2-9]{10}")
 GATEWAY = re.compile(r"[a-z0-9_-]{1,20}")
 # A prefix this long of a transaction id or PNR finds it; shorter text matches e-mails only.
 MIN_PREFIX = 4
