@@ -23,6 +23,7 @@ from railserve.htmx import is_htmx, wants_event_stream, wants_json
 from railserve.money import format_amount
 from railserve.payment.refunds import expected_time
 from railserve.prepared import PreparedRead
+from railserve.vocabulary import install as install_vocabulary
 
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("railserve")
@@ -145,9 +146,7 @@ def _register_templates(app: Quart) -> None:
     app.jinja_env.filters["when"] = format_when
     app.jinja_env.filters["clock"] = format_clock
     app.jinja_env.globals["refund_eta"] = expected_time
-    app.jinja_env.filters["label"] = lambda value: str(getattr(value, "value", value)).replace(
-        "_", " "
-    )
+    install_vocabulary(app.jinja_env)
 
     @app.context_processor
     async def layout() -> dict:

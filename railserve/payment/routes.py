@@ -99,14 +99,16 @@ async def status_context(payment: Payment, booking: Booking | None = None) -> di
         "position": await waitlist_position(booking),
         "refunds": refunds,
     }
-    if payment.status in (PaymentStatus.FAILED, PaymentStatus.CANCELLED) and (
-        booking.status == BookingStatus.PENDING_PAYMENT
-    ):
-        context.update(form_context(booking, {"method": payment.method.value}))
-        context["retry"] = True
-        context["hold_until"] = hold_until(booking)
     if payment.status in (PaymentStatus.FAILED, PaymentStatus.CANCELLED):
-        context["advice"] = advice_for(payment.status.value, payment.failure_reason)
+        # Advice and a retry belong to the latest attempt of a booking still to pay; an older
+        # card says what became of the booking instead.
+        later = await Payment.filter(booking_id=booking.id, id__gt=payment.id).exists()
+        context["superseded"] = later
+        if booking.status == BookingStatus.PENDING_PAYMENT and not later:
+            context.update(form_context(booking, {"method": payment.method.value}))
+            context["retry"] = True
+            context["hold_until"] = hold_until(booking)
+            context["advice"] = advice_for(payment.status.value, payment.failure_reason)
         context["support_refs"] = [
             ("transaction id", payment.transaction_id),
             ("PNR", booking.pnr),

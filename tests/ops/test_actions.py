@@ -32,7 +32,7 @@ async def _state(payment: Payment) -> tuple:
         fresh.status,
         fresh.refunded_amount,
         await PaymentEvent.filter(payment_id=payment.id).count(),
-        await OperatorAction.all().count(),
+        await OperatorAction.exclude(action__endswith=" refused").count(),
         await Refund.all().count(),
     )
 
@@ -173,6 +173,11 @@ async def test_refund_of_more_than_refundable_is_409(operator, paid):
     )
     assert response.status_code == 409
     assert await _state(payment) == before
+    refused = await OperatorAction.get(action="refund refused", transaction_id=paid)
+    assert refused.reason == "too much"
+    assert refused.detail.startswith("Refused (409): ")
+    audit = await operator.text("/ops/audit")
+    assert "Refund (refused)" in audit and "Refused (409)" in audit
 
 
 async def test_refund_of_a_failed_attempt_is_409(operator, failed):
@@ -203,3 +208,5 @@ async def test_a_bad_refund_amount_is_422(operator, paid):
         )
         assert response.status_code == 422, amount
     assert not await Refund.exists()
+    refused = await OperatorAction.filter(action="refund refused", transaction_id=paid)
+    assert len(refused) == 4 and all("Refused (422)" in a.detail for a in refused)
