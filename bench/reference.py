@@ -9,6 +9,8 @@ flags as the app. Same database, same models, no auth, no CSRF, no middleware:
   `?pad=` bytes, the size of the app's partial.
 - `POST /min-txn/<booking_id>`: the minimal payment transaction: insert a payment and its
   event, take a seat by a conditional update, in one transaction.
+- `POST /rush-txn/<booking_id>`: the same transaction for the Tatkal rush (bench/rush.py),
+  where a full train is not a failure (the app waitlists the passenger): 303 either way.
 """
 
 from __future__ import annotations
@@ -71,8 +73,9 @@ async def one_read(transaction_id: str):
     return jsonify({**row, "status": str(row["status"]), "method": str(row["method"])})
 
 
-@app.post("/min-txn/<int:booking_id>")
-async def min_txn(booking_id: int):
+async def minimal_transaction(booking_id: int) -> bool:
+    """Insert a payment and its event, take a seat by a conditional update: one
+    transaction. True when the seat was taken."""
     booking = await Booking.get(id=booking_id).only("id", "user_id", "train_id", "amount")
     async with in_transaction():
         payment = await Payment.create(
@@ -96,4 +99,15 @@ async def min_txn(booking_id: int):
         taken = await Train.filter(id=booking.train_id, seats_left__gte=1).update(
             seats_left=F("seats_left") - 1
         )
-    return ("", 303 if taken else 409)
+    return bool(taken)
+
+
+@app.post("/min-txn/<int:booking_id>")
+async def min_txn(booking_id: int):
+    return ("", 303 if await minimal_transaction(booking_id) else 409)
+
+
+@app.post("/rush-txn/<int:booking_id>")
+async def rush_txn(booking_id: int):
+    await minimal_transaction(booking_id)
+    return ("", 303)
