@@ -158,6 +158,7 @@ class Watcher:
         self.in_transaction = 0
         self.pids: set[int] = set()
         self.tuple_lock_on_trains = 0
+        self.holder: Counter[str] = Counter()  # what the lock holder was doing, per sample
 
     async def run(self, conn, stop: asyncio.Event) -> None:
         self.ignore.add(conn.get_server_pid())
@@ -173,8 +174,27 @@ class Watcher:
                 "(SELECT oid FROM pg_database WHERE datname = $1)",
                 self.database,
             )
+            # The holder of what the others wait for (the train row): blocking them and not
+            # itself waiting on a lock. Idle in transaction = waiting for its worker to send
+            # the next statement; running = PostgreSQL at work; IO/LWLock = committing.
+            holders = await conn.fetch(
+                "SELECT h.state, h.wait_event_type, h.wait_event FROM pg_stat_activity h "
+                "WHERE h.pid IN (SELECT unnest(pg_blocking_pids(w.pid)) FROM pg_stat_activity w "
+                "WHERE w.datname = $1 AND w.wait_event_type = 'Lock') "
+                "AND h.wait_event_type IS DISTINCT FROM 'Lock'",
+                self.database,
+            )
             self.samples += 1
             self.tuple_lock_on_trains += hot
+            for h in holders:
+                if h["state"] == "idle in transaction":
+                    self.holder["idle in transaction: waiting for its worker"] += 1
+                elif h["wait_event_type"] is None:
+                    self.holder["running a statement"] += 1
+                else:
+                    self.holder[f"{h['wait_event_type']}/{h['wait_event']}"] += 1
+            if not holders:
+                self.holder["nobody waits on a lock"] += 1
             for row in rows:
                 if row["pid"] in self.ignore:
                     continue
@@ -200,6 +220,11 @@ class Watcher:
         lines.append(
             f"  {self.in_transaction / n:5.1f}  inside a transaction; "
             f"{self.tuple_lock_on_trains / n:.1f} tuple locks on the trains row held or awaited"
+        )
+        seen = max(sum(self.holder.values()), 1)
+        lines.append(
+            "the lock holder others wait on (the train row), share of samples: "
+            + "; ".join(f"{what} {100 * c / seen:.0f}%" for what, c in self.holder.most_common(5))
         )
         return lines
 
@@ -384,14 +409,17 @@ def run_reference(url: str, args: argparse.Namespace, pool: list[list[int]], env
     items = [{"path": f"/rush-txn/{b}", "body": "", "cookie": "x=1"} for b, _ in pool]
     try:
         server.start("/ok")
-        result = drive(port, items, args.rush_connections, 303)
+        window = asyncio.run(rush_window(server, url, urlsplit(url).path[1:], items, args))
     finally:
         server.stop()
+    if window is None:
+        raise RuntimeError("the reference did not finish within 600 s")
+    result, final_at, server_cpu, pg_cpu, _, watcher, _ = window
+    result["completed"] = len(items) / (final_at - result["started_at"])
     left = asyncio.run(pg(url, "SELECT seats_left FROM trains WHERE number = 'TATKAL1'"))[0][
         "seats_left"
     ]
-    result["seats_left"] = left
-    return result
+    return {**result, "seats_left": left, "cpu": (server_cpu, pg_cpu), "watcher": watcher}
 
 
 async def rush_window(app, url: str, database: str, items: list[dict], args) -> tuple | None:
@@ -494,7 +522,7 @@ def main(args: argparse.Namespace) -> int:
 
         reference = [run_reference(refs[0], args, pool, env)]
         print(
-            f"reference (before): {reference[0]['rps']:.0f} txn/s, "
+            f"reference (before): {reference[0]['completed']:.0f} txn/s, "
             f"errors {reference[0]['errors']}, load {os.getloadavg()[0]:.2f}"
         )
 
@@ -527,10 +555,11 @@ def main(args: argparse.Namespace) -> int:
 
         reference.append(run_reference(refs[1], args, pool, env))
         print(
-            f"reference (after): {reference[1]['rps']:.0f} txn/s, "
+            f"reference (after): {reference[1]['completed']:.0f} txn/s, "
             f"errors {reference[1]['errors']}, load {os.getloadavg()[0]:.2f}"
         )
-        ref_rps = statistics.mean(r["rps"] for r in reference)
+        ref_rps = statistics.mean(r["completed"] for r in reference)
+        ref_posts = statistics.mean(r["rps"] for r in reference)
 
         left = asyncio.run(outcome(url, seeded["train_id"]))
         check = subprocess.run(
@@ -553,8 +582,8 @@ def main(args: argparse.Namespace) -> int:
             f"{'completed payments/s':38} {completed:12.0f} {ref_rps:12.0f} {completed / ref_rps:6.2f}"
         )
         print(
-            f"{'posts/s (answers)':38} {done['rps']:12.0f} {ref_rps:12.0f} "
-            f"{done['rps'] / ref_rps:6.2f}"
+            f"{'posts/s (answers)':38} {done['rps']:12.0f} {ref_posts:12.0f} "
+            f"{done['rps'] / ref_posts:6.2f}"
         )
         ref_p50 = statistics.mean(r["p50_ms"] for r in reference)
         ref_p99 = statistics.mean(r["p99_ms"] for r in reference)
@@ -603,6 +632,15 @@ def main(args: argparse.Namespace) -> int:
         )
         for line in watcher.report():
             print(line)
+        for label, ref in zip(("before", "after"), reference, strict=True):
+            server_cpu_ref, pg_cpu_ref = ref["cpu"]
+            print(
+                f"reference ({label}), over {ref['elapsed']:.1f} s: server "
+                f"{100 * server_cpu_ref / ref['elapsed']:.0f}% of a core, PostgreSQL backends "
+                f"{100 * pg_cpu_ref / ref['elapsed']:.0f}%"
+            )
+            for line in ref["watcher"].report():
+                print(line)
         print(
             f"load average: before {before['load']}, during (1 min) {load_during:.2f}, "
             f"after {after['load']}"
