@@ -784,6 +784,12 @@ def main() -> None:
     parser.add_argument("--rush-seats", type=int, default=100)
     parser.add_argument("--rush-connections", type=int, default=64)
     parser.add_argument("--rush-workers", type=int, default=4)
+    parser.add_argument(
+        "--rush-reference",
+        choices=["rush-txn", "rush-held"],
+        default="rush-txn",
+        help="rush-held: the experiment that holds the train row as the app does (README)",
+    )
     parser.add_argument("--seed", nargs=2, metavar=("URL", "POOL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.seed:

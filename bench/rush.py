@@ -406,7 +406,8 @@ def run_reference(url: str, args: argparse.Namespace, pool: list[list[int]], env
         port,
         cores=f"0-{(os.cpu_count() or 1) - 1}",
     )
-    items = [{"path": f"/rush-txn/{b}", "body": "", "cookie": "x=1"} for b, _ in pool]
+    path = f"/{args.rush_reference}/"
+    items = [{"path": f"{path}{b}", "body": "", "cookie": "x=1"} for b, _ in pool]
     try:
         server.start("/ok")
         window = asyncio.run(rush_window(server, url, urlsplit(url).path[1:], items, args))
@@ -484,7 +485,8 @@ def main(args: argparse.Namespace) -> int:
     before = conditions()
     print(
         f"Tatkal rush: {n} passengers, {seats} seats, {args.rush_connections} connections, "
-        f"railserve serve --workers {args.rush_workers} ({args.server}), PostgreSQL"
+        f"railserve serve --workers {args.rush_workers} ({args.server}), PostgreSQL; "
+        f"reference: bench/reference.py /{args.rush_reference}/"
     )
     print(f"conditions: {before['time']}; {before['machine']}; commit {before['commit']}")
     print(f"load average before (1, 5, 15 min): {before['load']}")
