@@ -50,21 +50,10 @@ def live_server(database_factory: DatabaseFactory, gateway_delay: float) -> Iter
     server.stop()
 
 
-@pytest.fixture(autouse=True)
-def quick_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """In-process sign-ups hash cheaply: twenty argon2 hashes at full cost take seconds
-    on two cores, and passwords are not what these tests are about."""
-    from argon2 import PasswordHasher
-
-    from railserve import auth
-
-    monkeypatch.setattr(auth, "hasher", PasswordHasher(time_cost=1, memory_cost=1024))
-
-
 @pytest.fixture(scope="module")
 def accounts() -> list[dict[str, Any]]:
-    """Sign-ins on the module's server, reused by its http tests (a real server hashes
-    every password at full cost); each test still makes its own trains and bookings."""
+    """Sign-ins on the module's server, reused by its http tests (each costs a round of
+    requests); each test still makes its own trains and bookings."""
     return []
 
 

@@ -17,6 +17,11 @@ ROOT = Path(__file__).resolve().parents[2]
 RAILSERVE = Path(sys.executable).parent / "railserve"
 
 
+# argon2 at its lowest cost: passwords are not what the suite is about, and at full cost
+# every sign-up takes 64 MiB and tens of milliseconds of a core. Production refuses it.
+CHEAP_HASHING = {"password_time_cost": 1, "password_memory_cost": 1024}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -49,6 +54,7 @@ class LiveServer:
             "RAILSERVE_GATEWAY_SEED": "live",
             "RAILSERVE_TEST_MODE": "1",
             "RAILSERVE_RATE_LIMITS": "off",
+            **{f"RAILSERVE_{k.upper()}": str(v) for k, v in CHEAP_HASHING.items()},
             **{f"RAILSERVE_{k.upper()}": str(v) for k, v in settings.items()},
         }
         self.process: subprocess.Popen | None = None
