@@ -34,6 +34,10 @@ def railserve(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     )
 
 
+class ServerExited(RuntimeError):
+    """The server process ended before it answered."""
+
+
 class LiveServer:
     """Start with `start()`, stop with `stop()` (SIGTERM) or `kill()` (SIGKILL)."""
 
@@ -60,7 +64,22 @@ class LiveServer:
         self.process: subprocess.Popen | None = None
         self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"railserve-{self.port}.log"
 
-    def start(self, timeout: float = 30.0) -> LiveServer:
+    def start(self, timeout: float = 30.0, attempts: int = 3) -> LiveServer:
+        """Start and wait until it answers. A port found free can be taken before the
+        server binds it (parallel test workers, other servers on the machine): a server
+        that exits before answering is started again on another port."""
+        for attempt in range(attempts):
+            try:
+                return self._start_once(timeout)
+            except ServerExited:
+                if attempt == attempts - 1:
+                    raise
+                self.port = free_port()
+                self.url = f"http://127.0.0.1:{self.port}"
+                self.log_path = self.log_path.with_name(f"railserve-{self.port}.log")
+        raise AssertionError("unreachable")
+
+    def _start_once(self, timeout: float) -> LiveServer:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [
@@ -80,7 +99,7 @@ class LiveServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log()}")
+                raise ServerExited(f"server exited: {self.log()}")
             try:
                 urllib.request.urlopen(self.url + "/healthz", timeout=1)
                 return self
