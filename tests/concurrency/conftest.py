@@ -41,13 +41,27 @@ def gateway_delay() -> float:
     return 0.3
 
 
+@pytest.fixture(scope="session")
+def live_servers() -> Iterator[dict[float, LiveServer]]:
+    """This test process's two-worker servers, one per gateway delay, stopped at the end."""
+    servers: dict[float, LiveServer] = {}
+    yield servers
+    for server in servers.values():
+        server.stop()
+
+
 @pytest.fixture(scope="module")
-def live_server(database_factory: DatabaseFactory, gateway_delay: float) -> Iterator[LiveServer]:
-    """A real server with two workers, shared by the module's http tests."""
-    server = LiveServer(database_factory.new_url(), workers=2, gateway_delay=str(gateway_delay))
-    server.start()
-    yield server
-    server.stop()
+def live_server(
+    live_servers: dict[float, LiveServer], database_factory: DatabaseFactory, gateway_delay: float
+) -> LiveServer:
+    """A real server with two workers, started once and shared by every module (on this
+    xdist worker) that wants the same gateway delay: each test makes its own trains and
+    passengers, and the invariants hold over the whole database whoever wrote it."""
+    server = live_servers.get(gateway_delay)
+    if server is None or server.process is None or server.process.poll() is not None:
+        server = LiveServer(database_factory.new_url(), workers=2, gateway_delay=str(gateway_delay))
+        live_servers[gateway_delay] = server.start()
+    return server
 
 
 @pytest.fixture(scope="module")
