@@ -14,8 +14,8 @@ from quart_auth import Unauthorized, current_user
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
+from railserve import auth, db, display, limits, security
 from railserve import config as config_module
-from railserve import db, display, limits, security
 from railserve.config import Settings
 from railserve.display import format_clock, format_money, format_when
 from railserve.errors import DomainError
@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     )
     development = not settings.production
     display.configure(settings.locale, settings.timezone)
+    auth.configure_hashing(settings.password_time_cost, settings.password_memory_cost)
     app.config.update(
         RAILSERVE=settings,
         SECRET_KEY=settings.secret_key,

@@ -15,6 +15,7 @@ from railserve.payment.signature import sign
 from railserve.sweep import sweep
 from tests.conftest import WEBHOOK_SECRET
 from tests.support.passenger import Passenger, make_train
+from tests.support.waiting import eventually
 
 
 def gateway_of(app):
@@ -46,10 +47,8 @@ async def test_cancel_paid_booking_refunds_less_charges_and_releases_seats(passe
     assert refund.refund_id.startswith("RFD") and refund.passengers == [1, 2]
     assert (await Booking.get(id=booking_id)).status == "cancelled"
     assert (await Train.get(id=train.id)).seats_left == 3
-    for _ in range(200):  # the gateway reports the refund through its webhook
-        if (await Refund.get(id=refund.id)).status != "pending":
-            break
-        await asyncio.sleep(0.02)
+    # The gateway reports the refund through its webhook.
+    await eventually(lambda: Refund.get(id=refund.id), lambda r: r.status != "pending")
     assert await kinds(passenger.user_id) == ["confirmation", "refund", "refund_done"]
     subjects = await Mail.filter(user_id=passenger.user_id).values_list("subject", flat=True)
     assert any("Refund of ₹2,122.00" in s for s in subjects)

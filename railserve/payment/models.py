@@ -89,8 +89,6 @@ class Payment(Model):
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
     completed_at = fields.DatetimeField(null=True)
-    refund_reference = fields.CharField(max_length=40, null=True)
-    refunded_at = fields.DatetimeField(null=True)
 
     booking_id: int
     user_id: int
@@ -249,7 +247,6 @@ class SimulatedCharge(Model):
     succeeded = fields.BooleanField()
     failure_code = fields.CharField(max_length=40, null=True)
     settles_at = fields.DatetimeField()
-    refund_reference = fields.CharField(max_length=40, null=True)
     # The issuer will refuse every refund of this charge (test trigger: account closed).
     refunds_refused = fields.BooleanField(default=False, db_default=False)
     created_at = fields.DatetimeField(auto_now_add=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -136,9 +137,16 @@ async def test_actions_are_rate_limited(app_with, settings):
     async with app_with(settings, rate_limits=True) as limited:
         person = await make_operator(limited)
         path = "/ops/payments/TXN0000000000000000/cancel"
-        codes = [(await person.post(path, {"reason": "x"})).status_code for _ in range(61)]
+        codes: list[int] = []
+        started = time.monotonic()
+        while 429 not in codes and len(codes) < 600:
+            codes.append((await person.post(path, {"reason": "x"})).status_code)
+        spent = time.monotonic() - started
+    # 60 a minute allows one more request for each second spent (a busy machine is slow),
+    # so the refusal comes after 60, plus a request a second at most.
     assert codes[:60] == [404] * 60
-    assert codes[60] == 429
+    assert codes[-1] == 429
+    assert len(codes) - 1 <= 60 + spent + 1, (len(codes), spent)
 
 
 async def test_refund_half_with_a_reason(operator, passenger, paid):
