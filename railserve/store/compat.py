@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
+from tortoise.backends.sqlite import client as sqlite_client
 from tortoise.fields.base import DatabaseDefault
 from tortoise.models import Model
 
@@ -92,3 +93,76 @@ def sqlite_value(value: Any) -> Any:
 
 
 SQLITE_ERRORS = (sqlite3.Error,)
+
+
+# --- SQLite: three fixes to Tortoise's client ------------------------------------------
+# 1. BEGIN IMMEDIATE takes the write lock up front, so busy_timeout applies and a
+#    read-then-write transaction can never fail with SQLITE_BUSY_SNAPSHOT across workers.
+# 2. If BEGIN fails, Tortoise keeps the connection lock forever and every later query of
+#    the process hangs; release it.
+
+
+async def _begin_immediate(self: Any) -> None:
+    try:
+        # The connection is in autocommit mode: a COMMIT is needed only if something left
+        # a transaction open, and each call is a round trip to aiosqlite's thread.
+        if self._connection.in_transaction:
+            await self._connection.commit()
+        await self._connection.execute("BEGIN IMMEDIATE")
+    except Exception as exc:  # sqlite3.OperationalError: locked beyond busy_timeout
+        raise sqlite_client.TransactionManagementError(exc) from exc
+
+
+async def _safe_aenter(self: Any) -> Any:
+    await self._trxlock.acquire()
+    try:
+        await self.ensure_connection()
+        self.token = sqlite_client.get_connections().set(self.connection_name, self.connection)
+        try:
+            await self.connection.begin()
+        except BaseException:
+            sqlite_client.get_connections().reset(self.token)
+            raise
+    except BaseException:
+        self._trxlock.release()
+        raise
+    return self.connection
+
+
+# 3. Count only the rows a statement changed itself. Tortoise counts the difference of
+#    `total_changes`, which includes rows written by triggers (the live notices of
+#    migration 0003): a compare-and-set update of one booking would report 2, not 1.
+#    The statement, its rows and its own count come back from aiosqlite's thread in one
+#    hop, as before.
+
+
+def _fetch_with_count(connection: Any, query: str, values: Any) -> tuple[int, list]:
+    cursor = connection.execute(query, values)
+    try:
+        rows = cursor.fetchall()
+        return max(cursor.rowcount, 0) or len(rows), rows
+    finally:
+        cursor.close()
+
+
+@sqlite_client.translate_exceptions
+async def _execute_query(self: Any, query: str, values: list | None = None) -> tuple[int, list]:
+    query = query.replace("\x00", "'||CHAR(0)||'")
+    async with self.acquire_connection() as connection:
+        self.log.debug("%s: %s", query, values)
+        return await on_sqlite_thread(connection, _fetch_with_count, query, values or [])
+
+
+PATCHES = (
+    (sqlite_client.SqliteTransactionWrapper, "begin", _begin_immediate),
+    (sqlite_client.SqliteTransactionContext, "__aenter__", _safe_aenter),
+    (sqlite_client.SqliteClient, "execute_query", _execute_query),
+)
+
+
+def patch_tortoise_sqlite() -> None:
+    """Put the three fixes in place (idempotent; `railserve.db` does it on import)."""
+    for owner, name, replacement in PATCHES:
+        if not hasattr(owner, name):
+            raise RuntimeError(f"tortoise changed: {owner.__name__}.{name} is gone")
+        setattr(owner, name, replacement)

@@ -12,7 +12,7 @@ from tortoise import connections
 from tortoise.transactions import in_transaction
 
 from railserve import db
-from railserve.models import Notification, Train
+from railserve.models import Booking, Notification, Train, User
 from railserve.payment.models import WebhookEvent
 from railserve.store import compat
 from tests.support.passenger import make_train
@@ -81,3 +81,33 @@ async def test_a_postgres_transaction_hands_out_its_asyncpg_connection():
         pytest.skip("an assumption about PostgreSQL's client")
     async with in_transaction() as transaction, transaction.acquire_connection() as raw:
         assert isinstance(raw, asyncpg.Connection) and raw.is_in_transaction()
+
+
+def test_the_sqlite_client_fixes_are_in_place():
+    for owner, name, replacement in compat.PATCHES:
+        assert getattr(owner, name) is replacement, f"{owner.__name__}.{name} not patched"
+
+
+async def test_a_sqlite_transaction_takes_the_write_lock_at_begin():
+    sqlite_only()
+    statements: list[str] = []
+    connection = await compat.sqlite_client_connection(connections.get("default"))
+    await compat.on_sqlite_thread(connection, lambda raw: raw.set_trace_callback(statements.append))
+    try:
+        async with in_transaction() as transaction:
+            await transaction.execute_query("SELECT 1")
+    finally:
+        await compat.on_sqlite_thread(connection, lambda raw: raw.set_trace_callback(None))
+    assert "BEGIN IMMEDIATE" in statements
+
+
+async def test_a_compare_and_set_counts_its_own_row_not_its_trigger_s():
+    train = await make_train()
+    user = await User.create(name="C", email="c@example.com", password_hash="x")
+    booking = await Booking.create(
+        pnr="C000000001", user=user, train=train, passengers=["C"], passenger_count=1, amount=1
+    )
+    # The live trigger (migration 0003) writes a row of its own for this update.
+    assert (
+        await Booking.filter(id=booking.id, status="pending_payment").update(status="expired") == 1
+    )
