@@ -292,7 +292,11 @@ async def settle(
     if payment.status != PaymentStatus.PENDING and record is None:
         return Settlement(payment, False)
     verdict = settling.Verdict(succeeded, reason, retryable, actor, detail, now_utc())
-    outcome = await store.run(settling.settle(payment, verdict, record, receipt))
+    try:
+        outcome = await store.run(settling.settle(payment, verdict, record, receipt))
+    except settling.SeatsGone:
+        step = settling.settle(payment, verdict, record, receipt, seats_first=True)
+        outcome = await store.run(step)
     if outcome.applied:
         payment.status = outcome.status
         for name, value in (outcome.changes or {}).items():

@@ -317,3 +317,51 @@ async def test_starting_an_attempt():
         ("2", "pending", "success", "succeed", "gateway"),
     ]
     assert snapshot["bookings"] == [("B000000001", "confirmed", True)]
+
+
+async def test_seats_first_leaves_what_the_usual_order_leaves():
+    from railserve.payment.steps import settle as settling
+
+    (payment,) = await world(5, 2)
+    loaded = (await Payment.filter(id=payment.id).select_related("booking__train", "user"))[0]
+    step = settling.settle(loaded, settling.Verdict(True), seats_first=True)
+    assert (await store.run(step)).applied
+    snapshot = normal(await rows())
+    assert (snapshot["seats_left"], snapshot["bookings"]) == (
+        [3],
+        [("B000000001", "confirmed", True)],
+    )
+    assert snapshot["notices"] == [CONFIRMED_1]
+
+
+async def test_seats_taken_meanwhile_settle_again_seats_first(database_url):
+    """PostgreSQL: the seats looked free, another transaction took the last one before
+    this settlement could; it is rolled back whole and waitlisted instead."""
+    if not database_url.startswith("postgres"):
+        pytest.skip("SQLite runs one transaction at a time")
+    import asyncpg
+
+    (payment,) = await world(1, 1)
+    other = await asyncpg.connect(database_url)
+    try:
+        holding = other.transaction()
+        await holding.start()
+        await other.execute('UPDATE "trains" SET "seats_left"=0')
+        settling = asyncio.ensure_future(service.settle(payment.transaction_id, True))
+        while not await other.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND datname = current_database()"
+        ):
+            assert not settling.done(), settling
+            await asyncio.sleep(0.01)
+        await holding.commit()
+        result = await settling
+    finally:
+        await other.close()
+    assert result.applied and result.payment.booking.status == "waitlisted"
+    snapshot = normal(await rows())
+    assert snapshot["bookings"] == [("B000000001", "waitlisted", True)]
+    assert snapshot["notices"] == [
+        ("waitlist", "Booking B000000001 is waitlisted at position 1 on T100.")
+    ]
+    assert snapshot["events"] == [("1", "pending", "success", "succeed", "gateway")]

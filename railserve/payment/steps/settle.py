@@ -27,6 +27,15 @@ TAKE_SEATS = (
     'UPDATE "trains" SET "seats_left"="seats_left"-? '
     'WHERE "id"=? AND "seats_left">=? AND "cancelled_at" IS NULL'
 )
+# The usual case, with the train's row (which every settlement of the train waits for)
+# locked last, just before COMMIT: the booking is confirmed if the seats look free, and
+# the seats are taken after the notice; if another settlement took them in between
+# (PostgreSQL), the whole step is rolled back and settled again, seats first.
+CONFIRM_IF_SEATS = (
+    'UPDATE "bookings" SET "status"=?,"paid_at"=? WHERE "id"=? AND "status" IN (?,?) '
+    'AND EXISTS (SELECT 1 FROM "trains" WHERE "id"=? AND "seats_left">=? '
+    'AND "cancelled_at" IS NULL)'
+)
 RELEASE_SEATS = 'UPDATE "trains" SET "seats_left"="seats_left"+? WHERE "id"=?'
 # The waitlist's decision is taken holding the train's row (SQLite's BEGIN IMMEDIATE
 # already holds the whole database): seats released meanwhile are seen, and a release
@@ -39,6 +48,11 @@ AHEAD_ON_WAITLIST = (
     'SELECT COUNT(*) FROM "bookings" WHERE "train_id"=? AND "status"=? '
     'AND ("paid_at"<? OR ("paid_at"=? AND "id"<?))'
 )
+
+
+class SeatsGone(Exception):
+    """The seats seen free were taken before this settlement could take them: nothing was
+    written; settle again with `seats_first`."""
 
 
 @dataclass(frozen=True)
@@ -62,10 +76,16 @@ class Outcome:
 
 
 def settle(
-    payment: Payment, verdict: Verdict, record: Model | None = None, receipt: Model | None = None
+    payment: Payment,
+    verdict: Verdict,
+    record: Model | None = None,
+    receipt: Model | None = None,
+    *,
+    seats_first: bool = False,
 ) -> Step[Outcome]:
     """`payment` as read with its booking, train and user. `record` is written whatever
-    happens (a webhook's event id); `receipt` only when the verdict applies."""
+    happens (a webhook's event id); `receipt` only when the verdict applies. SeatsGone:
+    see CONFIRM_IF_SEATS."""
     if record is not None:
         yield Insert(record)
     if payment.status != PENDING:
@@ -89,7 +109,7 @@ def settle(
         return Outcome(False)  # another worker settled it first
     place: tuple[BookingStatus, datetime] | None = None
     if verdict.succeeded:
-        place = yield from seat(booking, booking.train, payment.user.email)
+        place = yield from seat(booking, booking.train, payment.user.email, seats_first)
     if receipt is not None:
         yield Insert(receipt)
     return Outcome(
@@ -102,10 +122,22 @@ def settle(
     )
 
 
-def seat(booking: Booking, train: Train, email: str) -> Step[tuple[BookingStatus, datetime] | None]:
+def seat(
+    booking: Booking, train: Train, email: str, seats_first: bool = False
+) -> Step[tuple[BookingStatus, datetime] | None]:
     """A paid booking confirmed if all its passengers fit, else waitlisted; None when it
     cannot take the payment (the caller refunds)."""
     count = booking.passenger_count
+    confirmed = BookingStatus.CONFIRMED
+    if not seats_first:
+        paid_at = now_utc()
+        looks_free = [confirmed.value, paid_at, booking.id, *PAYABLE, train.id, count]
+        if (yield Write(CONFIRM_IF_SEATS, looks_free)):
+            words = confirmation_notice(booking, train)
+            yield from tell(booking.user_id, booking.id, "confirmation", words, email)
+            yield Write(TAKE_SEATS, [count, train.id, count], expect=1, otherwise=SeatsGone())
+            return confirmed, paid_at
+    # Full, cancelled, or the booking moved: decided under the train's row, seats first.
     taken = yield Write(TAKE_SEATS, [count, train.id, count])
     cancelled = False
     if not taken:
@@ -115,7 +147,6 @@ def seat(booking: Booking, train: Train, email: str) -> Step[tuple[BookingStatus
             taken = yield Write(TAKE_SEATS, [count, train.id, count])
     if taken:
         paid_at = now_utc()  # read once the seats are ours: paid_at order is seat order
-        confirmed = BookingStatus.CONFIRMED
         if not (yield move_booking(booking.id, PAYABLE, confirmed.value, paid_at=paid_at)):
             yield Write(RELEASE_SEATS, [count, train.id])  # moved meanwhile: refunded
             return None
