@@ -115,7 +115,9 @@ async def expire_holds(settings: Settings, now: datetime, report: SweepReport) -
         .limit(BATCH)
     )
     for booking in stale:
-        if await store.run(expire(booking, booking.train.number, booking.user.email)):
+        if await store.run(
+            lambda booking=booking: expire(booking, booking.train.number, booking.user.email)
+        ):
             report.expired_bookings.append(booking.pnr)
 
 

@@ -190,7 +190,8 @@ async def start_attempt(
 
     async def create_and_hand_over() -> Payment | None:
         try:
-            payment = await store.run(start(attempt, started, now_utc()))
+            now = now_utc()
+            payment = await store.run(lambda: start(attempt, started, now))
         except IntegrityError:
             return None  # the same key, or another attempt pending: the caller finds out
         if payment is None:
@@ -293,10 +294,11 @@ async def settle(
         return Settlement(payment, False)
     verdict = settling.Verdict(succeeded, reason, retryable, actor, detail, now_utc())
     try:
-        outcome = await store.run(settling.settle(payment, verdict, record, receipt))
+        outcome = await store.run(lambda: settling.settle(payment, verdict, record, receipt))
     except settling.SeatsGone:
-        step = settling.settle(payment, verdict, record, receipt, seats_first=True)
-        outcome = await store.run(step)
+        outcome = await store.run(
+            lambda: settling.settle(payment, verdict, record, receipt, seats_first=True)
+        )
     if outcome.applied:
         payment.status = outcome.status
         for name, value in (outcome.changes or {}).items():
@@ -321,8 +323,10 @@ async def cancel_attempt(user_id: int, transaction_id: str) -> Payment:
 
 async def cancel_pending(payment_id: int, reason: str, *, actor: Actor) -> bool:
     """pending → cancelled (steps/cancel.py); False when the attempt was no longer pending."""
-    step = cancelling.cancel_attempt(payment_id, reason, actor, retryable=True, now=now_utc())
-    return await store.run(step)
+    now = now_utc()
+    return await store.run(
+        lambda: cancelling.cancel_attempt(payment_id, reason, actor, retryable=True, now=now)
+    )
 
 
 async def cancel_unpaid(
@@ -330,7 +334,8 @@ async def cancel_unpaid(
 ) -> str:
     """Cancel a booking before payment, with its pending attempts: free of charge."""
     try:
-        await store.run(cancelling.cancel_unpaid(booking, actor, why, now_utc()))
+        now = now_utc()
+        await store.run(lambda: cancelling.cancel_unpaid(booking, actor, why, now))
     except cancelling.BookingMoved:
         raise Conflict(
             "This booking changed meanwhile (was it just paid?). Reload and try again."

@@ -50,6 +50,7 @@ class Write:
     values: list = field(default_factory=list)
     expect: int | None = None
     otherwise: BaseException | None = None
+    usual: int = 1  # what it changes on the step's usual path (store.postgres plans on it)
 
     def check(self, count: int) -> int:
         if self.expect is not None and count != self.expect:
@@ -122,15 +123,17 @@ def text(sql: str | dict[str, str], dialect: str) -> str | None:
     return sql if isinstance(sql, str) else sql.get(dialect)
 
 
-async def run(step: Step[T], *, durable: bool = True) -> T:
-    """Run `step` in a transaction of its own, shielded from the caller's cancellation."""
+async def run(make: Callable[[], Step[T]], *, durable: bool = True) -> T:
+    """Run the step `make()` in a transaction of its own, shielded from the caller's
+    cancellation. `make` may be called more than once (each call a fresh run of the step:
+    PostgreSQL plans its usual path first, see store.postgres)."""
     if db.sqlite_in_use():
         from railserve.store import sqlite
 
-        return await sqlite.run(step, durable=durable)
+        return await sqlite.run(make(), durable=durable)
     from railserve.store import postgres
 
-    return await postgres.run(step)
+    return await postgres.run(make)
 
 
 async def within(step: Step[T]) -> T:

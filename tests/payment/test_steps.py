@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from tortoise.exceptions import IntegrityError
 
-from railserve import store
+from railserve import db, store
 from railserve.models import Booking, Mail, Notification, Train, User
 from railserve.payment import service
 from railserve.payment.models import Actor, Payment, PaymentEvent
@@ -169,12 +169,16 @@ async def test_a_booking_is_confirmed_only_if_all_its_passengers_fit():
     assert snapshot["bookings"] == [("B000000001", "waitlisted", True)]
 
 
+async def expired(booking: Booking) -> bool:
+    return await store.run(lambda: expire(booking, booking.train.number, booking.user.email))
+
+
 async def test_expiry_then_a_late_success():
     confirmable, full = await world(1, 1, 1)
     bookings = await Booking.all().order_by("pnr").select_related("train", "user")
     for booking in bookings:
-        assert await store.run(expire(booking, booking.train.number, booking.user.email))
-        assert not await store.run(expire(booking, booking.train.number, booking.user.email))
+        assert await expired(booking)
+        assert not await expired(booking)
     late = await service.settle(confirmable.transaction_id, True)
     assert late.applied and not late.needs_refund  # seats left: confirmed after all
     too_late = await service.settle(full.transaction_id, True)
@@ -298,14 +302,14 @@ async def test_starting_an_attempt():
         return payment, event
 
     second, started = attempt(2)
-    assert await store.run(start(second, started, now)) is second
+    assert await store.run(lambda: start(second, started, now)) is second
     assert second.id and second._saved_in_db and started.payment_id == second.id
     with pytest.raises(IntegrityError):  # another attempt is pending for the booking
-        await store.run(start(*attempt(3), now))
+        await store.run(lambda: start(*attempt(3), now))
     await service.settle(second.transaction_id, True)
     fourth, _ = attempt(4)
     fourth.pending_lock = None
-    assert await store.run(start(fourth, _, now)) is None  # paid meanwhile: rolled back
+    assert await store.run(lambda: start(fourth, _, now)) is None  # paid meanwhile: rolled back
     snapshot = normal(await rows())
     assert snapshot["payments"] == [
         ("1", "failed", False, False, "Declined", True),
@@ -324,8 +328,8 @@ async def test_seats_first_leaves_what_the_usual_order_leaves():
 
     (payment,) = await world(5, 2)
     loaded = (await Payment.filter(id=payment.id).select_related("booking__train", "user"))[0]
-    step = settling.settle(loaded, settling.Verdict(True), seats_first=True)
-    assert (await store.run(step)).applied
+    verdict = settling.Verdict(True)
+    assert (await store.run(lambda: settling.settle(loaded, verdict, seats_first=True))).applied
     snapshot = normal(await rows())
     assert (snapshot["seats_left"], snapshot["bookings"]) == (
         [3],
@@ -365,3 +369,22 @@ async def test_seats_taken_meanwhile_settle_again_seats_first(database_url):
         ("waitlist", "Booking B000000001 is waitlisted at position 1 on T100.")
     ]
     assert snapshot["events"] == [("1", "pending", "success", "succeed", "gateway")]
+
+
+async def test_usual_paths_are_one_statement_on_postgres():
+    """PostgreSQL sends a step's usual path as one statement; SQLite as one call."""
+    from tests.support.queries import count_queries
+
+    (payment,) = await world(5, 1)
+    booking = await Booking.get(pnr="B000000001").select_related("train", "user")
+    loaded = (await Payment.filter(id=payment.id).select_related("booking__train", "user"))[0]
+    from railserve.payment.steps import settle as settling
+
+    with count_queries() as queries:
+        assert (await store.run(lambda: settling.settle(loaded, settling.Verdict(True)))).applied
+    if db.sqlite_in_use():
+        assert queries.count == 6, queries  # the statements, in one call
+    else:
+        assert queries.count == 1 and queries.statements[0].startswith("WITH"), queries
+    assert normal(await rows())["bookings"] == [("B000000001", "confirmed", True)]
+    assert booking.status == "pending_payment"  # the instance read before is not touched

@@ -111,3 +111,29 @@ async def test_a_compare_and_set_counts_its_own_row_not_its_trigger_s():
     assert (
         await Booking.filter(id=booking.id, status="pending_payment").update(status="expired") == 1
     )
+
+
+async def test_tortoise_s_postgres_inserts_have_the_shape_the_one_statement_plan_cuts():
+    if db.sqlite_in_use():
+        pytest.skip("an assumption about PostgreSQL's client")
+    from railserve.payment.models import Payment, PaymentEvent
+    from railserve.store import postgres
+
+    client = connections.get("default")
+    rows = [
+        Notification(user_id=1, kind="k", message="m"),
+        PaymentEvent(payment_id=1, to_status="pending", event="start", actor="user"),
+        WebhookEvent(id="evt_shape", type="payment.succeeded", transaction_id="TXN"),
+        Payment(
+            transaction_id="TXN1",
+            booking_id=1,
+            user_id=1,
+            method="upi",
+            amount=1,
+            instrument="x",
+            idempotency_key="k",
+        ),
+    ]
+    for row in rows:
+        sql, _, _ = compat.insert_statement(row, client)
+        assert postgres._INSERT.match(sql), sql
