@@ -1,8 +1,10 @@
-"""Start, settle, cancel and refund payment attempts: the order of steps and the transaction.
+"""Start, settle and cancel payment attempts: the order of steps around the transaction.
 
-Every transition is a compare-and-set on the payment row, written with its audit event
-and all of its effects in one transaction (`db.atomic`). The gateway is never awaited
-inside a transaction.
+What each transaction reads, decides and writes is its step, written once in
+railserve/payment/steps/ and run by `store.run` on either database: every transition is a
+compare-and-set on the payment row, written with its audit event and all of its effects
+in one transaction. This module reads what a step needs before it, calls the gateway
+after it (never inside a transaction), and turns the step's answer into the domain's.
 """
 
 from __future__ import annotations
