@@ -27,7 +27,7 @@ from railserve.htmx import is_htmx, render_page_or_partial, wants_json
 from railserve.limits import payment_limits
 from railserve.models import Booking, BookingStatus
 from railserve.money import format_amount
-from railserve.payment import live, service
+from railserve.payment import live, service, status_card
 from railserve.payment import webhook as webhooks
 from railserve.payment.advice import advice_for
 from railserve.payment.forms import BANKS, WALLET_LABELS, WALLETS
@@ -133,7 +133,7 @@ async def refunds_of(payment: Payment) -> list[Refund]:
 
 
 def status_json(summary: dict) -> dict:
-    """The contract's JSON status, from `service.status_summary`."""
+    """The contract's JSON status, from `status_card.status_summary`."""
     status = str(summary["status"])
     return {
         "transaction_id": summary["transaction_id"],
@@ -224,9 +224,9 @@ async def _conflict_with_pending(error: service.AttemptPending) -> Response:
 async def status(transaction_id: str) -> Response:
     """Show an attempt's status: full page, self-polling partial, or JSON."""
     if wants_json():  # the hottest request: one query, no model objects, no template
-        summary = await service.status_summary(current_user_id(), exact_id(transaction_id))
+        summary = await status_card.status_summary(current_user_id(), exact_id(transaction_id))
         return jsonify(status_json(summary))
-    payment = await service.owned_payment_with_booking(
+    payment = await status_card.owned_payment_with_booking(
         current_user_id(), exact_id(transaction_id), page=not is_htmx()
     )
     return await render_page_or_partial(
