@@ -178,15 +178,15 @@ async def cancel_quote(booking_id: int) -> Response:
     booking, offer = await refunds.quote_for(settings, current_user_id(), booking_id, positions)
     if wants_json():
         return jsonify(quote_json(booking, offer))
-    # The JSON's "none means every passenger" stays; a person starts with nobody ticked
-    # (unless one passenger is left) and ticks whom to cancel.
-    nothing_chosen = not positions and len(booking.active_passengers) > 1
+    # No passenger asked for means every passenger still booked (as in the JSON); the page
+    # says so in words, so nobody confirms a whole cancellation without noticing.
+    all_by_default = not positions and len(booking.active_passengers) > 1
     return await render_page_or_partial(
         "booking/cancel.html",
         "booking/_cancel.html",
         booking=booking,
         quote=offer,
-        nothing_chosen=nothing_chosen,
+        all_by_default=all_by_default,
     )
 
 

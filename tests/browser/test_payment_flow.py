@@ -183,9 +183,9 @@ def test_cancelling_one_of_two_passengers_updates_the_quote_in_place(traveller, 
     page.get_by_role("link", name="Cancel passengers…").click()
     quote = page.locator(".cancel-quote")
     page.evaluate("window.sameDocument = 'yes'")
-    # Nobody is ticked at first: the person says whom to cancel.
-    expect(quote.locator("#nothing-chosen")).to_be_visible()
-    quote.get_by_label("Vikram Rao").check()
+    # Everybody still booked is chosen at first, and the page says so in words.
+    expect(quote.locator("#all-chosen")).to_be_visible()
+    quote.get_by_label("Asha Rao").uncheck()
     # htmx re-quotes in place and the URL follows the choice.
     expect(page.locator(".cancel-quote tbody tr")).to_have_count(1)
     expect(page).to_have_url(re.compile(r"/cancel\?passenger=2$"))

@@ -69,9 +69,9 @@ async def test_quote_json_page_and_partial(passenger, train):
     assert [p["position"] for p in (await quote(passenger, booking_id))[1]["passengers"]] == [1, 2]
     page = await passenger.text(f"/bookings/{booking_id}/cancel?passenger=1&passenger=2")
     assert 'name="expected_refund" value="2122.00"' in page and "GST" in page
-    # Opened with no choice, the page ticks nobody (the JSON above still means everybody).
+    # Opened with no choice, the page quotes everybody, as the JSON does, and says so.
     page = await passenger.text(f"/bookings/{booking_id}/cancel")
-    assert 'id="nothing-chosen"' in page and "expected_refund" not in page
+    assert 'id="all-chosen"' in page and 'name="expected_refund" value="2122.00"' in page
     partial = await passenger.text(
         f"/bookings/{booking_id}/cancel?passenger=1", {"HX-Request": "true"}
     )
