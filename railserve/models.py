@@ -6,6 +6,7 @@ the booking service with a conditional update, never by saving a row read earlie
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 
 from tortoise import fields
@@ -72,6 +73,19 @@ class Train(Model):
     class Meta:
         table = "trains"
         ordering = ["departs_at", "number"]
+
+
+TRAIN_DEPARTED = "This train has departed."
+TRAIN_CANCELLED = "This train is cancelled."
+
+
+def closed_reason(train: Train, now: datetime) -> str | None:
+    """Why `train` takes no more bookings or payments (None while it does)."""
+    if train.cancelled_at is not None:
+        return TRAIN_CANCELLED
+    if train.departs_at <= now:
+        return TRAIN_DEPARTED
+    return None
 
 
 class Booking(Model):

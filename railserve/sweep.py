@@ -30,6 +30,7 @@ class SweepReport:
     reconciled: list[str] = field(default_factory=list)
     timed_out: list[str] = field(default_factory=list)
     expired_bookings: list[str] = field(default_factory=list)
+    departed_refunded: list[str] = field(default_factory=list)
     refunded_late: list[str] = field(default_factory=list)
     refunds_settled: int = 0
     mails_sent: int = 0
@@ -38,6 +39,7 @@ class SweepReport:
         return (
             f"reconciled {len(self.reconciled)}, timed out {len(self.timed_out)}, "
             f"expired bookings {len(self.expired_bookings)}, "
+            f"waitlisted at departure refunded {len(self.departed_refunded)}, "
             f"late payments refunded {len(self.refunded_late)}, "
             f"refunds settled {self.refunds_settled}, mails sent {self.mails_sent}"
         )
@@ -48,6 +50,7 @@ async def sweep(settings: Settings, gateway: Gateway, now: datetime | None = Non
     report = SweepReport()
     await reconcile_pending(settings, gateway, now, report)
     await expire_holds(settings, now, report)
+    await close_departed(settings, gateway, now, report)
     await refund_late_payments(settings, gateway, report)
     report.refunds_settled = await refunds.reconcile_refunds(gateway, settings, now=now)
     report.mails_sent = await deliver_outbox(settings.smtp_url)
@@ -115,27 +118,55 @@ async def expire_holds(settings: Settings, now: datetime, report: SweepReport) -
         .limit(BATCH)
     )
     for booking in stale:
-
-        async def expire(booking: Booking = booking) -> bool:
-            if not await move_booking(
-                booking, (BookingStatus.PENDING_PAYMENT,), BookingStatus.EXPIRED
-            ):
-                return False
-            await notify(
-                booking.user_id,
-                booking.id,
-                "expiry",
-                f"Booking {booking.pnr} expired before it was paid.",
-                subject=f"Booking {booking.pnr} expired",
-                body=(
-                    f"Your booking {booking.pnr} on train {booking.train.number} was held for "
-                    "you but not paid in time, so it has expired. Nothing was charged."
-                ),
-            )
-            return True
-
-        if await db.atomic(expire):
+        if await _expire(booking, "was held for you but not paid in time"):
             report.expired_bookings.append(booking.pnr)
+
+
+async def _expire(booking: Booking, why: str) -> bool:
+    """Expire an unpaid booking, with a notification and a mail; False if it moved."""
+
+    async def expire() -> bool:
+        if not await move_booking(booking, (BookingStatus.PENDING_PAYMENT,), BookingStatus.EXPIRED):
+            return False
+        await notify(
+            booking.user_id,
+            booking.id,
+            "expiry",
+            f"Booking {booking.pnr} expired before it was paid.",
+            subject=f"Booking {booking.pnr} expired",
+            body=(
+                f"Your booking {booking.pnr} on train {booking.train.number} {why}, so it "
+                "has expired. Nothing was charged."
+            ),
+        )
+        return True
+
+    return await db.atomic(expire)
+
+
+async def close_departed(
+    settings: Settings, gateway: Gateway, now: datetime, report: SweepReport
+) -> None:
+    """Booking closes when the train departs: its unpaid bookings expire, and each booking
+    still waitlisted is cancelled and refunded less the waitlist clerkage."""
+    departed = {"train__departs_at__lte": now, "train__cancelled_at": None}
+    unpaid = (
+        await Booking.filter(status=BookingStatus.PENDING_PAYMENT, **departed)
+        .select_related("train")
+        .limit(BATCH)
+    )
+    for booking in unpaid:
+        if await _expire(booking, "was not paid before the train departed"):
+            report.expired_bookings.append(booking.pnr)
+    waitlisted = (
+        await Booking.filter(status=BookingStatus.WAITLISTED, **departed)
+        .order_by("paid_at")
+        .limit(BATCH)
+        .values_list("id", "pnr")
+    )
+    for booking_id, pnr in waitlisted:
+        if await refunds.refund_departed(gateway, settings, booking_id):
+            report.departed_refunded.append(pnr)
 
 
 async def refund_late_payments(settings: Settings, gateway: Gateway, report: SweepReport) -> None:

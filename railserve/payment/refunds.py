@@ -14,7 +14,7 @@ import logging
 import secrets
 import string
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from tortoise.expressions import F
 
@@ -22,7 +22,7 @@ from railserve import db
 from railserve.config import Settings
 from railserve.display import format_money
 from railserve.errors import Conflict, Invalid, NotFound
-from railserve.models import Booking, BookingStatus
+from railserve.models import Booking, BookingStatus, closed_reason
 from railserve.notify import notify
 from railserve.payment import service
 from railserve.payment.machine import RefundMachine
@@ -36,7 +36,15 @@ from railserve.payment.models import (
     RefundStatus,
 )
 from railserve.payment.providers import Gateway, RefundRequest
-from railserve.payment.rules import Quote, Rules, Ticket, chosen_positions, load_rules, quote
+from railserve.payment.rules import (
+    Quote,
+    Rules,
+    Ticket,
+    chosen_positions,
+    departure_quote,
+    load_rules,
+    quote,
+)
 from railserve.seats import move_booking, promote_waitlist, release_seats
 
 log = logging.getLogger(__name__)
@@ -133,16 +141,7 @@ async def cancel(
                 f"{format_money(expected_refund, offer.currency)} as quoted (a cancellation "
                 "window was crossed). Nothing was changed: review the new quote."
             )
-        return await _open_refund(
-            payment,
-            locked,
-            offer.positions,
-            offer.refund,
-            charge=offer.charge,
-            gst=offer.gst,
-            actor=Actor.USER,
-            reason=offer.rule,
-        )
+        return await _open_quoted(payment, locked, offer, actor=Actor.USER, reason=offer.rule)
 
     refund = await db.atomic(work)
     await _hand_over(gateway, settings, refund.id)
@@ -163,6 +162,22 @@ async def _locked_payment(booking_id: int) -> Payment:
     if payment is None:
         raise Conflict("This booking has no payment to refund.")
     return payment
+
+
+async def _open_quoted(
+    payment: Payment, booking: Booking, offer: Quote, *, actor: Actor, reason: str
+) -> Refund:
+    """`_open_refund` for the passengers of a quote, with its charges."""
+    return await _open_refund(
+        payment,
+        booking,
+        offer.positions,
+        offer.refund,
+        charge=offer.charge,
+        gst=offer.gst,
+        actor=actor,
+        reason=reason,
+    )
 
 
 async def _open_refund(
@@ -252,8 +267,8 @@ async def _cancel_passengers(
     if was_confirmed and freed:
         await release_seats(booking.train_id, freed)
     # Seats freed, or a smaller waitlisted booking that may fit now (not on a train the
-    # railway cancelled: everyone on it is being refunded).
-    if booking.train.cancelled_at is None:
+    # railway cancelled, nor on one that has left: no one boards it any more).
+    if closed_reason(booking.train, service.now_utc()) is None:
         await promote_waitlist(booking.train_id)
 
 
@@ -585,6 +600,35 @@ async def refund_in_full(
         return await _open_refund(
             payment, booking, [], left, actor=actor, reason=reason, whole=True
         )
+
+    refund = await db.atomic(work)
+    if refund is not None:
+        await _hand_over(gateway, settings, refund.id)
+    return refund
+
+
+async def refund_departed(gateway: Gateway, settings: Settings, booking_id: int) -> Refund | None:
+    """A booking still waitlisted when its train departed: cancelled, and refunded in full
+    less the waitlist clerkage (and GST). None when it is no longer waitlisted."""
+    rules = rules_in_force(settings)
+
+    async def work() -> Refund | None:
+        try:
+            payment = await _locked_payment(booking_id)
+        except Conflict:
+            return None
+        locked = await Booking.filter(id=booking_id).select_for_update().get()
+        await locked.fetch_related("train")
+        if locked.status != BookingStatus.WAITLISTED:
+            return None
+        offer = departure_quote(ticket_of(locked, paid=True), rules)
+        money = partial(format_money, currency=offer.currency)
+        reason = (
+            f"Train {locked.train.number} departed while booking {locked.pnr} was still "
+            f"waitlisted: refund of {money(offer.refund)} (clerkage {money(offer.charge)}, "
+            f"GST {money(offer.gst)})"
+        )
+        return await _open_quoted(payment, locked, offer, actor=Actor.SYSTEM, reason=reason)
 
     refund = await db.atomic(work)
     if refund is not None:

@@ -22,10 +22,10 @@ from quart import (
 from quart_auth import login_required
 
 from railserve.auth import current_user_id
-from railserve.errors import Invalid, NotFound, Unavailable
+from railserve.errors import Conflict, Invalid, NotFound, Unavailable
 from railserve.htmx import is_htmx, render_page_or_partial, wants_json
 from railserve.limits import payment_limits
-from railserve.models import Booking, BookingStatus
+from railserve.models import Booking, BookingStatus, closed_reason
 from railserve.money import format_amount
 from railserve.payment import live, service
 from railserve.payment import webhook as webhooks
@@ -158,6 +158,8 @@ async def pay(booking_id: int) -> Response:
     if booking.status in (BookingStatus.CONFIRMED, BookingStatus.WAITLISTED):
         await flash(f"Booking {booking.pnr} is already paid.", "info")
         return redirect(url_for("booking.profile"), 303)
+    if why := closed_reason(booking.train, service.now_utc()):
+        raise Conflict(why)
     attempts = await Payment.filter(booking_id=booking.id).order_by("-id")
     pending = next((p for p in attempts if p.status == PaymentStatus.PENDING), None)
     return await render_page_or_partial(

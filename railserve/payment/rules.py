@@ -204,21 +204,41 @@ def chosen_positions(ticket: Ticket, positions: list[int] | None) -> list[int]:
     return sorted(set(positions))
 
 
+def fare_of(ticket: Ticket) -> int:
+    return ticket.amount // max(len(ticket.passengers), 1)
+
+
+def charged_line(ticket: Ticket, position: int, charge: int, rules: Rules) -> PassengerQuote:
+    """One passenger's fare, `charge` with GST where the class bears it, and refund."""
+    fare = fare_of(ticket)
+    name = ticket.passengers[position - 1]
+    gst = percent_of(charge, rules.gst_percent) if ticket.travel_class in rules.gst_classes else 0
+    if charge + gst > fare:  # a refund is never negative: the fare is all we keep
+        gst = percent_of(fare, rules.gst_percent * 100 / (100 + rules.gst_percent)) if gst else 0
+        charge = fare - gst
+    return PassengerQuote(position, name, fare, charge, gst, fare - charge - gst)
+
+
+def departure_quote(ticket: Ticket, rules: Rules) -> Quote:
+    """A booking still waitlisted when its train departs: every passenger still booked is
+    refunded in full less the waitlist clerkage (and its GST where the class bears it)."""
+    clerkage = minor(rules.clerkage, ticket.currency)
+    rule = (
+        f"Still waitlisted when the train departed: refunded less a clerkage charge of "
+        f"{rules.clerkage:g} {ticket.currency} per passenger"
+    )
+    lines = tuple(charged_line(ticket, p, clerkage, rules) for p in chosen_positions(ticket, None))
+    return Quote(True, None, rule, lines, ticket.currency)
+
+
 def quote(ticket: Ticket, positions: list[int], rules: Rules, now: datetime) -> Quote:
     """The charge and refund for cancelling `positions` of `ticket` at `now`."""
-    fare = ticket.amount // max(len(ticket.passengers), 1)
+    fare = fare_of(ticket)
     left = ticket.departs_at - now
     cls, currency = ticket.travel_class, ticket.currency
 
     def line(position: int, charge: int) -> PassengerQuote:
-        name = ticket.passengers[position - 1]
-        gst = percent_of(charge, rules.gst_percent) if cls in rules.gst_classes else 0
-        if charge + gst > fare:  # a refund is never negative: the fare is all we keep
-            gst = (
-                percent_of(fare, rules.gst_percent * 100 / (100 + rules.gst_percent)) if gst else 0
-            )
-            charge = fare - gst
-        return PassengerQuote(position, name, fare, charge, gst, fare - charge - gst)
+        return charged_line(ticket, position, charge, rules)
 
     def refused(reason: str, rule: str) -> Quote:
         lines = tuple(PassengerQuote(p, ticket.passengers[p - 1], fare, 0, 0, 0) for p in positions)
