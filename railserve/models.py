@@ -162,6 +162,13 @@ class Mail(Model):
     body = fields.TextField()
     created_at = fields.DatetimeField(auto_now_add=True)
     delivered_at = fields.DatetimeField(null=True)
+    # Delivery: a sender claims the mail (claimed_at) before sending it; a failure counts
+    # an attempt and sets when to try again; after the last attempt the mail is failed.
+    attempts = fields.IntField(null=True)
+    claimed_at = fields.DatetimeField(null=True)
+    next_attempt_at = fields.DatetimeField(null=True)
+    failed_at = fields.DatetimeField(null=True)
+    last_error = fields.CharField(max_length=300, null=True)
 
     user_id: int
 

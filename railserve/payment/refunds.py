@@ -388,7 +388,7 @@ async def settle_refund(
             )
             return True
         why = (reason or "refused by the gateway")[:200]
-        if refund.attempts < settings.refund_attempts:
+        if refund.tries < settings.refund_attempts:
             await Refund.filter(id=refund.id, status=RefundStatus.PENDING).update(
                 failure_reason=why, updated_at=now
             )
@@ -396,6 +396,10 @@ async def settle_refund(
             return True
         if not await _move(refund, "fail", failure_reason=why, settled_at=now, updated_at=now):
             return False
+        # Money not returned no longer counts as refunded: an operator may refund the rest.
+        await Payment.filter(id=payment.id).update(
+            refunded_amount=F("refunded_amount") - refund.amount
+        )
         await _audit(payment, "refund_failed", actor, f"{refund_id}: {why}")
         await _tell(
             payment,
@@ -476,7 +480,7 @@ async def _reconcile_one(gateway: Gateway, settings: Settings, refund: Refund) -
     if answer.state == "pending":
         return 0
     succeeded = answer.state == "succeeded"
-    if succeeded or refund.attempts >= settings.refund_attempts:
+    if succeeded or refund.tries >= settings.refund_attempts:
         return int(
             await settle_refund(
                 settings,
@@ -634,3 +638,93 @@ async def refund_departed(gateway: Gateway, settings: Settings, booking_id: int)
     if refund is not None:
         await _hand_over(gateway, settings, refund.id)
     return refund
+
+
+async def retry_failed(
+    gateway: Gateway, settings: Settings, *, operator_id: int, refund_id: str, reason: str
+) -> Refund:
+    """An operator asks the gateway again about a failed refund: back to `pending`, with a
+    fresh count of attempts."""
+    now = service.now_utc()
+
+    async def work() -> Refund:
+        payment, refund = await _move_failed(refund_id, "retry", settled_at=None, updated_at=now)
+        await _audit(payment, "refund_retried", Actor.OPERATOR, f"{refund_id}: {reason}")
+        await _operator_action(operator_id, "refund_retry", payment, reason, refund_id)
+        return refund
+
+    refund = await db.atomic(work)
+    await _hand_over(gateway, settings, refund.id)
+    return await Refund.get(id=refund.id)
+
+
+async def settle_offline(
+    *, operator_id: int, refund_id: str, reference: str, reason: str
+) -> Refund:
+    """An operator records a failed refund's money as returned another way (a bank
+    transfer, say): `succeeded`, the operator as actor, with their reference."""
+    now = service.now_utc()
+
+    async def work() -> Refund:
+        payment, refund = await _move_failed(
+            refund_id,
+            "settle_offline",
+            offline_reference=reference,
+            actor=Actor.OPERATOR,
+            operator_id=operator_id,
+            settled_at=now,
+            updated_at=now,
+        )
+        money = format_money(refund.amount, refund.currency)
+        detail = f"{refund_id}: {money} returned outside the gateway, reference {reference}"
+        await _audit(payment, "refund_settled_offline", Actor.OPERATOR, f"{detail} — {reason}")
+        await _operator_action(operator_id, "settle_offline", payment, reason, detail)
+        await _tell(
+            payment,
+            refund,
+            "refund_done",
+            f"Refund {refund_id} of {money} was paid back to you another way "
+            f"(reference {reference}).",
+        )
+        return refund
+
+    return await db.atomic(work)
+
+
+async def _move_failed(refund_id: str, event: str, **changes: object) -> tuple[Payment, Refund]:
+    """Inside a transaction: move a failed refund on (`retry`, `settle_offline`), its
+    amount counted as refunded again, never past the payment; 404 unknown, 409 not failed.
+
+    Lock order: the payment, then the refund (as everywhere: payments first)."""
+    found = await Refund.get_or_none(refund_id=refund_id).only("id", "payment_id")
+    if found is None:
+        raise NotFound("No such refund.")
+    payment = await Payment.filter(id=found.payment_id).select_for_update().get()
+    refund = await Refund.filter(id=found.id).select_for_update().get()
+    if refund.status != RefundStatus.FAILED:
+        raise Conflict(
+            f"Only a failed refund can be retried or settled; this one is {refund.status}."
+        )
+    if not await Payment.filter(
+        id=payment.id, refunded_amount__lte=payment.amount - refund.amount
+    ).update(refunded_amount=F("refunded_amount") + refund.amount):
+        raise Conflict(
+            "The payment has been refunded meanwhile: this refund would exceed what was paid."
+        )
+    # A retry starts a fresh count of gateway attempts (see Refund.tries).
+    changes.setdefault("retried_attempts", refund.attempts)
+    if not await _move(refund, event, failure_reason=None, **changes):
+        raise Conflict("This refund changed meanwhile. Reload and try again.")
+    return payment, refund
+
+
+async def _operator_action(
+    operator_id: int, action: str, payment: Payment, reason: str, detail: str
+) -> None:
+    await OperatorAction.create(
+        operator_id=operator_id,
+        action=action,
+        transaction_id=payment.transaction_id,
+        reason=reason,
+        detail=detail[:300],
+    )
