@@ -40,6 +40,7 @@ from railserve.payment.rules import (
     Quote,
     Rules,
     Ticket,
+    capped,
     chosen_positions,
     departure_quote,
     load_rules,
@@ -100,7 +101,20 @@ async def quote_for(
     _cancellable_or_raise(booking)
     ticket = ticket_of(booking, paid=booking.status in HOLDING)
     chosen = chosen_positions(ticket, positions)
-    return booking, quote(ticket, chosen, rules_in_force(settings), service.now_utc())
+    offer = quote(ticket, chosen, rules_in_force(settings), service.now_utc())
+    if ticket.paid and (
+        payment := await Payment.filter(booking_id=booking.id, status__in=list(REFUNDABLE))
+        .only("id", "amount", "refunded_amount", "currency")
+        .first()
+    ):
+        offer = within_payment(offer, payment)
+    return booking, offer
+
+
+def within_payment(offer: Quote, payment: Payment) -> Quote:
+    """The quote, capped by what earlier refunds left of the payment."""
+    already = format_money(payment.refunded_amount, payment.currency)
+    return capped(offer, payment.amount - payment.refunded_amount, already)
 
 
 async def cancel(
@@ -133,6 +147,7 @@ async def cancel(
             raise Conflict(f"This booking is already {locked.status.value.replace('_', ' ')}.")
         ticket = ticket_of(locked, paid=True)
         offer = quote(ticket, chosen_positions(ticket, positions), rules, now)
+        offer = within_payment(offer, payment)
         if not offer.cancellable:
             raise Conflict(offer.reason or "This booking can no longer be cancelled online.")
         if expected_refund is not None and expected_refund != offer.refund:

@@ -9,7 +9,7 @@ TOML file that replaces them (see `DEFAULT_RULES_TOML` for its shape).
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -202,6 +202,25 @@ def chosen_positions(ticket: Ticket, positions: list[int] | None) -> list[int]:
                 errors={"passenger": "That passenger is already cancelled."},
             )
     return sorted(set(positions))
+
+
+def capped(offer: Quote, left: int, already: str) -> Quote:
+    """Money already returned counts: a quote refunds at most what is `left` of the
+    payment (`already` says how much went back, in words). The passengers' refunds are
+    lowered from the last one backwards, so they still add up to the total."""
+    excess = offer.refund - max(left, 0)
+    if excess <= 0 or not offer.cancellable:
+        return offer
+    lines = []
+    for line in reversed(offer.passengers):
+        cut = min(excess, line.refund)
+        excess -= cut
+        lines.append(replace(line, refund=line.refund - cut))
+    rule = (
+        f"{offer.rule}. {already} was already refunded, so the refund is what is left of "
+        "the payment"
+    )
+    return replace(offer, rule=rule, passengers=tuple(reversed(lines)))
 
 
 def fare_of(ticket: Ticket) -> int:
