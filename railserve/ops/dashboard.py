@@ -160,8 +160,32 @@ async def _attention(now: datetime, stuck_after: timedelta, since: datetime) -> 
         .limit(ATTENTION_LIMIT)
         .values_list("id", "status_code", "transaction_id")
     )
-    items += [Attention(f"Webhook refused with {code}", t, i) for i, code, t in refused]
+    returned = await _money_returned({t for _, code, t in refused if code == 409 and t})
+    items += [
+        Attention(f"Webhook refused with {code}", t, i)
+        for i, code, t in refused
+        if not (code == 409 and t in returned)
+    ]
     return items[:ATTENTION_LIMIT]
+
+
+async def _money_returned(transaction_ids: set[str]) -> set[str]:
+    """Attempts that ended without taking the booking whose captured money went back in
+    full: the success their gateway reported late (a refused 409) needs no one any more."""
+    if not transaction_ids:
+        return set()
+    ended = await Payment.filter(
+        transaction_id__in=transaction_ids,
+        status__in=[PaymentStatus.FAILED, PaymentStatus.CANCELLED],
+    ).values_list("transaction_id", "amount", "refunded_amount")
+    open_refunds = set(
+        await Refund.filter(
+            payment__transaction_id__in=transaction_ids, status__not=RefundStatus.SUCCEEDED
+        ).values_list("payment__transaction_id", flat=True)
+    )
+    return {
+        txn for txn, amount, refunded in ended if refunded >= amount and txn not in open_refunds
+    }
 
 
 def outcome_counts(hours: list[Hour]) -> Counter:

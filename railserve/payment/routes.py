@@ -106,7 +106,9 @@ async def status_context(payment: Payment, booking: Booking | None = None) -> di
         context["retry"] = True
         context["hold_until"] = hold_until(booking)
     if payment.status in (PaymentStatus.FAILED, PaymentStatus.CANCELLED):
-        context["advice"] = advice_for(payment.status.value, payment.failure_reason)
+        context["advice"] = advice_for(
+            payment.status.value, payment.failure_reason, payment.refunded_amount
+        )
         context["support_refs"] = [
             ("transaction id", payment.transaction_id),
             ("PNR", booking.pnr),
@@ -146,7 +148,7 @@ def status_json(summary: dict) -> dict:
         else None,
         "refunded_amount": format_amount(summary["refunded_amount"], summary["currency"]),
         "gateway": summary["gateway"],
-        "advice": advice_for(status, summary["failure_reason"]),
+        "advice": advice_for(status, summary["failure_reason"], summary["refunded_amount"]),
     }
 
 
