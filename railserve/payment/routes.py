@@ -90,12 +90,12 @@ async def status_context(payment: Payment, booking: Booking | None = None) -> di
     if booking is None:
         booking = await Booking.get(id=payment.booking_id).select_related("train")
     refunds = await refunds_of(payment)
-    refund_pending = any(r.status == RefundStatus.PENDING for r in refunds)
+    refund_open = any(r.status in (RefundStatus.PENDING, RefundStatus.FAILED) for r in refunds)
     context = {
         "payment": payment,
         "booking": booking,
         "polling": payment.status == PaymentStatus.PENDING,
-        "live": not live.card_is_final(payment.status, booking.status, refund_pending),
+        "live": not live.card_is_final(payment.status, refund_open),
         "position": await waitlist_position(booking),
         "refunds": refunds,
     }
@@ -264,6 +264,7 @@ async def live_response(payment: Payment) -> Response:
         keys,
         render,
         current_app.config["LIVE_HEARTBEAT"],
+        current_app.config["RAILSERVE"].stream_max_age,
     )
     response = await make_response(
         body,
