@@ -53,7 +53,7 @@ async def sweep(settings: Settings, gateway: Gateway, now: datetime | None = Non
     await close_departed(settings, gateway, now, report)
     await refund_late_payments(settings, gateway, report)
     report.refunds_settled = await refunds.reconcile_refunds(gateway, settings, now=now)
-    report.mails_sent = await deliver_outbox(settings.smtp_url)
+    report.mails_sent = await deliver_outbox(settings.smtp_url, now=now)
     await live.forget_old_changes(now)
     return report
 

@@ -17,6 +17,8 @@ from datetime import datetime, timedelta
 from tortoise.expressions import Q
 from tortoise.functions import Count, Sum
 
+from railserve.models import Mail
+from railserve.notify import MAX_MAIL_ATTEMPTS
 from railserve.payment.models import (
     METHOD_LABELS,
     Payment,
@@ -71,6 +73,7 @@ class Figures:
     refunds_pending: int
     refunds_failed: int
     webhooks_refused: int
+    mails_failed: int
     attention: list[Attention]
 
     @property
@@ -122,6 +125,7 @@ async def figures(now: datetime, stuck_after: timedelta) -> Figures:
         webhooks_refused=await WebhookLog.filter(refused_webhooks(), received_at__gte=since)
         .filter(received_at__lte=now)
         .count(),
+        mails_failed=await Mail.filter(failed_at__not_isnull=True).count(),
         attention=await _attention(now, stuck_after, since),
     )
 
@@ -160,6 +164,18 @@ async def _attention(now: datetime, stuck_after: timedelta, since: datetime) -> 
         .limit(ATTENTION_LIMIT)
         .values_list("id", "status_code", "transaction_id")
     )
+    mails = (
+        await Mail.filter(failed_at__not_isnull=True)
+        .order_by("-id")
+        .limit(ATTENTION_LIMIT)
+        .values_list("id", "to_address", "subject", "last_error")
+    )
+    items += [
+        Attention(
+            f"Mail {i} to {to} failed after {MAX_MAIL_ATTEMPTS} tries ({subject}): {error}", None
+        )
+        for i, to, subject, error in mails
+    ]
     returned = await _money_returned({t for _, code, t in refused if code == 409 and t})
     items += [
         Attention(f"Webhook refused with {code}", t, i)
