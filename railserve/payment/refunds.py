@@ -22,7 +22,7 @@ from railserve import db
 from railserve.config import Settings
 from railserve.display import format_money
 from railserve.errors import Conflict, Invalid, NotFound
-from railserve.models import Booking, BookingStatus, closed_reason
+from railserve.models import Booking, BookingStatus, Train, closed_reason
 from railserve.notify import notify
 from railserve.payment import service
 from railserve.payment.machine import RefundMachine
@@ -141,8 +141,7 @@ async def cancel(
 
     async def work() -> Refund:
         payment = await _locked_payment(booking.id)
-        locked = await Booking.filter(id=booking.id).select_for_update().get()
-        await locked.fetch_related("train")
+        locked = await _lock_booking(booking.id, booking.train_id)
         if locked.status not in HOLDING:
             raise Conflict(f"This booking is already {locked.status.value.replace('_', ' ')}.")
         ticket = ticket_of(locked, paid=True)
@@ -167,8 +166,20 @@ async def cancel(
     )
 
 
+async def _lock_booking(booking_id: int, train_id: int | None = None) -> Booking:
+    """The booking, locked after its train (db.LOCK_ORDER: the caller already holds the
+    payment), with its train. A booking's train never changes: `train_id` may be read
+    before the transaction."""
+    if train_id is None:
+        train_id = await Booking.get(id=booking_id).values_list("train_id", flat=True)
+    await Train.filter(id=train_id).select_for_update().only("id").get()
+    booking = await Booking.filter(id=booking_id).select_for_update().get()
+    await booking.fetch_related("train")
+    return booking
+
+
 async def _locked_payment(booking_id: int) -> Payment:
-    # Payments before bookings, in every transaction: one lock order, no deadlocks.
+    # Payments first, in every transaction (db.LOCK_ORDER): no deadlocks.
     payment = (
         await Payment.filter(booking_id=booking_id, status__in=list(REFUNDABLE))
         .select_for_update()
@@ -389,7 +400,11 @@ async def settle_refund(
         refund = await Refund.get(refund_id=refund_id)
         if refund.status != RefundStatus.PENDING:
             return False
-        payment = await Payment.get(id=refund.payment_id)
+        # The payment's lock before the refund's (db.LOCK_ORDER), then the refund afresh.
+        payment = await Payment.filter(id=refund.payment_id).select_for_update().get()
+        refund = await Refund.get(id=refund.id)
+        if refund.status != RefundStatus.PENDING:
+            return False
         money = format_money(refund.amount, refund.currency)
         if succeeded:
             changes = {"settled_at": now, "failure_reason": None, "updated_at": now}
@@ -556,8 +571,7 @@ async def refund_by_operator(
             created_at__gte=now - timedelta(seconds=60),
         ).first():
             return same, False
-        booking = await Booking.filter(id=payment.booking_id).select_for_update().get()
-        await booking.fetch_related("train")
+        booking = await _lock_booking(payment.booking_id)
         whole = value == refundable
         refund = await _open_refund(
             payment,
@@ -614,8 +628,7 @@ async def refund_in_full(
             return None
         if payment.status not in REFUNDABLE and await Refund.exists(payment_id=payment.id):
             return None  # money captured after a final state: already being returned
-        booking = await Booking.filter(id=payment.booking_id).select_for_update().get()
-        await booking.fetch_related("train")
+        booking = await _lock_booking(payment.booking_id)
         return await _open_refund(
             payment, booking, [], left, actor=actor, reason=reason, whole=True
         )
@@ -636,8 +649,7 @@ async def refund_departed(gateway: Gateway, settings: Settings, booking_id: int)
             payment = await _locked_payment(booking_id)
         except Conflict:
             return None
-        locked = await Booking.filter(id=booking_id).select_for_update().get()
-        await locked.fetch_related("train")
+        locked = await _lock_booking(booking_id)
         if locked.status != BookingStatus.WAITLISTED:
             return None
         offer = departure_quote(ticket_of(locked, paid=True), rules)
