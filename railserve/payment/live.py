@@ -407,8 +407,8 @@ async def stream(
 
     Subscribed before the first render, so a change committed meanwhile is not missed.
     A client that goes away cancels this generator; `finally` forgets the subscription.
-    After `max_age` seconds the stream ends without `close`: the browser reconnects and
-    is sent the current card (a proxy or a deploy never holds a stream forever).
+    After `max_age` seconds the stream ends without `close`, saying `reconnect` first: the
+    browser opens it again and is sent the current card (no stream is held forever).
     """
     subscription = hub.subscribe(keys, heartbeat)
     aged: list[bool] = []
@@ -434,7 +434,10 @@ async def stream(
                 return
             while True:
                 await subscription.signalled()
-                if subscription.closed or aged:
+                if aged:  # not `close`: the card may still change; come back for it
+                    yield event("reconnect", "max-age")
+                    return
+                if subscription.closed:
                     return
                 if subscription.ping_due:
                     subscription.ping_due = False
