@@ -29,6 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("railserve")
 
 
+MAX_DB_ID = 2**31 - 1
+
+
 class DbIdConverter(IntegerConverter):
     """A database id: a positive integer that fits the column, else the route 404s."""
 
@@ -36,7 +39,15 @@ class DbIdConverter(IntegerConverter):
     regex = r"[1-9][0-9]{0,9}"
 
     def __init__(self, map, *args, **kwargs) -> None:
-        super().__init__(map, min=1, max=2**31 - 1)
+        super().__init__(map, min=1)
+
+    def to_python(self, value: str) -> int:
+        # Werkzeug notes a rule's methods (for a 405) before converting its values, so a
+        # refused conversion on one of two rules of a path (GET and POST of
+        # /bookings/<id>/cancel) answered 405. Past the column's range the id becomes 0,
+        # which no row has: the view answers 404 as for any unknown id.
+        number = super().to_python(value)
+        return number if number <= MAX_DB_ID else 0
 
 
 class RailServe(Quart):

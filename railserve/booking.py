@@ -12,13 +12,14 @@ from quart_auth import login_required
 from tortoise.exceptions import IntegrityError
 
 from railserve.auth import current_user_id
-from railserve.errors import Invalid
+from railserve.errors import Conflict, Invalid
 from railserve.htmx import render_page_or_partial, wants_json
-from railserve.models import Booking, Mail, Notification, Train, User
+from railserve.models import Booking, Mail, Notification, Train, User, closed_reason
 from railserve.money import format_amount, parse_amount
 from railserve.payment import refunds
 from railserve.payment.models import Payment, Refund
 from railserve.payment.rules import Quote
+from railserve.payment.service import now_utc
 from railserve.seats import waitlist_positions
 
 bp = Blueprint("booking", __name__)
@@ -58,9 +59,8 @@ async def create_booking(user_id: int, train_id_raw: str | None, names: list[str
     train = await Train.get_or_none(id=train_id) if train_id else None
     if train is None:
         raise Invalid("Choose a train from the list.", errors={"train_id": "Choose a train."})
-    if train.cancelled_at is not None:
-        message = f"Train {train.number} was cancelled by the railway: {train.cancellation_reason}"
-        raise Invalid(message, errors={"train_id": message})
+    if why := closed_reason(train, now_utc()):
+        raise Conflict(why, errors={"train_id": why})
     passengers = clean_passengers(names)
     for _ in range(5):
         try:
@@ -78,11 +78,16 @@ async def create_booking(user_id: int, train_id_raw: str | None, names: list[str
     raise RuntimeError("could not draw a unique PNR")
 
 
+async def open_trains() -> list[Train]:
+    """Trains that still take bookings: not cancelled, not departed."""
+    return await Train.filter(cancelled_at=None, departs_at__gt=now_utc())
+
+
 @bp.get("/")
 @login_required
 async def home() -> Response:
     """List trains with seats left and fare."""
-    trains = await Train.filter(cancelled_at=None)
+    trains = await open_trains()
     # Without JavaScript, "add passenger" is a link that asks for one more row.
     rows = parse_id(request.args.get("passengers")) or 1
     return await render_page_or_partial(
@@ -107,8 +112,8 @@ async def book() -> Response:
         booking = await create_booking(
             current_user_id(), form.get("train_id"), form.getlist("passenger_name")
         )
-    except Invalid as error:
-        trains = await Train.all()
+    except (Invalid, Conflict) as error:
+        trains = await open_trains()
         return await render_page_or_partial(
             "booking/home.html",
             "booking/_trains.html",

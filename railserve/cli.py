@@ -258,11 +258,16 @@ def cmd_add_operator(args: argparse.Namespace) -> int:
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     async def work() -> int:
-        from railserve.ops.reconciliation import differences
+        from railserve.ops.reconciliation import differences, offline_settlements
 
         found = await differences()
         for difference in found:
             print(f"DIFFERENCE {difference}")
+        for settled in await offline_settlements():
+            print(
+                f"SETTLED OUTSIDE THE GATEWAY {settled.transaction_id} refund "
+                f"{settled.refund_id}: {settled.amount}, reference {settled.reference}"
+            )
         if found:
             return 1
         print("the gateway's ledger and the database agree")

@@ -52,6 +52,8 @@ class Settings:
     webhook_secret: str = ""
     simupi_webhook_secret: str = ""
     payment_timeout: float = 600.0
+    # Seconds a live stream lives; then it ends without `close` and the browser reconnects.
+    stream_max_age: float = 600.0
     booking_hold: float = 900.0
     test_mode: bool | None = None
     smtp_url: str = ""
@@ -130,6 +132,8 @@ class Settings:
             raise ConfigError("RAILSERVE_GATEWAY_SUCCESS_RATE must be between 0 and 1")
         if self.refund_attempts < 1:
             raise ConfigError("RAILSERVE_REFUND_ATTEMPTS must be at least 1")
+        if self.stream_max_age <= 0:
+            raise ConfigError("RAILSERVE_STREAM_MAX_AGE must be more than 0 seconds")
         if self.gateway_delay < 0 or self.payment_timeout <= 0 or self.booking_hold <= 0:
             raise ConfigError("delays, timeouts and holds must be positive numbers of seconds")
         self._check_presentation()

@@ -9,6 +9,8 @@ handler must never leave a transaction (or SQLite's connection lock) half-open.
 from __future__ import annotations
 
 import asyncio
+import logging
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -19,6 +21,7 @@ from tortoise.transactions import in_transaction
 from railserve.store import compat
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 MODEL_MODULES = ["railserve.models", "railserve.payment.models"]
 APP_LABEL = "railserve"
@@ -84,21 +87,66 @@ async def migrate(url: str) -> None:
         await close()
 
 
+# One lock order for every transaction that takes several row locks, so that two of them
+# never wait on each other (PostgreSQL; SQLite's BEGIN IMMEDIATE takes the whole database
+# at once): payments, then trains, then bookings, then refunds. Settlement goes this way
+# (the payment, the train's seats, the booking); cancellations and refunds lock the train
+# before the booking (`refunds._lock_booking`); a refund is moved only under its payment's
+# lock (`refunds.settle_refund`, `refunds._move_failed`).
+LOCK_ORDER = ("payments", "trains", "bookings", "refunds")
+
+# A deadlock or a serialization failure (SQLSTATE class 40: 40P01, 40001) rolls the whole
+# transaction back; running the unit again is safe, a bounded number of times. A unit must
+# therefore read what it changes inside the transaction (every unit here does).
+RETRIED_SQLSTATES = frozenset({"40P01", "40001"})
+ATTEMPTS = 4
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Whether `error` (or what it wraps) is a deadlock or serialization failure."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if getattr(seen, "sqlstate", None) in RETRIED_SQLSTATES:
+            return True
+        seen = seen.__cause__
+    return False
+
+
 async def atomic(work: Callable[[], Awaitable[T]]) -> T:
     """Run `work` inside one transaction that a cancelled caller cannot interrupt.
 
     The transaction runs in its own task; if the caller is cancelled (client gone), the
-    task still commits or rolls back and releases its connection.
+    task still commits or rolls back and releases its connection. A deadlock or a
+    serialization failure runs the unit again, at most `ATTEMPTS` times in all.
     """
 
-    async def unit() -> T:
+    async def once() -> T:
         async with in_transaction():
-            result = await work()
+            return await work()
+
+    async def unit() -> T:
+        result = await retried(once)
         committed()
         return result
 
     task = asyncio.ensure_future(unit())
     return await asyncio.shield(task)
+
+
+async def retried(once: Callable[[], Awaitable[T]]) -> T:
+    """Run one transaction (`once`) again after a deadlock or a serialization failure, at
+    most `ATTEMPTS` times in all; `once` must begin and end its own transaction."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return await once()
+        except Exception as error:
+            if attempt == ATTEMPTS or not is_retryable(error):
+                raise
+            log.warning(
+                "transaction rolled back (%s), attempt %s: running it again", error, attempt
+            )
+            await asyncio.sleep(random.uniform(0, 0.02 * attempt))  # let the winner finish
+    raise AssertionError("unreachable")
 
 
 def committed() -> None:

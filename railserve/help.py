@@ -12,13 +12,12 @@ from quart import Blueprint, Response, current_app
 
 from railserve.display import format_major
 from railserve.htmx import render_page_or_partial
-from railserve.payment.rules import Rules, load_rules
+from railserve.payment.rules import RULES_CURRENCY, Rules, load_rules
 from railserve.vocabulary import travel_class as class_name
 
 bp = Blueprint("help", __name__)
 
 # The currency the rules' amounts are written in for the app's own trains.
-RULES_CURRENCY = "INR"
 
 
 @dataclass(frozen=True)

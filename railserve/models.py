@@ -6,6 +6,7 @@ the booking service with a conditional update, never by saving a row read earlie
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 
 from tortoise import fields
@@ -72,6 +73,19 @@ class Train(Model):
     class Meta:
         table = "trains"
         ordering = ["departs_at", "number"]
+
+
+TRAIN_DEPARTED = "This train has departed."
+TRAIN_CANCELLED = "This train is cancelled."
+
+
+def closed_reason(train: Train, now: datetime) -> str | None:
+    """Why `train` takes no more bookings or payments (None while it does)."""
+    if train.cancelled_at is not None:
+        return TRAIN_CANCELLED
+    if train.departs_at <= now:
+        return TRAIN_DEPARTED
+    return None
 
 
 class Booking(Model):
@@ -148,6 +162,13 @@ class Mail(Model):
     body = fields.TextField()
     created_at = fields.DatetimeField(auto_now_add=True)
     delivered_at = fields.DatetimeField(null=True)
+    # Delivery: a sender claims the mail (claimed_at) before sending it; a failure counts
+    # an attempt and sets when to try again; after the last attempt the mail is failed.
+    attempts = fields.IntField(null=True)
+    claimed_at = fields.DatetimeField(null=True)
+    next_attempt_at = fields.DatetimeField(null=True)
+    failed_at = fields.DatetimeField(null=True)
+    last_error = fields.CharField(max_length=300, null=True)
 
     user_id: int
 

@@ -17,7 +17,7 @@ from railserve.notify import deliver_outbox
 from railserve.payment import live, refunds, service
 from railserve.payment.models import Actor, Payment, PaymentStatus
 from railserve.payment.providers import Gateway
-from railserve.payment.steps.expire import expire
+from railserve.payment.steps.expire import DEPARTED_UNPAID, HELD_TOO_LONG, expire
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ class SweepReport:
     reconciled: list[str] = field(default_factory=list)
     timed_out: list[str] = field(default_factory=list)
     expired_bookings: list[str] = field(default_factory=list)
+    departed_refunded: list[str] = field(default_factory=list)
     refunded_late: list[str] = field(default_factory=list)
     refunds_settled: int = 0
     mails_sent: int = 0
@@ -38,6 +39,7 @@ class SweepReport:
         return (
             f"reconciled {len(self.reconciled)}, timed out {len(self.timed_out)}, "
             f"expired bookings {len(self.expired_bookings)}, "
+            f"waitlisted at departure refunded {len(self.departed_refunded)}, "
             f"late payments refunded {len(self.refunded_late)}, "
             f"refunds settled {self.refunds_settled}, mails sent {self.mails_sent}"
         )
@@ -48,9 +50,10 @@ async def sweep(settings: Settings, gateway: Gateway, now: datetime | None = Non
     report = SweepReport()
     await reconcile_pending(settings, gateway, now, report)
     await expire_holds(settings, now, report)
+    await close_departed(settings, gateway, now, report)
     await refund_late_payments(settings, gateway, report)
     report.refunds_settled = await refunds.reconcile_refunds(gateway, settings, now=now)
-    report.mails_sent = await deliver_outbox(settings.smtp_url)
+    report.mails_sent = await deliver_outbox(settings.smtp_url, now=now)
     await live.forget_old_changes(now)
     return report
 
@@ -115,10 +118,38 @@ async def expire_holds(settings: Settings, now: datetime, report: SweepReport) -
         .limit(BATCH)
     )
     for booking in stale:
-        if await store.run(
-            lambda booking=booking: expire(booking, booking.train.number, booking.user.email)
-        ):
+        if await _expire(booking, HELD_TOO_LONG):
             report.expired_bookings.append(booking.pnr)
+
+
+async def _expire(booking: Booking, why: str) -> bool:
+    """Expire an unpaid booking read with its train and user; False if it moved."""
+    return await store.run(lambda: expire(booking, booking.train.number, booking.user.email, why))
+
+
+async def close_departed(
+    settings: Settings, gateway: Gateway, now: datetime, report: SweepReport
+) -> None:
+    """Booking closes when the train departs: its unpaid bookings expire, and each booking
+    still waitlisted is cancelled and refunded less the waitlist clerkage."""
+    departed = {"train__departs_at__lte": now, "train__cancelled_at": None}
+    unpaid = (
+        await Booking.filter(status=BookingStatus.PENDING_PAYMENT, **departed)
+        .select_related("train", "user")
+        .limit(BATCH)
+    )
+    for booking in unpaid:
+        if await _expire(booking, DEPARTED_UNPAID):
+            report.expired_bookings.append(booking.pnr)
+    waitlisted = (
+        await Booking.filter(status=BookingStatus.WAITLISTED, **departed)
+        .order_by("paid_at")
+        .limit(BATCH)
+        .values_list("id", "pnr")
+    )
+    for booking_id, pnr in waitlisted:
+        if await refunds.refund_departed(gateway, settings, booking_id):
+            report.departed_refunded.append(pnr)
 
 
 async def refund_late_payments(settings: Settings, gateway: Gateway, report: SweepReport) -> None:

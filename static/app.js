@@ -176,6 +176,20 @@
       pollInstead(node);
     }
   });
+  // A stream lives RAILSERVE_STREAM_MAX_AGE seconds and ends with `reconnect` (never
+  // `close`): open it again on a fresh copy of the card; its first event is the card now.
+  document.addEventListener("htmx:sseOpen", function (event) {
+    var panel = event.target;
+    var source = event.detail && event.detail.source;
+    if (!source || !panel.matches || !panel.matches(".payment-status")) return;
+    source.addEventListener("reconnect", function () {
+      source.close();
+      if (!document.body.contains(panel)) return;
+      var fresh = panel.cloneNode(true);
+      panel.replaceWith(fresh);
+      htmx.process(fresh);
+    });
+  });
   // Every new connection first sends the current card: skip it when it is already shown.
   var SHOWN = /data-shown="([^"]*)"/;
   document.addEventListener("htmx:sseBeforeMessage", function (event) {

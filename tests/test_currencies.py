@@ -45,9 +45,10 @@ async def settled_refund(refund_id: str) -> Refund:
 @pytest.mark.parametrize(
     ("currency", "fare", "fare_text", "shown", "charge", "gst", "refund"),
     [
-        # 3A, more than 48 h out: a flat 180 (in the train's currency) plus 5 % GST.
-        ("JPY", 1250, "1250", "JP¥1,250", "180", "9", "1061"),
-        ("BHD", 250750, "250.750", "BHD250.750", "180.000", "9.000", "61.750"),
+        # 3A, more than 48 h out: the flat charge is an INR amount, so a train in another
+        # currency bears none (only percentages apply, and this window has none).
+        ("JPY", 1250, "1250", "JP¥1,250", "0", "0", "1250"),
+        ("BHD", 250750, "250.750", "BHD250.750", "0.000", "0.000", "250.750"),
     ],
 )
 async def test_paid_and_refunded_with_exact_amounts(

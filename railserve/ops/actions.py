@@ -170,3 +170,31 @@ async def replay(
     if outcome in ("already seen", "already applied"):
         return Done(f"Event {entry.event_id} was already applied: nothing changed.")
     return Done(f"Event {entry.event_id} applied.")
+
+
+def reference_from(form: Mapping[str, str]) -> str:
+    reference = (form.get("reference") or "").strip()
+    if not (1 <= len(reference) <= 64 and reference.isprintable()):
+        message = "Give the reference of the transfer: 1 to 64 printable characters."
+        raise Invalid(message, errors={"reference": message})
+    return reference
+
+
+async def retry_refund(
+    settings: Settings, gateway: Gateway, operator: User, refund_id: str, form: Mapping[str, str]
+) -> Done:
+    reason = reason_from(form)
+    made = await refunds.retry_failed(
+        gateway, settings, operator_id=operator.id, refund_id=refund_id, reason=reason
+    )
+    return Done(f"Refund {made.refund_id} asked of the gateway again: it is {made.status}.")
+
+
+async def settle_refund_offline(operator: User, refund_id: str, form: Mapping[str, str]) -> Done:
+    reason = reason_from(form)
+    reference = reference_from(form)
+    made = await refunds.settle_offline(
+        operator_id=operator.id, refund_id=refund_id, reference=reference, reason=reason
+    )
+    money = format_money(made.amount, made.currency)
+    return Done(f"Refund {made.refund_id} of {money} recorded as returned ({reference}).")

@@ -18,6 +18,8 @@ from tortoise.expressions import Q
 from tortoise.functions import Count, Sum
 
 from railserve import display
+from railserve.models import Mail
+from railserve.notify import MAX_MAIL_ATTEMPTS
 from railserve.payment.models import (
     METHOD_LABELS,
     Payment,
@@ -72,6 +74,7 @@ class Figures:
     refunds_pending: int
     refunds_failed: int
     webhooks_refused: int
+    mails_failed: int
     attention: list[Attention]
 
     @property
@@ -123,6 +126,7 @@ async def figures(now: datetime, stuck_after: timedelta) -> Figures:
         webhooks_refused=await WebhookLog.filter(refused_webhooks(), received_at__gte=since)
         .filter(received_at__lte=now)
         .count(),
+        mails_failed=await Mail.filter(failed_at__not_isnull=True).count(),
         attention=await _attention(now, stuck_after, since),
     )
 
@@ -170,8 +174,44 @@ async def _attention(now: datetime, stuck_after: timedelta, since: datetime) -> 
         .limit(ATTENTION_LIMIT)
         .values_list("id", "status_code", "transaction_id")
     )
-    items += [Attention(f"Webhook refused with {code}", t, i) for i, code, t in refused]
+    mails = (
+        await Mail.filter(failed_at__not_isnull=True)
+        .order_by("-id")
+        .limit(ATTENTION_LIMIT)
+        .values_list("id", "to_address", "subject", "last_error")
+    )
+    items += [
+        Attention(
+            f"Mail {i} to {to} failed after {MAX_MAIL_ATTEMPTS} tries ({subject}): {error}", None
+        )
+        for i, to, subject, error in mails
+    ]
+    returned = await _money_returned({t for _, code, t in refused if code == 409 and t})
+    items += [
+        Attention(f"Webhook refused with {code}", t, i)
+        for i, code, t in refused
+        if not (code == 409 and t in returned)
+    ]
     return items[:ATTENTION_LIMIT]
+
+
+async def _money_returned(transaction_ids: set[str]) -> set[str]:
+    """Attempts that ended without taking the booking whose captured money went back in
+    full: the success their gateway reported late (a refused 409) needs no one any more."""
+    if not transaction_ids:
+        return set()
+    ended = await Payment.filter(
+        transaction_id__in=transaction_ids,
+        status__in=[PaymentStatus.FAILED, PaymentStatus.CANCELLED],
+    ).values_list("transaction_id", "amount", "refunded_amount")
+    open_refunds = set(
+        await Refund.filter(
+            payment__transaction_id__in=transaction_ids, status__not=RefundStatus.SUCCEEDED
+        ).values_list("payment__transaction_id", flat=True)
+    )
+    return {
+        txn for txn, amount, refunded in ended if refunded >= amount and txn not in open_refunds
+    }
 
 
 def outcome_counts(hours: list[Hour]) -> Counter:

@@ -91,17 +91,60 @@ def _compare_charge(payment: dict, charge: dict | None, now: datetime, refunded:
             )
 
 
+@dataclass(frozen=True)
+class OfflineSettlement:
+    """A refund an operator recorded as returned outside the gateway: not a difference."""
+
+    transaction_id: str
+    refund_id: str
+    amount: str
+    reference: str
+    settled_at: datetime | None
+
+
+async def offline_settlements() -> list[OfflineSettlement]:
+    rows = await (
+        Refund.filter(offline_reference__isnull=False)
+        .order_by("-settled_at")
+        .values(
+            "refund_id",
+            "amount",
+            "currency",
+            "offline_reference",
+            "settled_at",
+            transaction_id="payment__transaction_id",
+        )
+    )
+    return [
+        OfflineSettlement(
+            row["transaction_id"],
+            row["refund_id"],
+            format_money(row["amount"], row["currency"]),
+            row["offline_reference"],
+            row["settled_at"],
+        )
+        for row in rows
+    ]
+
+
 async def _compare_refunds(gateway_refunds: list[dict]) -> list[Difference]:
     found: list[Difference] = []
     by_refund: dict[str, dict] = {row["refund_id"]: row for row in gateway_refunds}
     ours = await Refund.all().values(
-        "refund_id", "status", "amount", "currency", transaction_id="payment__transaction_id"
+        "refund_id",
+        "status",
+        "amount",
+        "currency",
+        "offline_reference",
+        transaction_id="payment__transaction_id",
     )
     known = set()
     for refund in ours:
         known.add(refund["refund_id"])
         theirs = by_refund.get(refund["refund_id"])
         money = format_money(refund["amount"], refund["currency"])
+        if refund["offline_reference"] is not None and theirs is None:
+            continue  # settled outside the gateway: listed apart
         if refund["status"] == RefundStatus.SUCCEEDED and theirs is None:
             found.append(
                 Difference(

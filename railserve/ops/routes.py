@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 from quart import Response, current_app, flash, g, jsonify, redirect, request, url_for
 
-from railserve.errors import DomainError, Invalid
+from railserve.errors import DomainError, Invalid, NotFound
 from railserve.htmx import is_htmx, render_page_or_partial, wants_json
 from railserve.limits import operator_limits
 from railserve.models import Booking
 from railserve.money import format_amount
 from railserve.ops import actions, dashboard, diagram, queries
 from railserve.ops import ops_bp as bp
-from railserve.ops.reconciliation import differences
+from railserve.ops.reconciliation import differences, offline_settlements
 from railserve.payment.models import (
     METHOD_LABELS,
     OperatorAction,
@@ -180,6 +181,7 @@ def detail_json(context: dict) -> dict:
                 "reason": r.reason,
                 "actor": str(r.actor),
                 "gateway_reference": r.gateway_reference,
+                "offline_reference": r.offline_reference,
                 "created_at": queries._iso(r.created_at),
             }
             for r in context["refunds"]
@@ -260,14 +262,59 @@ async def cancel(transaction_id: str) -> Response:
     return await _act(transaction_id, lambda p, form: actions.cancel(g.operator, p, form))
 
 
+REFUND_ID = re.compile(r"RFD[A-Z0-9]{16}")
+
+
+async def _act_on_refund(refund_id: str, do) -> Response:
+    """An action on a refund answers like one on its payment (its detail page)."""
+    refund = (
+        await Refund.get_or_none(refund_id=refund_id).select_related("payment")
+        if REFUND_ID.fullmatch(refund_id)
+        else None
+    )
+    if refund is None:
+        raise NotFound("No such refund.")
+    return await _act(refund.payment.transaction_id, lambda _payment, form: do(form))
+
+
+@bp.post("/refunds/<refund_id>/retry")
+@operator_limits
+async def retry_refund(refund_id: str) -> Response:
+    """Ask the gateway again for a failed refund."""
+    return await _act_on_refund(
+        refund_id,
+        lambda form: actions.retry_refund(_settings(), _gateway(), g.operator, refund_id, form),
+    )
+
+
+@bp.post("/refunds/<refund_id>/settle-offline")
+@operator_limits
+async def settle_refund_offline(refund_id: str) -> Response:
+    """Record a failed refund's money as returned outside the gateway."""
+    return await _act_on_refund(
+        refund_id, lambda form: actions.settle_refund_offline(g.operator, refund_id, form)
+    )
+
+
 @bp.get("/reconciliation")
 async def reconciliation() -> Response:
     """Show where the gateway's ledger and the database disagree."""
     found = await differences()
+    offline = await offline_settlements()
     if wants_json():
-        return jsonify({"differences": [vars(d) for d in found]})
+        return jsonify(
+            {
+                "differences": [vars(d) for d in found],
+                "settled_offline": [
+                    {**vars(o), "settled_at": queries._iso(o.settled_at)} for o in offline
+                ],
+            }
+        )
     return await render_page_or_partial(
-        "ops/reconciliation.html", "ops/reconciliation.html", differences=found
+        "ops/reconciliation.html",
+        "ops/reconciliation.html",
+        differences=found,
+        settled_offline=offline,
     )
 
 

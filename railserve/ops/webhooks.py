@@ -63,8 +63,11 @@ async def webhooks() -> Response:
 async def _stored(event_id: str) -> WebhookLog | None:
     """The stored delivery an id names: the gateway's event id (PRODUCT.md), preferring a
     validly signed delivery, or the number of a log row (events without a usable id)."""
-    if event_id.isascii() and event_id.isdigit() and len(event_id) <= 10:
-        return await WebhookLog.get_or_none(id=int(event_id))
+    if not event_id.isprintable():  # a NUL byte is no id (and PostgreSQL refuses it)
+        return None
+    if event_id.isascii() and event_id.isdigit():
+        row = int(event_id)  # past the column's range (PostgreSQL refuses it): no such row
+        return await WebhookLog.get_or_none(id=row) if 0 < row < 2**31 else None
     return (
         await WebhookLog.filter(event_id=event_id[:64]).order_by("-signature_valid", "-id").first()
     )

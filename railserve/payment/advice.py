@@ -45,7 +45,7 @@ ADVICE: dict[FailureKind, str] = {
         "We did not hear back in time. Check with your bank whether money left your account "
         "before paying again; if it did, it is reversed automatically in 5–7 business days."
     ),
-    FailureKind.CANCELLED: "Nothing was charged. You can pay again while your seats are held.",
+    FailureKind.CANCELLED: "Nothing was charged. You can pay again while the booking is held.",
     FailureKind.OTHER: "Nothing was charged. Try again, or choose another payment method.",
 }
 
@@ -55,10 +55,21 @@ def failure_kind(reason: str | None) -> FailureKind:
     return next((kind for fragment, kind in REASON_KINDS if fragment in text), FailureKind.OTHER)
 
 
-def advice_for(status: str, reason: str | None) -> str | None:
-    """What to do next; None unless the attempt failed or was cancelled."""
+# The gateway took the money after the attempt had ended, and we give it back in full:
+# "nothing was charged" would not be true.
+MONEY_RETURNED = (
+    "The payment went through after this attempt had ended, so the whole amount is being "
+    "returned to you (see the refund). You can pay again while the booking is held."
+)
+
+
+def advice_for(status: str, reason: str | None, refunded: int = 0) -> str | None:
+    """What to do next; None unless the attempt failed or was cancelled. `refunded`: how
+    much of money taken anyway is being returned."""
     if status not in ("failed", "cancelled"):
         return None
+    if refunded:
+        return MONEY_RETURNED
     kind = failure_kind(reason)
     if status == "cancelled" and kind is FailureKind.OTHER:
         kind = FailureKind.CANCELLED

@@ -34,7 +34,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 from tortoise.connection import get_connections
 
-from railserve.models import BookingStatus
 from railserve.payment.models import LiveChange, PaymentStatus
 
 log = logging.getLogger(__name__)
@@ -43,32 +42,25 @@ CHANNEL = "railserve_live"
 POLL_INTERVAL = 0.05  # SQLite, streams open: seconds between two reads of live_changes
 IDLE_INTERVAL = 0.15  # SQLite, no stream open: seconds between two ticks (no query)
 HEARTBEAT = 15.0  # seconds between two `: ping` comments on an idle stream
+MAX_AGE = 600.0  # seconds a stream lives (RAILSERVE_STREAM_MAX_AGE)
 IDLE_CATCH_UP = 20  # SQLite, no stream open: read the newest change id every 20 ticks
 RECONNECT_WAIT = 1.0  # PostgreSQL: first wait before listening again after a drop
 KEEP_CHANGES = timedelta(minutes=5)  # SQLite: live_changes rows older than this go
 
 
 FINAL_PAYMENT = (PaymentStatus.FAILED, PaymentStatus.CANCELLED, PaymentStatus.REFUNDED)
-PAID = (PaymentStatus.SUCCESS, PaymentStatus.PARTIALLY_REFUNDED)
 
 
-def card_is_final(
-    payment_status: PaymentStatus, booking_status: BookingStatus, refund_pending: bool = False
-) -> bool:
-    """Whether nothing that happens by itself can change this attempt's card any more.
+def card_is_final(payment_status: PaymentStatus, refund_open: bool = False) -> bool:
+    """Whether nothing can change this attempt's card any more (its stream sends `close`).
 
     Failed, cancelled and refunded attempts are over (a retry is a new attempt with a card
-    of its own), once no refund of theirs is still waiting for the gateway. A paid one is
-    over once its booking is confirmed and no refund is pending; a waitlisted booking may
-    still be promoted, and a paid attempt whose booking expired or was cancelled meanwhile
-    is refunded automatically, so those cards keep listening. A cancellation the passenger
-    asks for later starts from another page, which shows the card afresh.
+    of its own), once none of their refunds is still pending or failed (an operator may
+    retry a failed one or settle it offline). A successful attempt's card is never over:
+    a refund, an operator's action or a promotion from the waitlist can still change it,
+    so its stream stays open (until RAILSERVE_STREAM_MAX_AGE).
     """
-    if refund_pending:
-        return False
-    if payment_status in FINAL_PAYMENT:
-        return True
-    return payment_status in PAID and booking_status == BookingStatus.CONFIRMED
+    return payment_status in FINAL_PAYMENT and not refund_open
 
 
 def transaction_key(transaction_id: str) -> str:
@@ -405,14 +397,28 @@ def event(name: str, data: str) -> bytes:
 
 
 async def stream(
-    hub: Hub, keys: Iterable[str], render: Render, heartbeat: float = HEARTBEAT
+    hub: Hub,
+    keys: Iterable[str],
+    render: Render,
+    heartbeat: float = HEARTBEAT,
+    max_age: float = MAX_AGE,
 ) -> AsyncIterator[bytes]:
     """The current card at once, again after each change, `close` once it is final.
 
     Subscribed before the first render, so a change committed meanwhile is not missed.
     A client that goes away cancels this generator; `finally` forgets the subscription.
+    After `max_age` seconds the stream ends without `close`, saying `reconnect` first: the
+    browser opens it again and is sent the current card (no stream is held forever).
     """
     subscription = hub.subscribe(keys, heartbeat)
+    aged: list[bool] = []
+
+    def expire() -> None:
+        aged.append(True)
+        subscription.signal()
+
+    # One timer per stream for its whole life, not one per wait.
+    old_age = asyncio.get_running_loop().call_later(max_age, expire)
     try:
         shown = None  # a digest of the card last sent: thousands of streams keep no copies
         while True:
@@ -428,6 +434,9 @@ async def stream(
                 return
             while True:
                 await subscription.signalled()
+                if aged:  # not `close`: the card may still change; come back for it
+                    yield event("reconnect", "max-age")
+                    return
                 if subscription.closed:
                     return
                 if subscription.ping_due:
@@ -437,4 +446,5 @@ async def stream(
                     subscription.dirty = False
                     break
     finally:
+        old_age.cancel()
         hub.unsubscribe(subscription)

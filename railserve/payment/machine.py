@@ -31,7 +31,10 @@ class PaymentMachine(StateMachine):
 class RefundMachine(StateMachine):
     pending = State(initial=True, value=RefundStatus.PENDING)
     succeeded = State(final=True, value=RefundStatus.SUCCEEDED)
-    failed = State(final=True, value=RefundStatus.FAILED)
+    # Not final: an operator may retry it or record money returned another way.
+    failed = State(value=RefundStatus.FAILED)
 
     succeed = pending.to(succeeded)
     fail = pending.to(failed)
+    retry = failed.to(pending)  # an operator asks the gateway again
+    settle_offline = failed.to(succeeded)  # an operator returned the money another way

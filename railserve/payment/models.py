@@ -152,12 +152,23 @@ class Refund(Model):
     # leave it failed for an operator.
     attempts = fields.IntField(default=0)
     failure_reason = fields.CharField(max_length=200, null=True)
+    # Gateway attempts made before an operator's last retry: the refusals counted against
+    # RAILSERVE_REFUND_ATTEMPTS start afresh, while (refund_id, attempt) stays unique.
+    retried_attempts = fields.IntField(null=True)
+    # Money returned outside the gateway (a bank transfer, say) by an operator: its
+    # reference. Reconciliation lists such refunds apart, not as differences.
+    offline_reference = fields.CharField(max_length=64, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
     settled_at = fields.DatetimeField(null=True)
 
     payment_id: int
     operator_id: int | None
+
+    @property
+    def tries(self) -> int:
+        """Gateway attempts since the refund was opened or an operator last retried it."""
+        return self.attempts - (self.retried_attempts or 0)
 
     class Meta:
         table = "refunds"

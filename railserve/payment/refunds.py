@@ -14,7 +14,7 @@ import logging
 import secrets
 import string
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from tortoise.expressions import F
 
@@ -22,7 +22,7 @@ from railserve import db
 from railserve.config import Settings
 from railserve.display import format_money
 from railserve.errors import Conflict, Invalid, NotFound
-from railserve.models import Booking, BookingStatus
+from railserve.models import Booking, BookingStatus, Train, closed_reason
 from railserve.notify import notify
 from railserve.payment import service
 from railserve.payment.machine import RefundMachine
@@ -36,7 +36,16 @@ from railserve.payment.models import (
     RefundStatus,
 )
 from railserve.payment.providers import Gateway, RefundRequest
-from railserve.payment.rules import Quote, Rules, Ticket, chosen_positions, load_rules, quote
+from railserve.payment.rules import (
+    Quote,
+    Rules,
+    Ticket,
+    capped,
+    chosen_positions,
+    departure_quote,
+    load_rules,
+    quote,
+)
 from railserve.seats import move_booking, promote_waitlist, release_seats
 
 log = logging.getLogger(__name__)
@@ -92,7 +101,20 @@ async def quote_for(
     _cancellable_or_raise(booking)
     ticket = ticket_of(booking, paid=booking.status in HOLDING)
     chosen = chosen_positions(ticket, positions)
-    return booking, quote(ticket, chosen, rules_in_force(settings), service.now_utc())
+    offer = quote(ticket, chosen, rules_in_force(settings), service.now_utc())
+    if ticket.paid and (
+        payment := await Payment.filter(booking_id=booking.id, status__in=list(REFUNDABLE))
+        .only("id", "amount", "refunded_amount", "currency")
+        .first()
+    ):
+        offer = within_payment(offer, payment)
+    return booking, offer
+
+
+def within_payment(offer: Quote, payment: Payment) -> Quote:
+    """The quote, capped by what earlier refunds left of the payment."""
+    already = format_money(payment.refunded_amount, payment.currency)
+    return capped(offer, payment.amount - payment.refunded_amount, already)
 
 
 async def cancel(
@@ -119,12 +141,12 @@ async def cancel(
 
     async def work() -> Refund:
         payment = await _locked_payment(booking.id)
-        locked = await Booking.filter(id=booking.id).select_for_update().get()
-        await locked.fetch_related("train")
+        locked = await _lock_booking(booking.id, booking.train_id)
         if locked.status not in HOLDING:
             raise Conflict(f"This booking is already {locked.status.value.replace('_', ' ')}.")
         ticket = ticket_of(locked, paid=True)
         offer = quote(ticket, chosen_positions(ticket, positions), rules, now)
+        offer = within_payment(offer, payment)
         if not offer.cancellable:
             raise Conflict(offer.reason or "This booking can no longer be cancelled online.")
         if expected_refund is not None and expected_refund != offer.refund:
@@ -133,16 +155,7 @@ async def cancel(
                 f"{format_money(expected_refund, offer.currency)} as quoted (a cancellation "
                 "window was crossed). Nothing was changed: review the new quote."
             )
-        return await _open_refund(
-            payment,
-            locked,
-            offer.positions,
-            offer.refund,
-            charge=offer.charge,
-            gst=offer.gst,
-            actor=Actor.USER,
-            reason=offer.rule,
-        )
+        return await _open_quoted(payment, locked, offer, actor=Actor.USER, reason=offer.rule)
 
     refund = await db.atomic(work)
     await _hand_over(gateway, settings, refund.id)
@@ -153,8 +166,20 @@ async def cancel(
     )
 
 
+async def _lock_booking(booking_id: int, train_id: int | None = None) -> Booking:
+    """The booking, locked after its train (db.LOCK_ORDER: the caller already holds the
+    payment), with its train. A booking's train never changes: `train_id` may be read
+    before the transaction."""
+    if train_id is None:
+        train_id = await Booking.get(id=booking_id).values_list("train_id", flat=True)
+    await Train.filter(id=train_id).select_for_update().only("id").get()
+    booking = await Booking.filter(id=booking_id).select_for_update().get()
+    await booking.fetch_related("train")
+    return booking
+
+
 async def _locked_payment(booking_id: int) -> Payment:
-    # Payments before bookings, in every transaction: one lock order, no deadlocks.
+    # Payments first, in every transaction (db.LOCK_ORDER): no deadlocks.
     payment = (
         await Payment.filter(booking_id=booking_id, status__in=list(REFUNDABLE))
         .select_for_update()
@@ -163,6 +188,22 @@ async def _locked_payment(booking_id: int) -> Payment:
     if payment is None:
         raise Conflict("This booking has no payment to refund.")
     return payment
+
+
+async def _open_quoted(
+    payment: Payment, booking: Booking, offer: Quote, *, actor: Actor, reason: str
+) -> Refund:
+    """`_open_refund` for the passengers of a quote, with its charges."""
+    return await _open_refund(
+        payment,
+        booking,
+        offer.positions,
+        offer.refund,
+        charge=offer.charge,
+        gst=offer.gst,
+        actor=actor,
+        reason=reason,
+    )
 
 
 async def _open_refund(
@@ -252,8 +293,8 @@ async def _cancel_passengers(
     if was_confirmed and freed:
         await release_seats(booking.train_id, freed)
     # Seats freed, or a smaller waitlisted booking that may fit now (not on a train the
-    # railway cancelled: everyone on it is being refunded).
-    if booking.train.cancelled_at is None:
+    # railway cancelled, nor on one that has left: no one boards it any more).
+    if closed_reason(booking.train, service.now_utc()) is None:
         await promote_waitlist(booking.train_id)
 
 
@@ -359,7 +400,11 @@ async def settle_refund(
         refund = await Refund.get(refund_id=refund_id)
         if refund.status != RefundStatus.PENDING:
             return False
-        payment = await Payment.get(id=refund.payment_id)
+        # The payment's lock before the refund's (db.LOCK_ORDER), then the refund afresh.
+        payment = await Payment.filter(id=refund.payment_id).select_for_update().get()
+        refund = await Refund.get(id=refund.id)
+        if refund.status != RefundStatus.PENDING:
+            return False
         money = format_money(refund.amount, refund.currency)
         if succeeded:
             changes = {"settled_at": now, "failure_reason": None, "updated_at": now}
@@ -373,7 +418,7 @@ async def settle_refund(
             )
             return True
         why = (reason or "refused by the gateway")[:200]
-        if refund.attempts < settings.refund_attempts:
+        if refund.tries < settings.refund_attempts:
             await Refund.filter(id=refund.id, status=RefundStatus.PENDING).update(
                 failure_reason=why, updated_at=now
             )
@@ -381,6 +426,10 @@ async def settle_refund(
             return True
         if not await _move(refund, "fail", failure_reason=why, settled_at=now, updated_at=now):
             return False
+        # Money not returned no longer counts as refunded: an operator may refund the rest.
+        await Payment.filter(id=payment.id).update(
+            refunded_amount=F("refunded_amount") - refund.amount
+        )
         await _audit(payment, "refund_failed", actor, f"{refund_id}: {why}")
         await _tell(
             payment,
@@ -461,7 +510,7 @@ async def _reconcile_one(gateway: Gateway, settings: Settings, refund: Refund) -
     if answer.state == "pending":
         return 0
     succeeded = answer.state == "succeeded"
-    if succeeded or refund.attempts >= settings.refund_attempts:
+    if succeeded or refund.tries >= settings.refund_attempts:
         return int(
             await settle_refund(
                 settings,
@@ -522,8 +571,7 @@ async def refund_by_operator(
             created_at__gte=now - timedelta(seconds=60),
         ).first():
             return same, False
-        booking = await Booking.filter(id=payment.booking_id).select_for_update().get()
-        await booking.fetch_related("train")
+        booking = await _lock_booking(payment.booking_id)
         whole = value == refundable
         refund = await _open_refund(
             payment,
@@ -580,8 +628,7 @@ async def refund_in_full(
             return None
         if payment.status not in REFUNDABLE and await Refund.exists(payment_id=payment.id):
             return None  # money captured after a final state: already being returned
-        booking = await Booking.filter(id=payment.booking_id).select_for_update().get()
-        await booking.fetch_related("train")
+        booking = await _lock_booking(payment.booking_id)
         return await _open_refund(
             payment, booking, [], left, actor=actor, reason=reason, whole=True
         )
@@ -590,3 +637,121 @@ async def refund_in_full(
     if refund is not None:
         await _hand_over(gateway, settings, refund.id)
     return refund
+
+
+async def refund_departed(gateway: Gateway, settings: Settings, booking_id: int) -> Refund | None:
+    """A booking still waitlisted when its train departed: cancelled, and refunded in full
+    less the waitlist clerkage (and GST). None when it is no longer waitlisted."""
+    rules = rules_in_force(settings)
+
+    async def work() -> Refund | None:
+        try:
+            payment = await _locked_payment(booking_id)
+        except Conflict:
+            return None
+        locked = await _lock_booking(booking_id)
+        if locked.status != BookingStatus.WAITLISTED:
+            return None
+        offer = departure_quote(ticket_of(locked, paid=True), rules)
+        money = partial(format_money, currency=offer.currency)
+        reason = (
+            f"Train {locked.train.number} departed while booking {locked.pnr} was still "
+            f"waitlisted: refund of {money(offer.refund)} (clerkage {money(offer.charge)}, "
+            f"GST {money(offer.gst)})"
+        )
+        return await _open_quoted(payment, locked, offer, actor=Actor.SYSTEM, reason=reason)
+
+    refund = await db.atomic(work)
+    if refund is not None:
+        await _hand_over(gateway, settings, refund.id)
+    return refund
+
+
+async def retry_failed(
+    gateway: Gateway, settings: Settings, *, operator_id: int, refund_id: str, reason: str
+) -> Refund:
+    """An operator asks the gateway again about a failed refund: back to `pending`, with a
+    fresh count of attempts."""
+    now = service.now_utc()
+
+    async def work() -> Refund:
+        payment, refund = await _move_failed(refund_id, "retry", settled_at=None, updated_at=now)
+        await _audit(payment, "refund_retried", Actor.OPERATOR, f"{refund_id}: {reason}")
+        await _operator_action(operator_id, "refund_retry", payment, reason, refund_id)
+        return refund
+
+    refund = await db.atomic(work)
+    await _hand_over(gateway, settings, refund.id)
+    return await Refund.get(id=refund.id)
+
+
+async def settle_offline(
+    *, operator_id: int, refund_id: str, reference: str, reason: str
+) -> Refund:
+    """An operator records a failed refund's money as returned another way (a bank
+    transfer, say): `succeeded`, the operator as actor, with their reference."""
+    now = service.now_utc()
+
+    async def work() -> Refund:
+        payment, refund = await _move_failed(
+            refund_id,
+            "settle_offline",
+            offline_reference=reference,
+            actor=Actor.OPERATOR,
+            operator_id=operator_id,
+            settled_at=now,
+            updated_at=now,
+        )
+        money = format_money(refund.amount, refund.currency)
+        detail = f"{refund_id}: {money} returned outside the gateway, reference {reference}"
+        await _audit(payment, "refund_settled_offline", Actor.OPERATOR, f"{detail} — {reason}")
+        await _operator_action(operator_id, "settle_offline", payment, reason, detail)
+        await _tell(
+            payment,
+            refund,
+            "refund_done",
+            f"Refund {refund_id} of {money} was paid back to you another way "
+            f"(reference {reference}).",
+        )
+        return refund
+
+    return await db.atomic(work)
+
+
+async def _move_failed(refund_id: str, event: str, **changes: object) -> tuple[Payment, Refund]:
+    """Inside a transaction: move a failed refund on (`retry`, `settle_offline`), its
+    amount counted as refunded again, never past the payment; 404 unknown, 409 not failed.
+
+    Lock order: the payment, then the refund (as everywhere: payments first)."""
+    found = await Refund.get_or_none(refund_id=refund_id).only("id", "payment_id")
+    if found is None:
+        raise NotFound("No such refund.")
+    payment = await Payment.filter(id=found.payment_id).select_for_update().get()
+    refund = await Refund.filter(id=found.id).select_for_update().get()
+    if refund.status != RefundStatus.FAILED:
+        raise Conflict(
+            f"Only a failed refund can be retried or settled; this one is {refund.status}."
+        )
+    if not await Payment.filter(
+        id=payment.id, refunded_amount__lte=payment.amount - refund.amount
+    ).update(refunded_amount=F("refunded_amount") + refund.amount):
+        raise Conflict(
+            "The payment has been refunded meanwhile: this refund would exceed what was paid."
+        )
+    # A retry starts a fresh count of gateway attempts (see Refund.tries).
+    changes.setdefault("retried_attempts", refund.attempts)
+    if not await _move(refund, event, failure_reason=None, **changes):
+        raise Conflict("This refund changed meanwhile. Reload and try again.")
+    return payment, refund
+
+
+async def _operator_action(
+    operator_id: int, action: str, payment: Payment, reason: str, detail: str
+) -> None:
+    await OperatorAction.create(
+        operator_id=operator_id,
+        action=action,
+        transaction_id=payment.transaction_id,
+        reason=reason,
+        detail=detail[:300],
+    )

@@ -22,10 +22,10 @@ from quart import (
 from quart_auth import login_required
 
 from railserve.auth import current_user_id
-from railserve.errors import Invalid, NotFound, Unavailable
+from railserve.errors import Conflict, Invalid, NotFound, Unavailable
 from railserve.htmx import is_htmx, render_page_or_partial, wants_json
 from railserve.limits import payment_limits
-from railserve.models import Booking, BookingStatus
+from railserve.models import Booking, BookingStatus, closed_reason
 from railserve.money import format_amount
 from railserve.payment import live, service, status_card
 from railserve.payment import webhook as webhooks
@@ -90,12 +90,12 @@ async def status_context(payment: Payment, booking: Booking | None = None) -> di
     if booking is None:
         booking = await Booking.get(id=payment.booking_id).select_related("train")
     refunds = await refunds_of(payment)
-    refund_pending = any(r.status == RefundStatus.PENDING for r in refunds)
+    refund_open = any(r.status in (RefundStatus.PENDING, RefundStatus.FAILED) for r in refunds)
     context = {
         "payment": payment,
         "booking": booking,
         "polling": payment.status == PaymentStatus.PENDING,
-        "live": not live.card_is_final(payment.status, booking.status, refund_pending),
+        "live": not live.card_is_final(payment.status, refund_open),
         "position": await waitlist_position(booking),
         "refunds": refunds,
     }
@@ -108,7 +108,9 @@ async def status_context(payment: Payment, booking: Booking | None = None) -> di
             context.update(form_context(booking, {"method": payment.method.value}))
             context["retry"] = True
             context["hold_until"] = hold_until(booking)
-            context["advice"] = advice_for(payment.status.value, payment.failure_reason)
+            context["advice"] = advice_for(
+                payment.status.value, payment.failure_reason, payment.refunded_amount
+            )
         context["support_refs"] = [
             ("transaction id", payment.transaction_id),
             ("PNR", booking.pnr),
@@ -148,7 +150,7 @@ def status_json(summary: dict) -> dict:
         else None,
         "refunded_amount": format_amount(summary["refunded_amount"], summary["currency"]),
         "gateway": summary["gateway"],
-        "advice": advice_for(status, summary["failure_reason"]),
+        "advice": advice_for(status, summary["failure_reason"], summary["refunded_amount"]),
     }
 
 
@@ -160,6 +162,8 @@ async def pay(booking_id: int) -> Response:
     if booking.status in (BookingStatus.CONFIRMED, BookingStatus.WAITLISTED):
         await flash(f"Booking {booking.pnr} is already paid.", "info")
         return redirect(url_for("booking.profile"), 303)
+    if why := closed_reason(booking.train, service.now_utc()):
+        raise Conflict(why)
     attempts = await Payment.filter(booking_id=booking.id).order_by("-id")
     pending = next((p for p in attempts if p.status == PaymentStatus.PENDING), None)
     return await render_page_or_partial(
@@ -262,6 +266,7 @@ async def live_response(payment: Payment) -> Response:
         keys,
         render,
         current_app.config["LIVE_HEARTBEAT"],
+        current_app.config["RAILSERVE"].stream_max_age,
     )
     response = await make_response(
         body,

@@ -9,7 +9,7 @@ TOML file that replaces them (see `DEFAULT_RULES_TOML` for its shape).
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -58,7 +58,16 @@ until_minutes = 30     # no online cancellation closer to departure than this
 [gst]
 percent = 5
 classes = ["1A", "EC", "2A", "FC", "3A", "3E", "CC"]
+
+# The flat charges and the clerkage above are amounts in INR. A train priced in another
+# currency bears the percentages only (no flat charge, no floor, no clerkage) unless its
+# currency is given amounts of its own, for instance:
+# [currency.USD]
+# clerkage = "1"
+# flat_charge = { 1A = "3", 3A = "2.50" }
 """
+
+RULES_CURRENCY = "INR"  # the currency of the top-level flat charges and clerkage
 
 
 @dataclass(frozen=True)
@@ -71,14 +80,14 @@ class Window:
         bound = timedelta(hours=self.hours)
         return left > bound if self.strictly else left >= bound
 
-    def describe(self) -> str:
+    def describe(self, flat: bool = True) -> str:
+        """The window in words; `flat`: whether the train's currency has flat charges."""
         when = f"{'more than' if self.strictly else 'at least'} {self.hours:g} h before departure"
         if not self.percent:
-            return f"Confirmed ticket cancelled {when}: flat charge per passenger"
-        return (
-            f"Confirmed ticket cancelled {when}: {self.percent:g} % of the fare per "
-            "passenger, at least the flat charge"
-        )
+            what = "flat charge" if flat else "no charge (no flat charge in this currency)"
+            return f"Confirmed ticket cancelled {when}: {what} per passenger"
+        floor = ", at least the flat charge" if flat else ""
+        return f"Confirmed ticket cancelled {when}: {self.percent:g} % of the fare per passenger{floor}"
 
 
 @dataclass(frozen=True)
@@ -89,10 +98,18 @@ class Rules:
     waitlist_until: timedelta
     gst_percent: Decimal
     gst_classes: frozenset[str] = field(default_factory=frozenset)
+    # Other currencies' own amounts: currency -> (flat charge by class, clerkage).
+    other_amounts: dict[str, tuple[dict[str, Decimal], Decimal]] = field(default_factory=dict)
 
     @property
     def chart_hours(self) -> float:
         return self.windows[-1].hours
+
+    def amounts(self, currency: str) -> tuple[dict[str, Decimal], Decimal]:
+        """Flat charges and clerkage in `currency` (major units); none unless given."""
+        if currency == RULES_CURRENCY:
+            return self.flat_charge, self.clerkage
+        return self.other_amounts.get(currency, ({}, Decimal(0)))
 
 
 def parse_rules(text: str) -> Rules:
@@ -110,6 +127,13 @@ def parse_rules(text: str) -> Rules:
             waitlist_until=timedelta(minutes=float(data["waitlist"]["until_minutes"])),
             gst_percent=Decimal(str(data["gst"]["percent"])),
             gst_classes=frozenset(data["gst"]["classes"]),
+            other_amounts={
+                code: (
+                    {k: Decimal(str(v)) for k, v in given.get("flat_charge", {}).items()},
+                    Decimal(str(given.get("clerkage", "0"))),
+                )
+                for code, given in data.get("currency", {}).items()
+            },
         )
     except (tomllib.TOMLDecodeError, KeyError, TypeError, ArithmeticError) as error:
         raise ValueError(f"refund rules: {error!r}") from error
@@ -204,21 +228,61 @@ def chosen_positions(ticket: Ticket, positions: list[int] | None) -> list[int]:
     return sorted(set(positions))
 
 
+def capped(offer: Quote, left: int, already: str) -> Quote:
+    """Money already returned counts: a quote refunds at most what is `left` of the
+    payment (`already` says how much went back, in words). The passengers' refunds are
+    lowered from the last one backwards, so they still add up to the total."""
+    excess = offer.refund - max(left, 0)
+    if excess <= 0 or not offer.cancellable:
+        return offer
+    lines = []
+    for line in reversed(offer.passengers):
+        cut = min(excess, line.refund)
+        excess -= cut
+        lines.append(replace(line, refund=line.refund - cut))
+    rule = (
+        f"{offer.rule}. {already} was already refunded, so the refund is what is left of "
+        "the payment"
+    )
+    return replace(offer, rule=rule, passengers=tuple(reversed(lines)))
+
+
+def fare_of(ticket: Ticket) -> int:
+    return ticket.amount // max(len(ticket.passengers), 1)
+
+
+def charged_line(ticket: Ticket, position: int, charge: int, rules: Rules) -> PassengerQuote:
+    """One passenger's fare, `charge` with GST where the class bears it, and refund."""
+    fare = fare_of(ticket)
+    name = ticket.passengers[position - 1]
+    gst = percent_of(charge, rules.gst_percent) if ticket.travel_class in rules.gst_classes else 0
+    if charge + gst > fare:  # a refund is never negative: the fare is all we keep
+        gst = percent_of(fare, rules.gst_percent * 100 / (100 + rules.gst_percent)) if gst else 0
+        charge = fare - gst
+    return PassengerQuote(position, name, fare, charge, gst, fare - charge - gst)
+
+
+def departure_quote(ticket: Ticket, rules: Rules) -> Quote:
+    """A booking still waitlisted when its train departs: every passenger still booked is
+    refunded in full less the waitlist clerkage (and its GST where the class bears it)."""
+    _, clerkage_major = rules.amounts(ticket.currency)
+    clerkage = minor(clerkage_major, ticket.currency)
+    rule = (
+        f"Still waitlisted when the train departed: refunded less a clerkage charge of "
+        f"{clerkage_major:g} {ticket.currency} per passenger"
+    )
+    lines = tuple(charged_line(ticket, p, clerkage, rules) for p in chosen_positions(ticket, None))
+    return Quote(True, None, rule, lines, ticket.currency)
+
+
 def quote(ticket: Ticket, positions: list[int], rules: Rules, now: datetime) -> Quote:
     """The charge and refund for cancelling `positions` of `ticket` at `now`."""
-    fare = ticket.amount // max(len(ticket.passengers), 1)
+    fare = fare_of(ticket)
     left = ticket.departs_at - now
     cls, currency = ticket.travel_class, ticket.currency
 
     def line(position: int, charge: int) -> PassengerQuote:
-        name = ticket.passengers[position - 1]
-        gst = percent_of(charge, rules.gst_percent) if cls in rules.gst_classes else 0
-        if charge + gst > fare:  # a refund is never negative: the fare is all we keep
-            gst = (
-                percent_of(fare, rules.gst_percent * 100 / (100 + rules.gst_percent)) if gst else 0
-            )
-            charge = fare - gst
-        return PassengerQuote(position, name, fare, charge, gst, fare - charge - gst)
+        return charged_line(ticket, position, charge, rules)
 
     def refused(reason: str, rule: str) -> Quote:
         lines = tuple(PassengerQuote(p, ticket.passengers[p - 1], fare, 0, 0, 0) for p in positions)
@@ -227,20 +291,22 @@ def quote(ticket: Ticket, positions: list[int], rules: Rules, now: datetime) -> 
     if not ticket.paid:
         lines = tuple(PassengerQuote(p, ticket.passengers[p - 1], 0, 0, 0, 0) for p in positions)
         return Quote(True, None, "Not paid yet: cancelled free of charge.", lines, currency)
+    flat_charges, clerkage_major = rules.amounts(currency)
     if not ticket.confirmed:
         until = rules.waitlist_until
         rule = (
-            f"Waitlisted ticket: a clerkage charge of {rules.clerkage:g} {currency} per "
+            f"Waitlisted ticket: a clerkage charge of {clerkage_major:g} {currency} per "
             f"passenger, until {until.total_seconds() / 60:g} minutes before departure"
         )
         if left < until:
             return refused(CHART_PREPARED, rule)
-        clerkage = minor(rules.clerkage, currency)
+        clerkage = minor(clerkage_major, currency)
         return Quote(True, None, rule, tuple(line(p, clerkage) for p in positions), currency)
     window = next((w for w in rules.windows if w.covers(left)), None)
     if window is None:
         rule = f"Less than {rules.chart_hours:g} h before departure: the chart is prepared"
         return refused(CHART_PREPARED, rule)
-    flat = minor(rules.flat_charge.get(cls, Decimal(0)), currency)
+    flat = minor(flat_charges.get(cls, Decimal(0)), currency)
     charge = max(flat, percent_of(fare, window.percent))
-    return Quote(True, None, window.describe(), tuple(line(p, charge) for p in positions), currency)
+    lines = tuple(line(p, charge) for p in positions)
+    return Quote(True, None, window.describe(flat=flat > 0), lines, currency)

@@ -24,7 +24,7 @@ from tortoise.queryset import QuerySet
 
 from railserve import store
 from railserve.errors import Conflict, Invalid, NotFound
-from railserve.models import Booking, BookingStatus
+from railserve.models import Booking, BookingStatus, Train, closed_reason
 from railserve.payment.forms import idempotency_key, parse_payment
 from railserve.payment.models import Actor, Payment, PaymentEvent, PaymentStatus
 from railserve.payment.providers import ChargeRequest, GatewayError
@@ -98,6 +98,11 @@ async def owned_payment(user_id: int, transaction_id: str) -> Payment:
 def payable_or_raise(booking: Booking) -> None:
     if booking.status in (BookingStatus.CONFIRMED, BookingStatus.WAITLISTED):
         raise Conflict("This booking is already paid.")
+    # Booking closes when the train departs or is cancelled, also once the sweep has
+    # expired or cancelled the booking: the train's message, and nothing is charged.
+    # (Every caller but `_lost_race` reads the booking with its train joined.)
+    if isinstance(train := booking.train, Train) and (why := closed_reason(train, now_utc())):
+        raise Conflict(why)
     if booking.status != BookingStatus.PENDING_PAYMENT:
         raise Conflict(
             f"This booking is {booking.status.value.replace('_', ' ')} and cannot be paid."

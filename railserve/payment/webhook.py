@@ -290,7 +290,10 @@ async def _contradiction(
             settings,
             payment.id,
             actor=Actor.SYSTEM,
-            reason=f"captured after the attempt was {payment.status}: returned in full",
+            reason=(
+                f"The payment went through after this attempt was {payment.status}, so it is "
+                "refunded in full"
+            ),
         )
         if refund is not None:
             why += f"; money returned through refund {refund.refund_id}"

@@ -82,7 +82,8 @@ async def send(connection: Any, statement: store.Statement, client: Any) -> tupl
 async def run(make: Callable[[], store.Step[T]]) -> T:
     saved: list = []
 
-    async def unit() -> T:
+    async def once() -> T:
+        saved.clear()
         planned = await _in_one_statement(make, saved)
         if planned is not _OFF_PLAN:
             return planned
@@ -93,7 +94,8 @@ async def run(make: Callable[[], store.Step[T]]) -> T:
             )
 
     try:
-        result = await asyncio.shield(asyncio.ensure_future(unit()))
+        # A deadlock or serialization failure runs the whole step again (db.retried).
+        result = await asyncio.shield(asyncio.ensure_future(db.retried(once)))
     except store.Rollback as rollback:
         return rollback.result
     for instance, key, generated in saved:

@@ -35,7 +35,8 @@ def test_pay_by_card_shows_progress_then_success_in_the_same_document(traveller,
     success = page.locator(".payment-status.state-success")
     expect(success).to_be_visible()
     assert success.get_attribute("hx-trigger") is None  # final: polling stopped
-    assert success.get_attribute("sse-connect") is None  # and no stream either
+    # The stream stays open: a refund or an operator's action still reaches this card.
+    assert success.get_attribute("sse-connect") == f"/payment/events/{asha.transaction_id()}"
     assert page.evaluate("window.sameDocument") == "yes"
     expect(page).to_have_url(PAY_URL)
     expect(success.locator(".pnr")).to_have_text(pnr)

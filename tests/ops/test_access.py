@@ -14,7 +14,11 @@ from tests.support.passenger import HX, JSON
 async def ops_urls(app, paid) -> list[tuple[str, str]]:
     """(method, path) of every route of the console, with real ids filled in."""
     log = await WebhookLog.first()
-    values = {"transaction_id": paid, "event_id": log.event_id or str(log.id)}
+    values = {
+        "transaction_id": paid,
+        "event_id": log.event_id or str(log.id),
+        "refund_id": "RFD0000000000000000",
+    }
     found = []
     for rule in app.url_map.iter_rules():
         if not rule.endpoint.startswith("ops."):

@@ -24,4 +24,11 @@ async def test_no_route_edits_or_deletes_the_audit(app):
     for rule in app.url_map.iter_rules():
         assert not (rule.methods & {"PUT", "PATCH", "DELETE"}), rule.rule
         if rule.endpoint.startswith("ops.") and "POST" in rule.methods:
-            assert rule.endpoint in {"ops.refund", "ops.reconcile", "ops.cancel", "ops.replay"}
+            assert rule.endpoint in {
+                "ops.refund",
+                "ops.reconcile",
+                "ops.cancel",
+                "ops.replay",
+                "ops.retry_refund",
+                "ops.settle_refund_offline",
+            }

@@ -57,7 +57,7 @@ async def assert_card_says(person: Passenger, txn: str, advice: str) -> None:
     payment = await Payment.get(transaction_id=txn)
     booking = await Booking.get(id=payment.booking_id)
     held = HOLD.search(page)
-    assert held, "the card says until when the seats are held"
+    assert held, "the card says until when the booking is held"
     until = booking.created_at + timedelta(seconds=900)
     assert held.group(2) == display.format_clock(until)
     assert "support@railserve.example" in page and "+91 80 4718 2000" in page

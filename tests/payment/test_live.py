@@ -114,10 +114,15 @@ async def test_first_event_is_the_card_then_the_settlement_then_close(slow_app):
         settled = await reader.next_named("status", timeout=SOON)
         assert card_state(settled.data) == "success"
         assert "Your seats are confirmed." in settled.data
-        assert "sse-connect" not in settled.data and "hx-trigger" not in settled.data
-        assert (await reader.next()).name == "close"
-        with pytest.raises(EOFError):
-            await reader.next()
+        # A success card can still change (a refund, an operator, a promotion): the
+        # stream stays open, the card keeps listening, and it never polls.
+        assert "sse-connect" in settled.data and "hx-trigger" not in settled.data
+        with pytest.raises(TimeoutError):
+            await reader.next_named("close", timeout=0.3)
+        cancelled = await person.post(f"/bookings/{payment.booking_id}/cancel")
+        assert cancelled.status_code == 303
+        refunded = await reader.next_named("status", timeout=SOON)
+        assert card_state(refunded.data) == "refunded" and "Refund" in refunded.data
     await until(lambda: hub(slow_app).subscriber_count() == 0)
 
 
@@ -152,7 +157,7 @@ async def test_a_waitlisted_card_hears_its_promotion(app, new_passenger):
         assert cancelled.status_code in (200, 303)
         promoted = await reader.next_named("status", timeout=SOON)
         assert "Your seats are confirmed." in promoted.data
-        assert (await reader.next()).name == "close"
+        assert "sse-connect" in promoted.data  # still open: a refund may follow
     booking = await Booking.get(id=waiting["booking_id"])
     assert booking.status == BookingStatus.CONFIRMED
 
@@ -357,3 +362,36 @@ async def test_the_postgres_listener_comes_back_when_its_connection_drops(app, s
     [again] = await connection.execute_query_dict(listening)
     assert again["pid"] != row["pid"]
     hub(app).unsubscribe(watcher)
+
+
+async def test_a_stream_ends_after_its_max_age_without_close_and_reopens_current(
+    app_with, settings
+):
+    async with app_with(settings, stream_max_age=0.3, gateway_delay=30.0) as app:
+        person = await Passenger.sign_up(app)
+        payment = await pending_attempt(person)
+        path = events_path(payment.transaction_id)
+        async with in_process_stream(person.client, path) as (_, reader):
+            assert card_state((await reader.next()).data) == "pending"
+            opened = time.monotonic()
+            rest = []
+            with pytest.raises(EOFError):  # ended by the server, without `close`
+                while True:
+                    rest.append((await reader.next(timeout=3)).name)
+            assert 0.2 < time.monotonic() - opened < 2
+            assert "close" not in rest and rest[-1] == "reconnect", rest
+        assert await webhook(app, payment) == "applied"
+        # The browser reconnects: the new stream starts with the current card.
+        async with in_process_stream(person.client, path) as (_, reader):
+            assert card_state((await reader.next()).data) == "success"
+        await asyncio.sleep(0)
+        assert hub(app).subscriber_count() == 0
+
+
+def test_stream_max_age_is_configured_from_the_environment():
+    from railserve.config import ConfigError, from_env
+
+    assert from_env({}).stream_max_age == 600
+    assert from_env({"RAILSERVE_STREAM_MAX_AGE": "30"}).stream_max_age == 30
+    with pytest.raises(ConfigError):
+        from_env({"RAILSERVE_STREAM_MAX_AGE": "0"})

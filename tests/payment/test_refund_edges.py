@@ -4,18 +4,19 @@ sweep acting on what the gateway reports."""
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 
 from railserve.errors import Conflict, Invalid, NotFound
 from railserve.invariants import violations
-from railserve.models import Notification
+from railserve.models import Booking, Notification, Train
 from railserve.payment import refunds
 from railserve.payment.models import Payment, Refund, SimulatedRefund
 from railserve.payment.providers import RefundResult, RefundState
 from railserve.sweep import sweep
 from tests.payment.test_refunds import gateway_of, paid_booking
-from tests.support.passenger import card
+from tests.support.passenger import JSON, card
 
 DECLINED = "4000 0000 0000 0002"
 
@@ -140,3 +141,47 @@ async def test_the_sweep_leaves_a_refund_the_gateway_still_processes(
     refund = await Refund.get(id=refund.id)
     assert (refund.status, refund.attempts) == ("pending", 1)
     assert await SimulatedRefund.filter(refund_id=refund.refund_id).count() == 0
+
+
+async def test_money_already_returned_caps_the_quote_and_the_cancellation_goes_through(
+    app, settings, passenger, train
+):
+    booking_id, txn = await paid_booking(passenger, train)  # two passengers, ₹2,500.00
+    await operator_refund(app, settings, passenger, txn, 200000, "goodwill: a late train")
+    response = await passenger.get(f"/bookings/{booking_id}/cancel", JSON)
+    offer = await response.get_json()
+    assert offer["cancellable"] and offer["refund"] == "500.00"  # not 2 × ₹1,061.00
+    assert "already refunded" in offer["rule"] and "₹2,000.00" in offer["rule"]
+    assert sum(Decimal(p["refund"]) for p in offer["passengers"]) == Decimal("500.00")
+    page = await passenger.text(f"/bookings/{booking_id}/cancel")
+    assert 'name="expected_refund" value="500.00"' in page
+    train_before = await Train.get(id=train.id)
+    cancelled = await passenger.post(
+        f"/bookings/{booking_id}/cancel", {"expected_refund": "500.00"}
+    )
+    assert cancelled.status_code == 303, await cancelled.get_data(as_text=True)
+    payment = await Payment.get(transaction_id=txn)
+    assert (payment.status, payment.refunded_amount) == ("refunded", 250000)
+    assert (await Booking.get(id=booking_id)).status == "cancelled"
+    assert (await Train.get(id=train.id)).seats_left == train_before.seats_left + 2
+    last = await Refund.filter(payment_id=payment.id).order_by("-id").first()
+    assert last.amount == 50000 and "already refunded" in last.reason
+    assert await violations() == []
+
+
+async def test_one_passenger_of_two_after_a_goodwill_refund(app, settings, passenger, train):
+    booking_id, txn = await paid_booking(passenger, train)
+    await operator_refund(app, settings, passenger, txn, 200000, "goodwill: a late train")
+    offer = await (
+        await passenger.get(f"/bookings/{booking_id}/cancel?passenger=2", JSON)
+    ).get_json()
+    assert offer["refund"] == "500.00" and offer["passengers"][0]["refund"] == "500.00"
+    response = await passenger.post(f"/bookings/{booking_id}/cancel", {"passenger": "2"})
+    assert response.status_code == 303
+    again = await (await passenger.get(f"/bookings/{booking_id}/cancel", JSON)).get_json()
+    assert again["refund"] == "0.00" and again["cancellable"]
+    assert (await passenger.post(f"/bookings/{booking_id}/cancel")).status_code == 303
+    payment = await Payment.get(transaction_id=txn)
+    assert (payment.status, payment.refunded_amount) == ("refunded", 250000)
+    assert (await Booking.get(id=booking_id)).status == "cancelled"
+    assert await violations() == []

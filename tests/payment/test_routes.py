@@ -49,7 +49,8 @@ async def test_plain_post_redirects_to_status_page_then_json(passenger, train):
     }
     page = await passenger.text(f"/payment/status/{txn}")
     assert page.lstrip().lower().startswith("<!doctype html>")
-    assert POLLING not in page
+    assert POLLING in page  # a success card still listens: a refund may change it
+    assert "data-poll-url" not in page
     assert f"/payment/receipt/{txn}" in page
 
 
@@ -74,7 +75,7 @@ async def test_pending_partial_polls_and_final_partial_does_not(slow_app):
     final = await person.get(f"/payment/status/{txn}", HX)
     assert final.status_code == 200
     body = await final.get_data(as_text=True)
-    assert POLLING not in body and "Payment successful" in body
+    assert POLLING in body and "Payment successful" in body  # listens, never polls
     assert "hx-trigger" not in body and "data-poll-url" not in body
 
 

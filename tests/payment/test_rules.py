@@ -8,6 +8,7 @@ from railserve.errors import Invalid
 from railserve.payment.rules import (
     CHART_PREPARED,
     DEFAULT_RULES,
+    DEFAULT_RULES_TOML,
     Ticket,
     chosen_positions,
     parse_rules,
@@ -108,8 +109,8 @@ def test_unpaid_bookings_cancel_free():
 
 
 def test_other_currencies_keep_their_minor_units():
-    line = quote(ticket(72 * H, "SL", 5000, currency="JPY"), [1], DEFAULT_RULES, NOW).passengers[0]
-    assert (line.charge, line.refund) == (120, 4880)  # ¥120 flat: JPY has no minor unit
+    line = quote(ticket(24 * H, "SL", 5001, currency="JPY"), [1], DEFAULT_RULES, NOW).passengers[0]
+    assert (line.charge, line.refund) == (1250, 3751)  # 25 % of ¥5,001, half up to the yen
 
 
 def test_positions_default_to_everyone_still_booked_and_refuse_unknown_ones():
@@ -150,3 +151,39 @@ def test_rules_replaced_from_toml_move_the_windows():
 def test_malformed_rules_are_refused():
     with pytest.raises(ValueError, match="refund rules"):
         parse_rules("[flat_charge]\n3A = 1")
+
+
+USD_AMOUNTS = (
+    DEFAULT_RULES_TOML
+    + """
+[currency.USD]
+clerkage = "1"
+flat_charge = { 3A = "2.50" }
+"""
+)
+
+
+@pytest.mark.parametrize(
+    ("currency", "rules_text", "left", "confirmed", "charge", "gst"),
+    [
+        # INR: the flat charge, its floor and the clerkage, as the rules give them.
+        ("INR", DEFAULT_RULES_TOML, timedelta(hours=72), True, 18000, 900),
+        ("INR", DEFAULT_RULES_TOML, timedelta(hours=24), True, 31250, 1563),
+        ("INR", DEFAULT_RULES_TOML, timedelta(hours=24), False, 6000, 300),
+        # USD without amounts of its own: percentages only, no flat, no floor, no clerkage.
+        ("USD", DEFAULT_RULES_TOML, timedelta(hours=72), True, 0, 0),
+        ("USD", DEFAULT_RULES_TOML, timedelta(hours=24), True, 31250, 1563),
+        ("USD", DEFAULT_RULES_TOML, timedelta(hours=24), False, 0, 0),
+        # USD given its own amounts by the rules file.
+        ("USD", USD_AMOUNTS, timedelta(hours=72), True, 250, 13),
+        ("USD", USD_AMOUNTS, timedelta(hours=24), False, 100, 5),
+    ],
+)
+def test_flat_charges_and_clerkage_are_inr_unless_the_rules_give_the_currency_amounts(
+    currency, rules_text, left, confirmed, charge, gst
+):
+    booked = ticket(left, fare=125000, confirmed=confirmed, currency=currency)
+    offer = quote(booked, [1], parse_rules(rules_text), NOW)
+    assert (offer.charge, offer.gst) == (charge, gst)
+    if currency != "INR" and not charge:
+        assert "240" not in offer.rule and "180" not in offer.rule

@@ -94,7 +94,7 @@ async def test_killed_halfway_then_run_again_refunds_everyone_once(
     # A cancelled train takes no new bookings and leaves the list.
     person, _ = unpaid[0]
     response = await person.post("/bookings", {"train_id": str(train.id), "passenger_name": "X"})
-    assert response.status_code == 422
+    assert response.status_code == 409
     assert 'id="train-19019"' not in await person.text("/")
 
 

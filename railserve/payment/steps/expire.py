@@ -8,9 +8,13 @@ from railserve.models import Booking, BookingStatus
 from railserve.payment.steps import move_booking, tell
 from railserve.store import Step
 
+HELD_TOO_LONG = "was held for you but not paid in time"
+DEPARTED_UNPAID = "was not paid before the train departed"
 
-def expire(booking: Booking, train_number: str, email: str) -> Step[bool]:
-    """pending_payment → expired, with its notice; False when it moved meanwhile."""
+
+def expire(booking: Booking, train_number: str, email: str, why: str = HELD_TOO_LONG) -> Step[bool]:
+    """pending_payment → expired, with its notice (`why` it expired); False when it moved
+    meanwhile."""
     unpaid = (BookingStatus.PENDING_PAYMENT.value,)
     if not (yield move_booking(booking.id, unpaid, BookingStatus.EXPIRED.value)):
         return False
@@ -18,8 +22,8 @@ def expire(booking: Booking, train_number: str, email: str) -> Step[bool]:
         f"Booking {booking.pnr} expired before it was paid.",
         f"Booking {booking.pnr} expired",
         (
-            f"Your booking {booking.pnr} on train {train_number} was held for you but not "
-            "paid in time, so it has expired. Nothing was charged."
+            f"Your booking {booking.pnr} on train {train_number} {why}, so it has expired. "
+            "Nothing was charged."
         ),
     )
     yield from tell(booking.user_id, booking.id, "expiry", words, email)
