@@ -67,6 +67,8 @@ ACTIONS: dict[str, str] = {
     "cancel": "Cancel the attempt",
     "reconcile": "Reconcile",
     "replay": "Replay a webhook",
+    "refund_retry": "Retry a failed refund",
+    "offline": "Refund settled offline",
 }
 
 # Classes of travel: the code a ticket carries, with the name a person knows.

@@ -58,7 +58,7 @@ def test_0004_drops_the_dead_columns_and_keeps_triggers_and_indexes(
 ):
     url = database_factory.new_empty_url()
     before = asyncio.run(_migrate_and_read(url, "railserve.0003_live_triggers_payment_indexes"))
-    after = asyncio.run(_migrate_and_read(url, None))
+    after = asyncio.run(_migrate_and_read(url, "railserve.0004_drop_dead_columns"))
 
     columns = {(table, name) for table, kind, name in before if kind == "column"}
     assert columns >= DEAD  # the test starts from the schema that had them

@@ -201,6 +201,10 @@ async def payment_detail(transaction_id: str) -> Response:
     )
 
 
+# A refused action is audited under the name its accepted form has (refunds.py's codes).
+REFUSED_AS = {"retry_refund": "refund_retry", "settle_refund_offline": "offline"}
+
+
 async def _act(transaction_id: str, do) -> Response:
     payment = await actions.payment_or_404(exact_id(transaction_id))
     form = await request.form
@@ -208,6 +212,7 @@ async def _act(transaction_id: str, do) -> Response:
         done = await do(payment, form)
     except DomainError as error:
         action = (request.endpoint or "").rpartition(".")[2]
+        action = REFUSED_AS.get(action, action)
         await actions.record_refusal(g.operator, action, payment.transaction_id, form, error)
         if wants_json():
             raise

@@ -705,7 +705,7 @@ async def settle_offline(
         money = format_money(refund.amount, refund.currency)
         detail = f"{refund_id}: {money} returned outside the gateway, reference {reference}"
         await _audit(payment, "refund_settled_offline", Actor.OPERATOR, f"{detail} — {reason}")
-        await _operator_action(operator_id, "settle_offline", payment, reason, detail)
+        await _operator_action(operator_id, "offline", payment, reason, detail)
         await _tell(
             payment,
             refund,

@@ -74,7 +74,8 @@ async def test_a_departed_train_is_closed_and_its_waitlist_refunded(app, setting
     payment = await Payment.get(transaction_id=paid["transaction_id"])
     assert (payment.status, payment.refunded_amount) == ("refunded", FARE - 6300)
     profile = await waiting.text("/profile")
-    assert "Refund ₹1,187.00" in profile and "₹60.00" in profile and "₹3.00" in profile
+    assert "refund-succeeded" in profile and "₹1,187.00" in profile
+    assert "₹60.00" in profile and "₹3.00" in profile
     assert await Notification.filter(user_id=waiting.user_id, kind="refund").exists()
     assert await Mail.filter(user_id=waiting.user_id, subject__contains="Refund").exists()
     assert await Notification.filter(user_id=late.user_id, kind="expiry").exists()
