@@ -299,7 +299,7 @@ async def settle(
     payment = loaded
     if payment.status != PaymentStatus.PENDING and record is None:
         return Settlement(payment, False)
-    verdict = settling.Verdict(succeeded, reason, retryable, actor, detail, now_utc())
+    verdict = settling.Verdict(succeeded, reason, retryable, actor, detail)
     try:
         outcome = await store.run(lambda: settling.settle(payment, verdict, record, receipt))
     except settling.SeatsGone:

@@ -247,7 +247,7 @@ def test_exactly_the_seats_are_confirmed_and_none_oversold(rush: Rush):
 def test_the_waitlist_follows_the_order_the_payments_succeeded(rush: Rush):
     """Seats go first: every confirmed booking was paid before any waitlisted one, and
     each waitlisted passenger was told the position the waitlist gives them (its order is
-    the payment time, `paid_at`, stamped under the train row's lock)."""
+    the payment time, `paid_at`, read holding the train's row)."""
     confirmed = [b for b in rush.bookings if b["status"] == BookingStatus.CONFIRMED]
     waiting = sorted(
         (b for b in rush.bookings if b["status"] == BookingStatus.WAITLISTED),
@@ -258,15 +258,9 @@ def test_the_waitlist_follows_the_order_the_payments_succeeded(rush: Rush):
     assert [rush.told.get(b["id"]) for b in waiting] == list(range(1, PAYERS - SEATS + 1))
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="the settlement stamps the payment's completed_at when the gateway's answer "
-    "arrives, before it waits for the train row's lock, and the booking's paid_at (the "
-    "waitlist order) once it holds it: with several workers the two orders differ "
-    "(bench/README.md, 'The Tatkal rush'). Passes once both are stamped under the lock; "
-    "on SQLite's single worker the two orders usually agree already.",
-)
 def test_waitlist_order_equals_the_payments_completed_order(rush: Rush):
+    """The payment's completed_at and the booking's paid_at are one reading, taken where
+    the order is decided (steps/settle.py): the waitlist is the order payments succeeded."""
     waiting = {b["id"]: b for b in rush.bookings if b["status"] == BookingStatus.WAITLISTED}
     by_paid = sorted(waiting, key=lambda i: (waiting[i]["paid_at"], i))
     success = sorted(
@@ -274,6 +268,8 @@ def test_waitlist_order_equals_the_payments_completed_order(rush: Rush):
         key=lambda p: (p["completed_at"], p["id"]),
     )
     assert by_paid == [p["booking_id"] for p in success]
+    paid_at = {b["id"]: b["paid_at"] for b in rush.bookings}
+    assert all(p["completed_at"] == paid_at[p["booking_id"]] for p in rush.payments)
 
 
 def test_railserve_check_is_clean_afterwards(rush: Rush):

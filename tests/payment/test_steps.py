@@ -93,6 +93,16 @@ async def rows() -> dict[str, list]:
     }
 
 
+async def stamps_apart() -> list[str]:
+    """The paid bookings whose paid_at is not their successful payment's completed_at
+    (one reading of the clock, steps/settle.py)."""
+    return [
+        p.booking.pnr
+        for p in await Payment.filter(status="success").prefetch_related("booking")
+        if p.booking.paid_at is not None and p.booking.paid_at != p.completed_at
+    ]
+
+
 def normal(snapshot: dict[str, list]) -> dict[str, list]:
     return {
         k: [tuple(r) if isinstance(r, list | tuple) else r for r in v] for k, v in snapshot.items()
@@ -115,6 +125,7 @@ async def test_usual_success():
         "notices": [CONFIRMED_1],
         "mails": [("p1@example.com", "Booking B000000001 confirmed")],
     }
+    assert await stamps_apart() == []
 
 
 async def test_failure():
@@ -159,6 +170,7 @@ async def test_full_train_waitlists_in_the_order_payments_succeed():
         ("3", "success", False, True),
         ("4", "pending", True, False),
     ]
+    assert await stamps_apart() == []
 
 
 async def test_a_booking_is_confirmed_only_if_all_its_passengers_fit():
@@ -336,6 +348,7 @@ async def test_seats_first_leaves_what_the_usual_order_leaves():
         [("B000000001", "confirmed", True)],
     )
     assert snapshot["notices"] == [CONFIRMED_1]
+    assert await stamps_apart() == []
 
 
 async def test_seats_taken_meanwhile_settle_again_seats_first(database_url):
@@ -369,6 +382,7 @@ async def test_seats_taken_meanwhile_settle_again_seats_first(database_url):
         ("waitlist", "Booking B000000001 is waitlisted at position 1 on T100.")
     ]
     assert snapshot["events"] == [("1", "pending", "success", "succeed", "gateway")]
+    assert await stamps_apart() == []  # read again holding the train's row, for both
 
 
 async def test_usual_paths_are_one_statement_on_postgres():

@@ -6,6 +6,14 @@ confirmed or waitlisted; the notification and the mail. Failure: the payment's m
 audit event (the booking stays payable). A success the booking cannot take (it expired
 and the train is full, it moved meanwhile, or the railway cancelled the train) leaves the
 booking unconfirmed and asks the caller to refund the payment in full (`needs_refund`).
+
+Time: the payment's `completed_at` and the booking's `paid_at` are one reading of the
+clock, so that the waitlist (ordered by `paid_at`) is the order the payments succeeded.
+It is taken inside the step (on SQLite, which runs the step holding the whole database,
+that is already where the order is decided). Where the decision has to wait for the
+train's row (a full train, on PostgreSQL), it is taken again once that row is held and
+both rows carry the new reading (STAMP_SUCCESS; that path always reads, so it is never
+sent as one statement, in which a row may not be written twice).
 """
 
 from __future__ import annotations
@@ -44,6 +52,8 @@ LOCK_TRAIN = {
     "sqlite": 'SELECT "cancelled_at" FROM "trains" WHERE "id"=?',
     "postgres": 'SELECT "cancelled_at" FROM "trains" WHERE "id"=? FOR UPDATE',
 }
+# The success's instant, read again holding the train's row (see the module's docstring).
+STAMP_SUCCESS = 'UPDATE "payments" SET "completed_at"=? WHERE "id"=? AND "status"=?'
 AHEAD_ON_WAITLIST = (
     'SELECT COUNT(*) FROM "bookings" WHERE "train_id"=? AND "status"=? '
     'AND ("paid_at"<? OR ("paid_at"=? AND "id"<?))'
@@ -62,7 +72,6 @@ class Verdict:
     retryable: bool | None = None
     actor: Actor = Actor.GATEWAY
     detail: str = ""
-    now: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -90,7 +99,7 @@ def settle(
         yield Insert(record)
     if payment.status != PENDING:
         return Outcome(False)
-    now = verdict.now or now_utc()
+    now = now_utc()  # the one reading of the step (taken again under the train's row)
     booking = payment.booking
     if verdict.succeeded:
         detail = verdict.detail or "payment captured"
@@ -109,7 +118,10 @@ def settle(
         return Outcome(False)  # another worker settled it first
     place: tuple[BookingStatus, datetime] | None = None
     if verdict.succeeded:
-        place = yield from seat(booking, booking.train, payment.user.email, seats_first)
+        place = yield from seat(booking, booking.train, payment.user.email, now, seats_first)
+        if place is not None and place[1] != now:  # decided holding the train's row
+            yield Write(STAMP_SUCCESS, [place[1], payment.id, target.value], expect=1)
+            changes = {**changes, "completed_at": place[1]}
     if receipt is not None:
         yield Insert(receipt)
     return Outcome(
@@ -123,14 +135,15 @@ def settle(
 
 
 def seat(
-    booking: Booking, train: Train, email: str, seats_first: bool = False
+    booking: Booking, train: Train, email: str, now: datetime, seats_first: bool = False
 ) -> Step[tuple[BookingStatus, datetime] | None]:
-    """A paid booking confirmed if all its passengers fit, else waitlisted; None when it
-    cannot take the payment (the caller refunds)."""
+    """A paid booking confirmed if all its passengers fit, else waitlisted, with the
+    instant it was paid: `now`, or a reading taken holding the train's row when the
+    decision had to wait for it. None when it cannot take the payment (the caller refunds)."""
     count = booking.passenger_count
     confirmed = BookingStatus.CONFIRMED
+    paid_at = now
     if not seats_first:
-        paid_at = now_utc()
         looks_free = [confirmed.value, paid_at, booking.id, *PAYABLE, train.id, count]
         if (yield Write(CONFIRM_IF_SEATS, looks_free)):
             words = confirmation_notice(booking, train)
@@ -142,11 +155,13 @@ def seat(
     cancelled = False
     if not taken:
         ((cancelled_at,),) = yield Read(LOCK_TRAIN, [train.id])
+        # Holding the train's row: settlements that wait for it pass here one at a time,
+        # so this reading orders them (the waitlist's order, told as its positions).
+        paid_at = now_utc()
         cancelled = cancelled_at is not None
         if not cancelled:
             taken = yield Write(TAKE_SEATS, [count, train.id, count])
     if taken:
-        paid_at = now_utc()  # read once the seats are ours: paid_at order is seat order
         if not (yield move_booking(booking.id, PAYABLE, confirmed.value, paid_at=paid_at)):
             yield Write(RELEASE_SEATS, [count, train.id])  # moved meanwhile: refunded
             return None
@@ -160,7 +175,6 @@ def seat(
         return None
     if booking.status == BookingStatus.EXPIRED:
         return None  # expired and full: refunded, as if it had been read that way
-    paid_at = now_utc()
     waiting = BookingStatus.WAITLISTED
     pending = (BookingStatus.PENDING_PAYMENT.value,)
     if not (yield move_booking(booking.id, pending, waiting.value, paid_at=paid_at)):
