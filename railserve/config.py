@@ -68,6 +68,10 @@ class Settings:
     support_email: str = "support@railserve.example"
     support_phone: str = "+91 80 4718 2000"
     currency: str = "INR"
+    # Bearer token that may read /metrics besides signed-in operators (empty: operators only).
+    metrics_token: str = ""
+    # `json` or `text`; empty: text in development, json in production.
+    log_format: str = ""
 
     @property
     def production(self) -> bool:
@@ -121,6 +125,10 @@ class Settings:
         if self.gateway_delay < 0 or self.payment_timeout <= 0 or self.booking_hold <= 0:
             raise ConfigError("delays, timeouts and holds must be positive numbers of seconds")
         self._check_presentation()
+        if self.log_format not in ("", "json", "text"):
+            raise ConfigError("RAILSERVE_LOG_FORMAT must be 'json' or 'text'")
+        if not self.log_format:
+            return replace(self, log_format="json" if self.production else "text").finalised()
         if self.gateway_cooldown < 0:
             raise ConfigError("RAILSERVE_GATEWAY_COOLDOWN must not be negative")
         if not self.gateway_names:

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from tortoise.connection import get_connections
 
+from railserve import running
 from railserve.models import BookingStatus
 from railserve.payment.models import LiveChange, PaymentStatus
 
@@ -413,6 +414,7 @@ async def stream(
     A client that goes away cancels this generator; `finally` forgets the subscription.
     """
     subscription = hub.subscribe(keys, heartbeat)
+    running.stream_opened()
     try:
         shown = None  # a digest of the card last sent: thousands of streams keep no copies
         while True:
@@ -437,4 +439,5 @@ async def stream(
                     subscription.dirty = False
                     break
     finally:
+        running.stream_closed()
         hub.unsubscribe(subscription)

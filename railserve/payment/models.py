@@ -13,6 +13,8 @@ from enum import StrEnum
 from tortoise import fields
 from tortoise.models import Model
 
+from railserve.running import AuditDetailField
+
 
 class PaymentStatus(StrEnum):
     PENDING = "pending"
@@ -118,7 +120,7 @@ class PaymentEvent(Model):
     to_status = fields.CharField(max_length=20)
     event = fields.CharField(max_length=40)
     actor = fields.CharEnumField(Actor, max_length=10)
-    detail = fields.CharField(max_length=300, default="")
+    detail = AuditDetailField(max_length=300, default="")  # + the request's id
     created_at = fields.DatetimeField(auto_now_add=True)
 
     payment_id: int
@@ -211,7 +213,7 @@ class OperatorAction(Model):
     action = fields.CharField(max_length=20)
     transaction_id = fields.CharField(max_length=19, null=True)
     reason = fields.CharField(max_length=300)
-    detail = fields.CharField(max_length=300, default="")
+    detail = AuditDetailField(max_length=300, default="")  # + the request's id
     created_at = fields.DatetimeField(auto_now_add=True)
 
     operator_id: int

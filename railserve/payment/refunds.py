@@ -18,7 +18,7 @@ from functools import lru_cache
 
 from tortoise.expressions import F
 
-from railserve import db
+from railserve import db, running
 from railserve.config import Settings
 from railserve.display import format_money
 from railserve.errors import Conflict, Invalid, NotFound
@@ -210,6 +210,7 @@ async def _open_refund(
         settled_at=None if amount else now,
         updated_at=now,
     )
+    running.refund_moved(refund, None, actor)
     if refundable:
         detail = f"{refund.refund_id}: {format_money(amount, payment.currency)} — {reason}"
         if not await service.transition(
@@ -367,6 +368,7 @@ async def settle_refund(
                 changes["gateway_reference"] = reference
             if not await _move(refund, "succeed", **changes):
                 return False
+            running.refund_moved(refund, RefundStatus.PENDING, actor)
             await _audit(payment, "refund_succeeded", actor, f"{refund_id}: {money} {detail}")
             await _tell(
                 payment, refund, "refund_done", f"Refund {refund_id} of {money} was paid back."
@@ -381,6 +383,7 @@ async def settle_refund(
             return True
         if not await _move(refund, "fail", failure_reason=why, settled_at=now, updated_at=now):
             return False
+        running.refund_moved(refund, RefundStatus.PENDING, actor)
         await _audit(payment, "refund_failed", actor, f"{refund_id}: {why}")
         await _tell(
             payment,

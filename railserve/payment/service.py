@@ -24,7 +24,7 @@ from tortoise.functions import Min
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
-from railserve import batch, db
+from railserve import batch, db, running
 from railserve.errors import Conflict, Invalid, NotFound
 from railserve.models import Booking, BookingStatus, Train
 from railserve.notify import notice_rows, notify
@@ -99,6 +99,7 @@ async def transition(
         actor=actor,
         detail=detail[:300],
     )
+    running.payment_moved(payment, source, target, actor)
     # No announcement here: a trigger on `payments` writes the live notice (migration 0003).
     return True
 
@@ -362,6 +363,7 @@ async def start_attempt(
             payment = await (create_in_one_call() if db.sqlite_in_use() else db.atomic(create))
         except (IntegrityError, _BookingMoved):
             return None  # lost a race; the caller finds out to whom
+        running.payment_moved(payment, None, payment.status, Actor.USER)
         charge = ChargeRequest(
             payment.transaction_id,
             payment.amount,
@@ -590,6 +592,7 @@ async def _settle_in_one_call(
     payment.status = target
     for name, value in changes.items():
         setattr(payment, name, value)
+    running.payment_moved(payment, pending, target, verdict.actor)
     if verdict.succeeded:
         booking.status = BookingStatus.CONFIRMED
         booking.paid_at = outcome
