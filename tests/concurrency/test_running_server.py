@@ -147,11 +147,21 @@ async def test_a_stream_counts_while_it_is_open(world, live_server):
     url = f"/payment/events/{data['transaction_id']}"
     async with person.client.stream("GET", url) as response:
         assert response.status_code == 200
-        async for line in response.aiter_lines():
-            if line.startswith("event: status"):
-                break
-        await until(live_server, lambda now: now[streams] == before[streams] + 1)
+        # Read on while the scrapes look (leaving the lines' iterator would hang up).
+        shown = asyncio.Event()
+        reader = asyncio.create_task(_read(response.aiter_lines(), shown), name="stream reader")
+        try:
+            await asyncio.wait_for(shown.wait(), 20)
+            await until(live_server, lambda now: now[streams] == before[streams] + 1)
+        finally:
+            reader.cancel()
     await until(live_server, lambda now: now[streams] == before[streams])
+
+
+async def _read(lines, shown: asyncio.Event) -> None:
+    async for line in lines:
+        if line.startswith("event: status"):
+            shown.set()
 
 
 async def test_each_request_has_one_id_on_every_line(world, live_server):
