@@ -78,6 +78,11 @@ class Settings:
         return self.env == "production"
 
     @property
+    def log_lines(self) -> str:
+        """`json` or `text`: RAILSERVE_LOG_FORMAT, else text in development, json in production."""
+        return self.log_format or ("json" if self.production else "text")
+
+    @property
     def webhook_secrets(self) -> list[str]:
         return _secret_list(self.webhook_secret)
 
@@ -127,8 +132,6 @@ class Settings:
         self._check_presentation()
         if self.log_format not in ("", "json", "text"):
             raise ConfigError("RAILSERVE_LOG_FORMAT must be 'json' or 'text'")
-        if not self.log_format:
-            return replace(self, log_format="json" if self.production else "text").finalised()
         if self.gateway_cooldown < 0:
             raise ConfigError("RAILSERVE_GATEWAY_COOLDOWN must not be negative")
         if not self.gateway_names:

@@ -536,7 +536,7 @@ class _Scrape:
 
 def init_app(app: Quart, settings: Any) -> None:
     """Metrics, request ids and the request line, the log format, and the three views."""
-    configure_logging(settings.log_format)
+    configure_logging(settings.log_lines)
     m = metrics()
     m.providers = frozenset((*settings.gateway_names, "simulated"))
     for name in settings.gateway_names:
