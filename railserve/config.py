@@ -61,6 +61,8 @@ class Settings:
     sweep_interval: float = 30.0
     # A TOML file of cancellation charges replacing the defaults (railserve/payment/rules.py).
     refund_rules: str = ""
+    # A TOML file of payment plans replacing the built-in ones (railserve/payment/plans.py).
+    payment_plans: str = ""
     # Refusals of one refund by the gateway before it stays `failed` for an operator.
     refund_attempts: int = 5
     locale: str = "en_IN"
@@ -130,6 +132,7 @@ class Settings:
         if self.gateway_delay < 0 or self.payment_timeout <= 0 or self.booking_hold <= 0:
             raise ConfigError("delays, timeouts and holds must be positive numbers of seconds")
         self._check_presentation()
+        self._check_payment_plans()
         if self.log_format not in ("", "json", "text"):
             raise ConfigError("RAILSERVE_LOG_FORMAT must be 'json' or 'text'")
         if self.gateway_cooldown < 0:
@@ -167,6 +170,15 @@ class Settings:
                 self.simupi_webhook_secret or _instance_secret("simupi_webhook_secret")
             ),
         )
+
+    def _check_payment_plans(self) -> None:
+        # Imported here: the payment package imports this module.
+        from railserve.payment.plans import PlanError, load_plans
+
+        try:
+            load_plans(self.payment_plans)
+        except PlanError as error:
+            raise ConfigError(f"RAILSERVE_PAYMENT_PLANS ({self.payment_plans}): {error}") from None
 
     def _check_presentation(self) -> None:
         try:

@@ -68,6 +68,13 @@ def format_when(value: datetime | None) -> str:
     )
 
 
+def format_due(value: datetime) -> str:
+    """12 Jan, 14:30 IST: when a part of a payment plan falls due."""
+    return format_datetime(
+        _aware(value), "d MMM, HH:mm zzz", tzinfo=_current.zone, locale=_current.locale
+    )
+
+
 def format_clock(value: datetime | None) -> str:
     """14:35 IST: the time of day alone, for "held until"."""
     if value is None:
