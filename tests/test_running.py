@@ -22,7 +22,7 @@ from tests.support.database import _pg, sqlite_path
 from tests.support.passenger import JSON, Passenger, make_train
 
 TOKEN = "metrics-token-for-tests"
-GENERATED_ID = re.compile(r"[0-9a-f]{32}")
+GENERATED_ID = re.compile(r"[0-9a-f]{20}")
 
 
 def samples(text: str) -> dict[tuple[str, tuple], float]:
