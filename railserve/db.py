@@ -17,6 +17,8 @@ from tortoise import Tortoise
 from tortoise.backends.sqlite import client as sqlite_client
 from tortoise.transactions import in_transaction
 
+from railserve import running
+
 T = TypeVar("T")
 
 MODEL_MODULES = ["railserve.models", "railserve.payment.models"]
@@ -91,9 +93,12 @@ async def atomic(work: Callable[[], Awaitable[T]]) -> T:
     """
 
     async def unit() -> T:
-        async with in_transaction():
-            result = await work()
+        with running.told_after_commit() as moves:
+            async with in_transaction():
+                result = await work()
         committed()
+        for tell in moves:  # logged and counted once they hold
+            tell()
         return result
 
     task = asyncio.ensure_future(unit())

@@ -24,6 +24,8 @@ import pkgutil
 import re
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from functools import cache
@@ -148,53 +150,83 @@ def worker_stopped() -> None:
 # --- Hooks the money path calls: one line each -------------------------------------------
 
 
+# Moves made inside a transaction are told once it commits (db.atomic runs them), so a
+# rolled-back move is neither counted nor logged; outside one they are told at once.
+_AFTER_COMMIT: ContextVar[list[Callable[[], None]] | None] = ContextVar(
+    "railserve_after_commit", default=None
+)
+
+
+@contextmanager
+def told_after_commit() -> Iterator[list[Callable[[], None]]]:
+    """Collect the moves of one transaction; the caller runs them once it has committed."""
+    told: list[Callable[[], None]] = []
+    token = _AFTER_COMMIT.set(told)
+    try:
+        yield told
+    finally:
+        _AFTER_COMMIT.reset(token)
+
+
+def _tell(event: Callable[[], None]) -> None:
+    waiting = _AFTER_COMMIT.get()
+    if waiting is None:
+        event()
+    else:
+        waiting.append(event)
+
+
 def payment_moved(payment: Any, source: str | None, target: str, actor: Any) -> None:
     """A payment attempt changed state: log it, and count it once it is final."""
-    source, target = (str(source) if source else None), str(target)
-    transitions_log.info(
-        "payment %s %s -> %s by %s",
-        payment.transaction_id,
-        source or "-",
-        target,
-        actor,
-        extra={
-            "fields": {
-                "transaction_id": payment.transaction_id,
-                "from": source,
-                "to": target,
-                "actor": str(actor),
-            }
-        },
-    )
-    if source != "pending" or target not in FINAL:
-        return
-    m = _metrics or metrics()
-    m.payment_attempts.labels(str(payment.method), payment.gateway, target).inc()
+    source, target, actor = (str(source) if source else None), str(target), str(actor)
+    transaction_id, method, gateway = payment.transaction_id, str(payment.method), payment.gateway
+    settled = None
     started = getattr(payment, "created_at", None)
-    if started is not None:
+    if started is not None and source == "pending" and target in FINAL:
         ended = getattr(payment, "completed_at", None) or datetime.now(UTC)
-        m.settle_seconds.observe(max((ended - started).total_seconds(), 0.0))
+        settled = max((ended - started).total_seconds(), 0.0)
+
+    def tell() -> None:
+        _log_move("payment", transaction_id, source, target, actor)
+        if source != "pending" or target not in FINAL:
+            return
+        m = _metrics or metrics()
+        m.payment_attempts.labels(method, gateway, target).inc()
+        if settled is not None:
+            m.settle_seconds.observe(settled)
+
+    _tell(tell)
 
 
 def refund_moved(refund: Any, source: str | None, actor: Any) -> None:
     """A refund was opened (source None) or settled."""
-    target = str(refund.status)
+    refund_id, target, actor = refund.refund_id, str(refund.status), str(actor)
+    source = str(source) if source else None
+
+    def tell() -> None:
+        _log_move("refund", refund_id, source, target, actor)
+        (_metrics or metrics()).refunds.labels(target).inc()
+
+    _tell(tell)
+
+
+def _log_move(kind: str, key: str, source: str | None, target: str, actor: str) -> None:
     transitions_log.info(
-        "refund %s %s -> %s by %s",
-        refund.refund_id,
+        "%s %s %s -> %s by %s",
+        kind,
+        key,
         source or "-",
         target,
         actor,
         extra={
             "fields": {
-                "refund_id": refund.refund_id,
+                "transaction_id" if kind == "payment" else "refund_id": key,
                 "from": source,
                 "to": target,
-                "actor": str(actor),
+                "actor": actor,
             }
         },
     )
-    (_metrics or metrics()).refunds.labels(target).inc()
 
 
 def webhook_answered(provider: str, code: int) -> None:
