@@ -152,7 +152,7 @@ def worker_stopped() -> None:
 
 # Moves made inside a transaction are told once it commits (db.atomic runs them), so a
 # rolled-back move is neither counted nor logged; outside one they are told at once.
-_AFTER_COMMIT: ContextVar[list[Callable[[], None]] | None] = ContextVar(
+_AFTER_COMMIT: ContextVar[tuple[object, list[Callable[[], None]]] | None] = ContextVar(
     "railserve_after_commit", default=None
 )
 
@@ -161,7 +161,7 @@ _AFTER_COMMIT: ContextVar[list[Callable[[], None]] | None] = ContextVar(
 def told_after_commit() -> Iterator[list[Callable[[], None]]]:
     """Collect the moves of one transaction; the caller runs them once it has committed."""
     told: list[Callable[[], None]] = []
-    token = _AFTER_COMMIT.set(told)
+    token = _AFTER_COMMIT.set((asyncio.current_task(), told))
     try:
         yield told
     finally:
@@ -170,10 +170,11 @@ def told_after_commit() -> Iterator[list[Callable[[], None]]]:
 
 def _tell(event: Callable[[], None]) -> None:
     waiting = _AFTER_COMMIT.get()
-    if waiting is None:
+    # A task started inside the transaction inherits the variable, not the transaction.
+    if waiting is None or waiting[0] is not asyncio.current_task():
         event()
     else:
-        waiting.append(event)
+        waiting[1].append(event)
 
 
 def payment_moved(payment: Any, source: str | None, target: str, actor: Any) -> None:
