@@ -58,13 +58,15 @@ async def main(requests: int, blocks: int) -> None:
 
         await block()  # warm
         with_hooks, without = [], []
-        for _ in range(blocks):
-            with_hooks.append(await block())
-            before.remove(running.begin_request)
-            after.remove(running.end_request)
-            without.append(await block())
-            before.insert(0, running.begin_request)
-            after.append(running.end_request)
+        for turn in range(blocks):  # alternating which goes first
+            for hooks in (True, False) if turn % 2 else (False, True):
+                if not hooks:
+                    before.remove(running.begin_request)
+                    after.remove(running.end_request)
+                (with_hooks if hooks else without).append(await block())
+                if not hooks:
+                    before.insert(0, running.begin_request)
+                    after.append(running.end_request)
     on, off = statistics.median(with_hooks), statistics.median(without)
     print(
         f"status poll (JSON, in-process), median of {blocks} blocks of {requests}: "
