@@ -355,6 +355,9 @@ class _Formatter(logging.Formatter):
         return message, fields, error
 
 
+_JSON = json.JSONEncoder(default=str, ensure_ascii=False)  # made once, not per line
+
+
 class JsonFormatter(_Formatter):
     """One JSON object per line."""
 
@@ -370,7 +373,7 @@ class JsonFormatter(_Formatter):
         }
         if error:
             line["error"] = error
-        return json.dumps(line, default=str, ensure_ascii=False)
+        return _JSON.encode(line)
 
 
 class TextFormatter(_Formatter):
@@ -400,6 +403,12 @@ class _StderrHandler(logging.StreamHandler):
     @stream.setter
     def stream(self, _value) -> None:
         pass
+
+    def flush(self) -> None:
+        # A line-buffered stream has written the line already: no second call per line.
+        stream = sys.stderr
+        if not getattr(stream, "line_buffering", False):
+            stream.flush()
 
 
 def configure_logging(log_format: str) -> None:
