@@ -84,6 +84,7 @@ async def run(job: dict, items: list[dict]) -> dict:
         if writer is not None:
             writer.close()
 
+    started_at = time.monotonic()  # CLOCK_MONOTONIC: comparable with the caller's clock
     began = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(job["concurrency"])))
     elapsed = time.perf_counter() - began
@@ -91,6 +92,7 @@ async def run(job: dict, items: list[dict]) -> dict:
     n = len(latencies)
     return {
         "requests": n,
+        "started_at": started_at,
         "elapsed": elapsed,
         "rps": n / elapsed if elapsed else 0.0,
         "p50_ms": statistics.median(latencies) * 1000 if n else 0.0,

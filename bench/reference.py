@@ -9,19 +9,27 @@ flags as the app. Same database, same models, no auth, no CSRF, no middleware:
   `?pad=` bytes, the size of the app's partial.
 - `POST /min-txn/<booking_id>`: the minimal payment transaction: insert a payment and its
   event, take a seat by a conditional update, in one transaction.
+- `POST /rush-txn/<booking_id>`: the same transaction for the Tatkal rush (bench/rush.py),
+  where a full train is not a failure (the app waitlists the passenger): 303 either way.
+- `POST /rush-held/<booking_id>`: not a reference but an experiment (`bench/run.py --rush
+  --rush-reference rush-held`): the same rows, with the train row held the way the app's
+  settlement holds it, one round trip per statement — the seat update, then (train full)
+  `SELECT … FOR UPDATE` and the update again, the booking's status, the waitlist count,
+  the notification and the mail — before COMMIT.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+from datetime import UTC, datetime
 
 from quart import Quart, jsonify, request
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from railserve import db
-from railserve.models import Booking, Train
+from railserve.models import Booking, BookingStatus, Mail, Notification, Train
 from railserve.payment.models import Actor, Payment, PaymentEvent, PaymentStatus
 
 app = Quart(__name__)
@@ -71,8 +79,9 @@ async def one_read(transaction_id: str):
     return jsonify({**row, "status": str(row["status"]), "method": str(row["method"])})
 
 
-@app.post("/min-txn/<int:booking_id>")
-async def min_txn(booking_id: int):
+async def minimal_transaction(booking_id: int) -> bool:
+    """Insert a payment and its event, take a seat by a conditional update: one
+    transaction. True when the seat was taken."""
     booking = await Booking.get(id=booking_id).only("id", "user_id", "train_id", "amount")
     async with in_transaction():
         payment = await Payment.create(
@@ -96,4 +105,64 @@ async def min_txn(booking_id: int):
         taken = await Train.filter(id=booking.train_id, seats_left__gte=1).update(
             seats_left=F("seats_left") - 1
         )
-    return ("", 303 if taken else 409)
+    return bool(taken)
+
+
+@app.post("/min-txn/<int:booking_id>")
+async def min_txn(booking_id: int):
+    return ("", 303 if await minimal_transaction(booking_id) else 409)
+
+
+@app.post("/rush-txn/<int:booking_id>")
+async def rush_txn(booking_id: int):
+    await minimal_transaction(booking_id)
+    return ("", 303)
+
+
+@app.post("/rush-held/<int:booking_id>")
+async def rush_held(booking_id: int):
+    booking = await Booking.get(id=booking_id).only("id", "user_id", "train_id", "amount")
+    async with in_transaction():
+        payment = await Payment.create(
+            transaction_id="TXN" + secrets.token_hex(8).upper(),
+            booking_id=booking.id,
+            user_id=booking.user_id,
+            method="credit_card",
+            amount=booking.amount,
+            currency="INR",
+            instrument="•••• 4242",
+            idempotency_key=secrets.token_urlsafe(16),
+            status=PaymentStatus.SUCCESS,
+        )
+        await PaymentEvent.create(
+            payment_id=payment.id,
+            from_status=PaymentStatus.PENDING,
+            to_status=PaymentStatus.SUCCESS,
+            event="succeed",
+            actor=Actor.GATEWAY,
+        )
+        seats = Train.filter(id=booking.train_id, seats_left__gte=1)
+        taken = await seats.update(seats_left=F("seats_left") - 1)
+        if not taken:
+            await Train.filter(id=booking.train_id).select_for_update().get()
+            taken = await seats.update(seats_left=F("seats_left") - 1)
+        now = datetime.now(UTC)
+        status = BookingStatus.CONFIRMED if taken else BookingStatus.WAITLISTED
+        await Booking.filter(id=booking.id).update(status=status, paid_at=now)
+        position = (
+            1
+            + await Booking.filter(
+                train_id=booking.train_id, status=BookingStatus.WAITLISTED, paid_at__lt=now
+            ).count()
+        )
+        await Notification.create(
+            user_id=booking.user_id, booking_id=booking.id, kind="rush", message=f"{position}"
+        )
+        await Mail.create(
+            user_id=booking.user_id,
+            booking_id=booking.id,
+            to_address="rush@example.com",
+            subject=f"position {position}",
+            body="",
+        )
+    return ("", 303)

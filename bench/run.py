@@ -244,7 +244,7 @@ async def seed(url: str, pool: int) -> Seed:
 
 
 class Server:
-    """One server process group, pinned to core 0."""
+    """One server process group, pinned to core 0 (or to `cores`)."""
 
     def __init__(
         self,
@@ -253,8 +253,10 @@ class Server:
         env: dict[str, str],
         port: int,
         cwd: Path | None = None,
+        cores: str = "0",
     ) -> None:
         self.label, self.command, self.env, self.port = label, command, env, port
+        self.cores = cores
         self.cwd = cwd or ROOT
         self.url = f"http://127.0.0.1:{port}"
         self.log = Path(tempfile.gettempdir()) / f"railserve-bench-{label}-{port}.log"
@@ -264,7 +266,7 @@ class Server:
     def start(self, probe: str) -> Server:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                ["taskset", "-c", "0", *self.command],
+                ["taskset", "-c", self.cores, *self.command],
                 env=self.env,
                 cwd=self.cwd,
                 stdout=log,
@@ -773,6 +775,21 @@ def main() -> None:
     parser.add_argument(
         "--posts-only", action="store_true", help="skip the GET cases (a quicker look at posts)"
     )
+    parser.add_argument(
+        "--rush",
+        action="store_true",
+        help="the Tatkal rush instead of the tables (bench/rush.py; PostgreSQL)",
+    )
+    parser.add_argument("--rush-passengers", type=int, default=2000)
+    parser.add_argument("--rush-seats", type=int, default=100)
+    parser.add_argument("--rush-connections", type=int, default=64)
+    parser.add_argument("--rush-workers", type=int, default=4)
+    parser.add_argument(
+        "--rush-reference",
+        choices=["rush-txn", "rush-held"],
+        default="rush-txn",
+        help="rush-held: the experiment that holds the train row as the app does (README)",
+    )
     parser.add_argument("--seed", nargs=2, metavar=("URL", "POOL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.seed:
@@ -785,6 +802,10 @@ def main() -> None:
 
         serve = build_parser().parse_args(["serve"])
         args.server = serve.server
+    if args.rush:
+        from bench.rush import main as rush
+
+        raise SystemExit(rush(args))
     ensure_tools()
     import platform
 

@@ -14,8 +14,8 @@ from quart_auth import Unauthorized, current_user
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
+from railserve import auth, db, display, limits, running, security
 from railserve import config as config_module
-from railserve import db, display, limits, running, security
 from railserve.config import Settings
 from railserve.display import format_clock, format_money, format_when
 from railserve.errors import DomainError
@@ -23,6 +23,7 @@ from railserve.htmx import is_htmx, wants_event_stream, wants_json
 from railserve.money import format_amount
 from railserve.payment.refunds import expected_time
 from railserve.prepared import PreparedRead
+from railserve.vocabulary import install as install_vocabulary
 
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("railserve")
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     )
     development = not settings.production
     display.configure(settings.locale, settings.timezone)
+    auth.configure_hashing(settings.password_time_cost, settings.password_memory_cost)
     app.config.update(
         RAILSERVE=settings,
         SECRET_KEY=settings.secret_key,
@@ -141,9 +143,7 @@ def _register_templates(app: Quart) -> None:
     app.jinja_env.filters["when"] = format_when
     app.jinja_env.filters["clock"] = format_clock
     app.jinja_env.globals["refund_eta"] = expected_time
-    app.jinja_env.filters["label"] = lambda value: str(getattr(value, "value", value)).replace(
-        "_", " "
-    )
+    install_vocabulary(app.jinja_env)
 
     @app.context_processor
     async def layout() -> dict:

@@ -22,6 +22,15 @@ bp = Blueprint("auth", __name__, url_prefix="/auth")
 hasher = PasswordHasher()
 
 
+def configure_hashing(time_cost: int, memory_cost: int) -> None:
+    """Hash new passwords at this argon2 cost (settings; tests lower it). Stored hashes
+    carry their own parameters, so every existing password still verifies."""
+    global hasher
+    if (hasher.time_cost, hasher.memory_cost) != (time_cost, memory_cost):
+        hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_cost)
+        _dummy_hash.cache_clear()
+
+
 @functools.cache
 def _dummy_hash() -> str:
     """Verified against when the e-mail is unknown, so both answers take the same time.

@@ -101,6 +101,8 @@ async def home() -> Response:
 async def book() -> Response:
     """Hold seats for a train and go to the payment page."""
     form = await request.form
+    if (rows := parse_id(form.get("rows"))) is not None:
+        return await _passenger_rows(form, min(rows, MAX_PASSENGERS))
     try:
         booking = await create_booking(
             current_user_id(), form.get("train_id"), form.getlist("passenger_name")
@@ -118,6 +120,19 @@ async def book() -> Response:
             values={"passenger_name": form.getlist("passenger_name")},
         )
     return redirect(url_for("payment.pay", booking_id=booking.id), 303)
+
+
+async def _passenger_rows(form, rows: int) -> Response:
+    """The booking form again with one passenger row more or less, names kept (no JavaScript)."""
+    names = [name[:60] for name in form.getlist("passenger_name")][:rows]
+    return await render_page_or_partial(
+        "booking/home.html",
+        "booking/_trains.html",
+        trains=await Train.filter(cancelled_at=None),
+        errors={},
+        kept_train=parse_id(form.get("train_id")),
+        values={"passenger_name": names + [""] * (rows - len(names))},
+    )
 
 
 def parse_positions(raw: list[str]) -> list[int]:
@@ -163,8 +178,15 @@ async def cancel_quote(booking_id: int) -> Response:
     booking, offer = await refunds.quote_for(settings, current_user_id(), booking_id, positions)
     if wants_json():
         return jsonify(quote_json(booking, offer))
+    # No passenger asked for means every passenger still booked (as in the JSON); the page
+    # says so in words, so nobody confirms a whole cancellation without noticing.
+    all_by_default = not positions and len(booking.active_passengers) > 1
     return await render_page_or_partial(
-        "booking/cancel.html", "booking/_cancel.html", booking=booking, quote=offer
+        "booking/cancel.html",
+        "booking/_cancel.html",
+        booking=booking,
+        quote=offer,
+        all_by_default=all_by_default,
     )
 
 

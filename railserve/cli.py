@@ -11,8 +11,8 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
+from railserve import auth, db, display
 from railserve import config as config_module
-from railserve import db, display
 from railserve.models import TravelClass
 from railserve.money import digits, format_amount, known_currency, parse_amount
 
@@ -27,6 +27,7 @@ def _fail(message: str) -> None:
 async def _with_db(work: Callable[[], Awaitable[int | None]]) -> int:
     settings = config_module.from_env()
     display.configure(settings.locale, settings.timezone)
+    auth.configure_hashing(settings.password_time_cost, settings.password_memory_cost)
     await db.init(settings.database_url)
     try:
         return (await work()) or 0

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import argon2
 from babel import Locale, UnknownLocaleError
 
 INSTANCE_DIR = Path(os.environ.get("RAILSERVE_INSTANCE", Path.cwd() / "instance"))
@@ -20,6 +21,11 @@ INSTANCE_DIR = Path(os.environ.get("RAILSERVE_INSTANCE", Path.cwd() / "instance"
 
 class ConfigError(RuntimeError):
     """The configuration cannot run: a required value is missing or malformed."""
+
+
+# argon2-cffi's own defaults: the floor for production.
+PASSWORD_TIME_COST = argon2.DEFAULT_TIME_COST
+PASSWORD_MEMORY_COST = argon2.DEFAULT_MEMORY_COST
 
 
 def _default_database_url() -> str:
@@ -69,6 +75,10 @@ class Settings:
     timezone: str = "Asia/Kolkata"
     support_email: str = "support@railserve.example"
     support_phone: str = "+91 80 4718 2000"
+    # argon2id cost of new password hashes (argon2-cffi's defaults, RFC 9106's low-memory
+    # choice); production refuses anything cheaper. The test suite lowers both.
+    password_time_cost: int = PASSWORD_TIME_COST
+    password_memory_cost: int = PASSWORD_MEMORY_COST  # KiB
     currency: str = "INR"
     # Bearer token that may read /metrics besides signed-in operators (empty: operators only).
     metrics_token: str = ""
@@ -144,6 +154,21 @@ class Settings:
         for item in fields(self):
             if item.name.startswith("rate_limit_") and getattr(self, item.name) < 1:
                 raise ConfigError(f"RAILSERVE_{item.name.upper()} must be at least 1 a minute")
+        if (
+            self.password_time_cost < 1
+            or self.password_memory_cost < 8 * argon2.DEFAULT_PARALLELISM
+        ):
+            raise ConfigError(
+                "RAILSERVE_PASSWORD_TIME_COST / _MEMORY_COST are too small for argon2"
+            )
+        if self.production and (
+            self.password_time_cost < PASSWORD_TIME_COST
+            or self.password_memory_cost < PASSWORD_MEMORY_COST
+        ):
+            raise ConfigError(
+                f"production hashes passwords at least at argon2's defaults (time cost "
+                f"{PASSWORD_TIME_COST}, memory cost {PASSWORD_MEMORY_COST} KiB)"
+            )
         if self.production:
             missing = [
                 name

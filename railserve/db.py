@@ -14,10 +14,10 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tortoise import Tortoise
-from tortoise.backends.sqlite import client as sqlite_client
 from tortoise.transactions import in_transaction
 
 from railserve import running
+from railserve.store import compat
 
 T = TypeVar("T")
 
@@ -125,68 +125,8 @@ def sqlite_in_use() -> bool:
     return _initialised["sqlite"]
 
 
-# --- SQLite: three fixes to Tortoise's client ------------------------------------------
-# 1. BEGIN IMMEDIATE takes the write lock up front, so busy_timeout applies and a
-#    read-then-write transaction can never fail with SQLITE_BUSY_SNAPSHOT across workers.
-# 2. If BEGIN fails, Tortoise keeps the connection lock forever and every later query of
-#    the process hangs; release it.
-
-
-async def _begin_immediate(self: Any) -> None:
-    try:
-        # The connection is in autocommit mode: a COMMIT is needed only if something left
-        # a transaction open, and each call is a round trip to aiosqlite's thread.
-        if self._connection.in_transaction:
-            await self._connection.commit()
-        await self._connection.execute("BEGIN IMMEDIATE")
-    except Exception as exc:  # sqlite3.OperationalError: locked beyond busy_timeout
-        raise sqlite_client.TransactionManagementError(exc) from exc
-
-
-async def _safe_aenter(self: Any) -> Any:
-    await self._trxlock.acquire()
-    try:
-        await self.ensure_connection()
-        self.token = sqlite_client.get_connections().set(self.connection_name, self.connection)
-        try:
-            await self.connection.begin()
-        except BaseException:
-            sqlite_client.get_connections().reset(self.token)
-            raise
-    except BaseException:
-        self._trxlock.release()
-        raise
-    return self.connection
-
-
-# 3. Count only the rows a statement changed itself. Tortoise counts the difference of
-#    `total_changes`, which includes rows written by triggers (the live notices of
-#    migration 0003): a compare-and-set update of one booking would report 2, not 1.
-#    The statement, its rows and its own count come back from aiosqlite's thread in one
-#    hop, as before.
-
-
-def _fetch_with_count(connection: Any, query: str, values: Any) -> tuple[int, list]:
-    cursor = connection.execute(query, values)
-    try:
-        rows = cursor.fetchall()
-        return max(cursor.rowcount, 0) or len(rows), rows
-    finally:
-        cursor.close()
-
-
-@sqlite_client.translate_exceptions
-async def _execute_query(self: Any, query: str, values: list | None = None) -> tuple[int, list]:
-    query = query.replace("\x00", "'||CHAR(0)||'")
-    async with self.acquire_connection() as connection:
-        self.log.debug("%s: %s", query, values)
-        # aiosqlite's own way of running a function on its thread (no public equivalent).
-        return await connection._execute(_fetch_with_count, connection._conn, query, values or [])
-
-
-sqlite_client.SqliteTransactionWrapper.begin = _begin_immediate
-sqlite_client.SqliteTransactionContext.__aenter__ = _safe_aenter
-sqlite_client.SqliteClient.execute_query = _execute_query
+# Tortoise's SQLite client, fixed where it needs it: railserve/store/compat.py.
+compat.patch_tortoise_sqlite()
 
 
 # For Tortoise's own CLI: `tortoise -c railserve.db.TORTOISE_ORM makemigrations`.

@@ -80,3 +80,23 @@ def format_clock(value: datetime | None) -> str:
     if value is None:
         return ""
     return format_datetime(_aware(value), "HH:mm zzz", tzinfo=_current.zone, locale=_current.locale)
+
+
+def zone() -> ZoneInfo:
+    """The configured zone: operators' date filters are days in it, like every time shown."""
+    return _current.zone
+
+
+def zone_name(when: datetime | None = None) -> str:
+    """The zone's short name people read beside a time ("IST")."""
+    return format_datetime(
+        _aware(when or datetime.now(UTC)), "zzz", tzinfo=_current.zone, locale=_current.locale
+    )
+
+
+def format_local(value: datetime | None, pattern: str = "HH:mm") -> str:
+    """A stored UTC time in the configured zone by a Babel pattern, without the zone's name
+    (for a chart's ticks and a table whose caption names the zone)."""
+    if value is None:
+        return ""
+    return format_datetime(_aware(value), pattern, tzinfo=_current.zone, locale=_current.locale)

@@ -13,6 +13,7 @@ from quart import Blueprint, Response, current_app
 from railserve.display import format_major
 from railserve.htmx import render_page_or_partial
 from railserve.payment.rules import Rules, load_rules
+from railserve.vocabulary import travel_class as class_name
 
 bp = Blueprint("help", __name__)
 
@@ -36,7 +37,9 @@ def charge_table(rules: Rules) -> ChargeTable:
         by_amount.setdefault(format_major(amount, RULES_CURRENCY), []).append(travel_class)
     gst_classes = [c for c in rules.flat_charge if c in rules.gst_classes]
     return ChargeTable(
-        flat=[(", ".join(classes), amount) for amount, classes in by_amount.items()],
+        flat=[
+            (", ".join(map(class_name, classes)), amount) for amount, classes in by_amount.items()
+        ],
         windows=[window.describe() + "." for window in rules.windows],
         chart_prepared=(
             f"Less than {rules.chart_hours:g} h before departure the chart is prepared: "

@@ -33,7 +33,6 @@ from typing import Any
 
 from quart import Blueprint, Quart, Response, current_app, request
 from quart_auth import current_user
-from tortoise.fields import CharField
 from werkzeug.exceptions import NotFound
 
 bp = Blueprint("running", __name__)
@@ -257,17 +256,14 @@ def request_id() -> str | None:
     return REQUEST_ID.get()
 
 
-class AuditDetailField(CharField):
-    """An audit row's `detail`, with the id of the request that wrote it (when there is one),
-    so that an operator can find the request's log lines from the audit trail."""
-
-    def to_db_value(self, value: Any, instance: Any) -> Any:
-        value = super().to_db_value(value, instance)
-        rid = REQUEST_ID.get()
-        if rid is None or not isinstance(value, str) or rid in value:
-            return value
-        suffix = f" [request {rid}]"
-        return value[: self.max_length - len(suffix)] + suffix
+def with_request_id(detail: str, limit: int = 300) -> str:
+    """An audit row's detail with the id of the request that writes it (when there is one),
+    so that an operator can go from the audit trail to the request's log lines."""
+    rid = REQUEST_ID.get()
+    if rid is None or not isinstance(detail, str) or rid in detail:
+        return detail
+    suffix = f" [request {rid}]"
+    return detail[: limit - len(suffix)] + suffix
 
 
 # Made ids: this process's random prefix and a counter, unique across workers and hosts

@@ -75,7 +75,19 @@
     copy.querySelectorAll("[aria-hidden='true']").forEach(function (n) { n.remove(); });
     return copy.textContent.replace(/\s+/g, " ").trim();
   }
+  // Once an attempt on the pay page succeeds, the page stops saying "Pay for your trip"
+  // and drops the test cards: what it shows is a paid trip.
+  var PAID = ["success", "partially_refunded", "refunded"];
+  function markPaid(panel) {
+    var layout = panel.closest(".pay-layout");
+    if (!layout || PAID.indexOf(panel.dataset.state) === -1) return;
+    var heading = layout.querySelector("[data-paid-heading]");
+    if (heading) heading.textContent = heading.dataset.paidHeading;
+    layout.querySelectorAll("[data-hide-when-paid]").forEach(function (n) { n.hidden = true; });
+    if (document.title.indexOf("Pay for ") === 0) document.title = document.title.replace("Pay for ", "Paid: ");
+  }
   function announceStatus(panel, live) {
+    markPaid(panel);
     var state = panel.dataset.state;
     if (!state || lastState[panel.id] === state) return;
     lastState[panel.id] = state;
@@ -172,6 +184,71 @@
       event.preventDefault();
     }
   });
+  // After an htmx swap, focus goes somewhere on purpose, and what a person opened stays open.
+  // Before the swap: which <details> in the target are open, and where focus was if the swap
+  // is about to remove it. After: reopen them; move focus to the message that answers an
+  // action ([data-focus]), else back to the same control (the toggled checkbox), else to the
+  // new content's heading. A refresh that did not hold focus takes none.
+  var swapMemory = null;
+  function describe(element) {
+    if (element.id) return "#" + CSS.escape(element.id);
+    if (element.name) {
+      var selector = element.tagName.toLowerCase() + "[name='" + CSS.escape(element.name) + "']";
+      // A checkbox, radio or button is one of several of that name: its value tells which.
+      return /^(checkbox|radio|submit|button)$/.test(element.type)
+        ? selector + "[value='" + CSS.escape(element.value) + "']" : selector;
+    }
+    if (element.matches("summary") && element.parentElement.id) {
+      return "#" + CSS.escape(element.parentElement.id) + " > summary";
+    }
+    if (element.matches("a[href]")) return "a[href='" + CSS.escape(element.getAttribute("href")) + "']";
+    return null;
+  }
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    if (!target) return;
+    var active = document.activeElement;
+    var open = [];
+    if (target.matches("details[id][open]")) open.push(target.id);
+    target.querySelectorAll("details[id][open]").forEach(function (d) { open.push(d.id); });
+    var held = active && active !== document.body && target.contains(active);
+    swapMemory = {
+      open: open,
+      held: held,
+      focus: held ? describe(active) : null,
+      answer: !!(event.detail.requestConfig && event.detail.requestConfig.verb !== "get"),
+    };
+  });
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var memory = swapMemory;
+    swapMemory = null;
+    if (!memory) return;
+    memory.open.forEach(function (id) {
+      var details = document.getElementById(id);
+      if (details) details.open = true;
+    });
+    var root = event.target && event.target.querySelector && document.contains(event.target)
+      ? event.target : document;
+    var message = root.matches && root.matches("[data-focus]") ? root : root.querySelector("[data-focus]");
+    if (message && (memory.answer || memory.held)) {
+      message.focus();
+      return;
+    }
+    var active = document.activeElement;
+    if (!memory.held || (active && active !== document.body)) return;
+    var again = memory.focus && document.querySelector(memory.focus);
+    if (again) {
+      again.focus();
+      return;
+    }
+    var heading = root.querySelector("[data-status-heading], h1, h2, h3") ||
+      (root !== document ? root : null);
+    if (heading) {
+      if (!heading.hasAttribute("tabindex")) heading.setAttribute("tabindex", "-1");
+      heading.focus();
+    }
+  });
+
   document.addEventListener("DOMContentLoaded", function () { enhance(document, false); });
   document.addEventListener("DOMContentLoaded", tickCountdowns);
   document.addEventListener("htmx:load", tickCountdowns);

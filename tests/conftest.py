@@ -18,6 +18,7 @@ from railserve.config import Settings
 from railserve.models import Train
 from tests.support.database import DatabaseFactory
 from tests.support.passenger import Passenger, make_train
+from tests.support.server import CHEAP_HASHING
 
 WEBHOOK_SECRET = "test-webhook-secret"
 SIMUPI_WEBHOOK_SECRET = "test-simupi-secret"
@@ -37,7 +38,8 @@ def database_url(database_factory: DatabaseFactory) -> str:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    """Fast, deterministic settings: no gateway delay, no rate limits, no background sweep."""
+    """Fast, deterministic settings: no gateway delay, no rate limits, no background sweep,
+    cheap password hashes (argon2 at full cost is most of a sign-up's time)."""
     return Settings(
         database_url=database_url,
         secret_key="test-secret-key",
@@ -48,6 +50,8 @@ def settings(database_url: str) -> Settings:
         rate_limits=False,
         sweep_interval=0,
         test_mode=True,
+        password_time_cost=CHEAP_HASHING["password_time_cost"],
+        password_memory_cost=CHEAP_HASHING["password_memory_cost"],
     ).finalised()
 
 

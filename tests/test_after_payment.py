@@ -15,6 +15,7 @@ from railserve.payment.signature import sign
 from railserve.sweep import sweep
 from tests.conftest import WEBHOOK_SECRET
 from tests.support.passenger import Passenger, make_train
+from tests.support.waiting import eventually
 
 
 def gateway_of(app):
@@ -46,10 +47,8 @@ async def test_cancel_paid_booking_refunds_less_charges_and_releases_seats(passe
     assert refund.refund_id.startswith("RFD") and refund.passengers == [1, 2]
     assert (await Booking.get(id=booking_id)).status == "cancelled"
     assert (await Train.get(id=train.id)).seats_left == 3
-    for _ in range(200):  # the gateway reports the refund through its webhook
-        if (await Refund.get(id=refund.id)).status != "pending":
-            break
-        await asyncio.sleep(0.02)
+    # The gateway reports the refund through its webhook.
+    await eventually(lambda: Refund.get(id=refund.id), lambda r: r.status != "pending")
     assert await kinds(passenger.user_id) == ["confirmation", "refund", "refund_done"]
     subjects = await Mail.filter(user_id=passenger.user_id).values_list("subject", flat=True)
     assert any("Refund of ₹2,122.00" in s for s in subjects)
@@ -217,4 +216,26 @@ async def test_success_after_the_passenger_cancelled_is_returned_by_the_gateway(
     # Delivered again, the same success is not returned twice.
     assert (await _deliver(person, txn, 125000)).status_code == 409
     assert await Refund.filter(payment_id=payment.id).count() == 1
+    assert await violations() == []
+
+
+async def test_success_on_a_train_cancelled_meanwhile_is_refunded_in_full(slow_app):
+    """The railway cancelled the train while the gateway worked (cancel-train had not
+    reached this booking yet): the booking is never confirmed, the money goes back."""
+    person = await Passenger.sign_up(slow_app)
+    train = await make_train(seats=5)
+    booking_id = await person.book(train)
+    txn = await person.start(booking_id)
+    await Train.filter(id=train.id).update(
+        cancelled_at=service.now_utc(), cancellation_reason="Flooding"
+    )
+    response = await _deliver(person, txn, 125000)
+    assert response.status_code == 200
+    booking = await Booking.get(id=booking_id)
+    payment = await Payment.get(transaction_id=txn)
+    assert (booking.status, payment.status) == ("cancelled", "refunded")
+    assert (await Train.get(id=train.id)).seats_left == 5
+    refund = await Refund.get(payment_id=payment.id)
+    assert (refund.amount, refund.charge, refund.gst) == (125000, 0, 0)
+    assert not await Notification.filter(booking_id=booking_id, kind="confirmation").exists()
     assert await violations() == []

@@ -118,3 +118,35 @@ async def test_csrf_token_is_required_to_log_out(app, passenger):
     response = await passenger.post("/auth/logout", csrf=False)
     assert response.status_code == 403
     assert (await passenger.get("/profile")).status_code == 200
+
+
+def test_passwords_hash_at_argon2s_defaults_unless_configured_and_never_cheaper_in_production():
+    from argon2 import PasswordHasher
+
+    from railserve.config import ConfigError, from_env
+
+    defaults = PasswordHasher()
+    settings = from_env({})
+    assert (settings.password_time_cost, settings.password_memory_cost) == (
+        defaults.time_cost,
+        defaults.memory_cost,
+    )
+    production = {"RAILSERVE_ENV": "production", "RAILSERVE_SECRET_KEY": "k"}
+    production |= {"RAILSERVE_WEBHOOK_SECRET": "w", "RAILSERVE_SIMUPI_WEBHOOK_SECRET": "s"}
+    assert from_env(production).password_memory_cost == defaults.memory_cost
+    for cheap in (
+        {"RAILSERVE_PASSWORD_TIME_COST": "1"},
+        {"RAILSERVE_PASSWORD_MEMORY_COST": "1024"},
+    ):
+        with pytest.raises(ConfigError, match="argon2"):
+            from_env(production | cheap)
+
+
+async def test_the_configured_cost_is_the_one_new_hashes_use(app, passenger):
+    from argon2 import extract_parameters
+
+    settings = app.config["RAILSERVE"]
+    user = await User.get(id=passenger.user_id)
+    parameters = extract_parameters(user.password_hash)
+    assert parameters.time_cost == settings.password_time_cost
+    assert parameters.memory_cost == settings.password_memory_cost

@@ -17,6 +17,7 @@ from railserve.models import Booking, Train
 from railserve.payment.models import Payment, Refund, SimulatedCharge, SimulatedRefund
 from tests.support.passenger import JSON, card
 from tests.support.server import railserve
+from tests.support.waiting import eventually
 
 
 async def priced_train(fare: int, currency: str) -> Train:
@@ -34,12 +35,11 @@ async def priced_train(fare: int, currency: str) -> Train:
 
 
 async def settled_refund(refund_id: str) -> Refund:
-    for _ in range(200):
-        refund = await Refund.get(refund_id=refund_id)
-        if refund.status != "pending":
-            return refund
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"refund {refund_id} still pending")
+    refund = await eventually(
+        lambda: Refund.get(refund_id=refund_id), lambda r: r.status != "pending"
+    )
+    assert refund.status != "pending", f"refund {refund_id} still pending"
+    return refund
 
 
 @pytest.mark.parametrize(

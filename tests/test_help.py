@@ -19,21 +19,23 @@ async def test_help_needs_no_login_and_answers_the_common_questions(app):
     assert response.status_code == 200
     page = text_of(await response.get_data(as_text=True))
     assert "Money was debited but the payment failed" in page
-    assert "reversed automatically" in page and "5–7 business days" in page
+    assert "This is not a refund: the debit is reversed automatically" in page
+    assert "within 5–7 business days" in page
     assert "UPI 3–4 business days" in page
     assert "Net banking 3–4 business days" in page and "Wallet 3–4 business days" in page
-    assert "Credit or debit card 6–7 business days" in page
+    assert "Credit card or debit card 6–7 business days" in page
+    assert page.count("5–7") == 1  # the reversal only: refunds take 3–4 or 6–7
     assert "support@railserve.example" in page and "+91 80 4718 2000" in page
 
 
 async def test_help_lists_the_charges_of_the_default_rules(app):
     page = text_of(await (await app.test_client().get("/help")).get_data(as_text=True))
     for row in (
-        "1A, EC ₹240.00",
-        "2A, FC ₹200.00",
-        "3A, CC, 3E ₹180.00",
-        "SL ₹120.00",
-        "2S ₹60.00",
+        "AC First Class (1A), Executive Chair Car (EC) ₹240.00",
+        "AC 2 Tier (2A), First Class (FC) ₹200.00",
+        "AC 3 Tier (3A), AC Chair Car (CC), AC 3 Tier Economy (3E) ₹180.00",
+        "Sleeper (SL) ₹120.00",
+        "Second Sitting (2S) ₹60.00",
     ):
         assert row in page
     assert "more than 48 h before departure: flat charge per passenger" in page
@@ -54,7 +56,7 @@ async def test_help_follows_a_replaced_rules_file(settings, app_with, tmp_path):
     )
     async with app_with(settings, refund_rules=str(rules)) as app:
         page = text_of(await (await app.test_client().get("/help")).get_data(as_text=True))
-    assert "SL ₹150.00" in page and "SL ₹120.00" not in page
+    assert "Sleeper (SL) ₹150.00" in page and "(SL) ₹120.00" not in page
     assert "more than 72 h before departure" in page
     assert "Less than 8 h before departure the chart is prepared" in page
     assert "clerkage charge of ₹75.00" in page

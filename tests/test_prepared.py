@@ -8,7 +8,7 @@ from tortoise.expressions import Subquery
 from railserve import db
 from railserve.errors import NotFound
 from railserve.models import Booking, Notification, Train, User
-from railserve.payment import service
+from railserve.payment import service, status_card
 from railserve.payment.models import Payment, WebhookEvent
 from railserve.prepared import PreparedRead
 from tests.support.passenger import Passenger, make_train
@@ -26,7 +26,7 @@ async def test_status_summary_matches_the_orm_query(slow_app):
     one, two = await two_attempts(slow_app)
     for txn in (one, two, one):  # the second run reuses the SQL built by the first
         payment = await Payment.get(transaction_id=txn).select_related("booking")
-        summary = await service.status_summary(payment.user_id, txn)
+        summary = await status_card.status_summary(payment.user_id, txn)
         assert summary == {
             "transaction_id": txn,
             "status": payment.status.value,
@@ -45,13 +45,13 @@ async def test_status_card_holds_what_the_orm_loads(slow_app):
     one, two = await two_attempts(slow_app)
     for txn, page in ((one, False), (two, False), (one, True), (two, True)):
         full = await Payment.get(transaction_id=txn).select_related("booking__train")
-        card = await service.owned_payment_with_booking(full.user_id, txn, page=page)
+        card = await status_card.owned_payment_with_booking(full.user_id, txn, page=page)
         pairs = {
             Payment: (card, full),
             Booking: (card.booking, full.booking),
             Train: (card.booking.train, full.booking.train),
         }
-        shown = service._PAGE_COLUMNS if page else service._CARD_COLUMNS
+        shown = status_card._PAGE_COLUMNS if page else status_card._CARD_COLUMNS
         for model, columns in shown.items():
             loaded, expected = pairs[model]
             for column in columns:
@@ -63,13 +63,13 @@ async def test_only_the_owner_reads_an_attempt(slow_app):
     one, _ = await two_attempts(slow_app)
     owner = (await Payment.get(transaction_id=one)).user_id
     other = (await Payment.filter(user_id__not=owner).first()).user_id
-    assert (await service.status_summary(owner, one))["transaction_id"] == one
+    assert (await status_card.status_summary(owner, one))["transaction_id"] == one
     with pytest.raises(NotFound):
-        await service.status_summary(other, one)
+        await status_card.status_summary(other, one)
     with pytest.raises(NotFound):
-        await service.owned_payment_with_booking(other, one)
+        await status_card.owned_payment_with_booking(other, one)
     with pytest.raises(NotFound):
-        await service.owned_payment_with_booking(owner, "TXN0000000000000000")
+        await status_card.owned_payment_with_booking(owner, "TXN0000000000000000")
 
 
 async def test_sql_that_depends_on_a_value_is_built_each_time(slow_app):

@@ -28,6 +28,7 @@ from railserve.payment.models import (
 )
 from railserve.payment.providers import Gateway
 from railserve.sweep import reconcile_one
+from railserve.vocabulary import phrase
 
 REFUNDABLE = (PaymentStatus.SUCCESS, PaymentStatus.PARTIALLY_REFUNDED)
 
@@ -73,6 +74,22 @@ async def _record(
     )
 
 
+async def record_refusal(
+    operator: User, action: str, transaction_id: str | None, form: Mapping[str, str], error
+) -> None:
+    """An action the checks refused is audited too, with why: an over-refund or a bad amount
+    an operator tried is as much a part of the record as the refunds that happened."""
+    reason = " ".join(str(form.get("reason") or "").split())
+    reason = "".join(c for c in reason if c.isprintable())[:300] or "(no reason given)"
+    await _record(
+        operator,
+        f"{action} refused"[:20],
+        transaction_id,
+        reason,
+        f"Refused ({error.status}): {error.message}",
+    )
+
+
 async def payment_or_404(transaction_id: str) -> Payment:
     payment = await Payment.get_or_none(transaction_id=transaction_id)
     if payment is None:
@@ -86,7 +103,9 @@ async def cancel(operator: User, payment: Payment, form: Mapping[str, str]) -> D
         payment.id, reason, actor=Actor.OPERATOR
     ):
         current = await Payment.get(id=payment.id)
-        raise Conflict(f"Only a pending attempt can be cancelled; this one is {current.status}.")
+        raise Conflict(
+            f"Only a pending attempt can be cancelled; this one is {phrase(current.status)}."
+        )
     await _record(operator, "cancel", payment.transaction_id, reason, "pending attempt cancelled")
     return Done(f"Attempt {payment.transaction_id} cancelled.")
 
@@ -106,7 +125,7 @@ async def refund(
         reason=reason,
     )
     money = format_money(made.amount, made.currency)
-    return Done(f"Refund {made.refund_id} of {money} is {made.status}.")
+    return Done(f"Refund {made.refund_id} of {money} is {phrase(made.status)}.")
 
 
 async def reconcile(
@@ -124,7 +143,7 @@ async def reconcile(
             else f"the gateway says the attempt is {state}"
         )
     else:
-        said.append(f"the attempt is already {payment.status}")
+        said.append(f"the attempt is already {phrase(payment.status)}")
     pending = await payment.refunds.filter(status=RefundStatus.PENDING).count()
     if pending:
         settled = await refunds.reconcile_refunds(gateway, settings, payment.id)

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from tortoise.expressions import Q
 from tortoise.functions import Count, Sum
 
+from railserve import display
 from railserve.payment.models import (
     METHOD_LABELS,
     Payment,
@@ -126,13 +127,22 @@ async def figures(now: datetime, stuck_after: timedelta) -> Figures:
     )
 
 
+def hour_starts(now: datetime) -> list[datetime]:
+    """24 whole hours of the configured zone, oldest first, the last one holding `now`, so a
+    chart's ticks read 14:00, 15:00 … rather than the minute the page was opened."""
+    current = now.astimezone(display.zone()).replace(minute=0, second=0, microsecond=0)
+    last = current.astimezone(UTC)
+    return [last - timedelta(hours=23 - i) for i in range(24)]
+
+
 async def _hours(recent, now: datetime) -> list[Hour]:
-    """24 one-hour buckets ending at `now`, oldest first."""
-    start = now - WINDOW
-    hours = [Hour(start + timedelta(hours=i)) for i in range(24)]
+    """24 one-hour buckets, oldest first; the first also holds the minutes of the 24 hours
+    before its start."""
+    hours = [Hour(start) for start in hour_starts(now)]
+    start = hours[0].start
     rows = await recent.values_list("created_at", "status")
     for created_at, status in rows:
-        index = min(23, int((created_at - start) / timedelta(hours=1)))
+        index = max(0, min(23, int((created_at - start) // timedelta(hours=1))))
         hours[index].counts[OUTCOME_OF[PaymentStatus(status)]] += 1
     return hours
 

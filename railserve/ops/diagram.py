@@ -14,6 +14,7 @@ from html import escape
 from statemachine import StateMachine
 
 from railserve.payment.machine import PaymentMachine
+from railserve.vocabulary import label
 
 BOX_W, BOX_H = 176, 40
 COL_GAP, ROW_GAP = 280, 76
@@ -59,7 +60,7 @@ def render(current: str | None = None, machine: type[StateMachine] = PaymentMach
         place[state.id] = (MARGIN + column * COL_GAP, TOP + row * ROW_GAP)
     width = MARGIN * 2 + max(layer.values()) * COL_GAP + BOX_W
     height = TOP + MARGIN + max(rows.values()) * ROW_GAP
-    current_name = next((s.name for s in states if str(s.value) == current), None)
+    current_name = next((label(s.value) for s in states if str(s.value) == current), None)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="lifecycle" role="img" '
         f'viewBox="0 0 {width} {height}" aria-labelledby="lifecycle-title lifecycle-desc">',
@@ -82,7 +83,7 @@ def render(current: str | None = None, machine: type[StateMachine] = PaymentMach
             f'<g class="{" ".join(classes)}" data-state="{escape(str(state.value))}">'
             f'<rect x="{x}" y="{y}" width="{BOX_W}" height="{BOX_H}" rx="8"/>'
             f'<text x="{x + BOX_W / 2}" y="{y + BOX_H / 2 + 5}" text-anchor="middle">'
-            f"{escape(state.name)}</text>"
+            f"{escape(label(state.value))}</text>"
             + (
                 f'<text class="now" x="{x + BOX_W / 2}" y="{y + BOX_H + 16}" '
                 'text-anchor="middle">current state</text>'
@@ -126,7 +127,7 @@ def _edge(edge: Edge, place: dict[str, tuple[int, int]], layer: dict[str, int]) 
 
 
 def _describe(states: list, edges: list[Edge], current_name: str | None) -> str:
-    names = {s.id: s.name for s in states}
+    names = {s.id: label(s.value) for s in states}
     moves = "; ".join(
         f"{names[e.source]} to {names[e.target]} ({e.event.replace('_', ' ')})" for e in edges
     )

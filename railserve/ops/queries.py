@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from math import ceil
 
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
+from railserve import display
 from railserve.errors import Invalid
 from railserve.money import format_amount
 from railserve.payment.models import Payment, PaymentMethod, PaymentStatus
@@ -23,8 +24,11 @@ PAGE_SIZE = 50
 CSV_BATCH = 1000
 MAX_PAGE = 10**6
 TRANSACTION_ID = re.compile(r"TXN[A-Z0-9]{16}")
-PNR = re.compile(r"[A-Z2-9]{10}")
 GATEWAY = re.compile(r"[a-z0-9_-]{1,20}")
+# A prefix this long of a transaction id or PNR finds it; shorter text matches e-mails only.
+MIN_PREFIX = 4
+MAX_Q = 254
+ID_PREFIX = re.compile(rf"[A-Z0-9]{{{MIN_PREFIX},19}}")
 CSV_FIELDS = (
     "transaction_id",
     "pnr",
@@ -97,8 +101,10 @@ def parse_filters(args: Mapping[str, str]) -> PaymentFilters:
     if gateway and not GATEWAY.fullmatch(gateway):
         errors["gateway"] = "A gateway name is 1 to 20 letters, digits, - or _."
     q = args.get("q", "").strip()
-    if q and not (_is_txn_or_pnr(q.upper()) or ("@" in q and len(q) <= 254 and q.isprintable())):
-        errors["q"] = "Search by an exact transaction id (TXN…), PNR (10 characters) or e-mail."
+    if q and not (len(q) <= MAX_Q and q.isprintable()):
+        errors["q"] = (
+            f"Search by a transaction id, a PNR or part of an e-mail (up to {MAX_Q} characters)."
+        )
     dates: dict[str, date | None] = {}
     for name in ("from", "to"):
         raw = args.get(name, "").strip()
@@ -119,10 +125,6 @@ def parse_filters(args: Mapping[str, str]) -> PaymentFilters:
     return PaymentFilters(status, method, gateway, q, dates["from"], dates["to"], page)
 
 
-def _is_txn_or_pnr(text: str) -> bool:
-    return bool(TRANSACTION_ID.fullmatch(text) or PNR.fullmatch(text))
-
-
 def filtered(filters: PaymentFilters) -> QuerySet[Payment]:
     query = Payment.all()
     if filters.status:
@@ -132,19 +134,26 @@ def filtered(filters: PaymentFilters) -> QuerySet[Payment]:
     if filters.gateway:
         query = query.filter(gateway=filters.gateway)
     if filters.q:
-        text = filters.q.upper()
-        if TRANSACTION_ID.fullmatch(text):
-            query = query.filter(transaction_id=text)
-        elif PNR.fullmatch(text):
-            query = query.filter(booking__pnr=text)
-        else:
-            query = query.filter(user__email=filters.q.lower())
-    if filters.date_from:
-        query = query.filter(created_at__gte=datetime.combine(filters.date_from, time(), UTC))
-    if filters.date_to and filters.date_to < date.max:
-        end = datetime.combine(filters.date_to + timedelta(days=1), time(), UTC)
-        query = query.filter(created_at__lt=end)
+        query = query.filter(_matching(filters.q))
+    # Days are the configured zone's (what an operator reads everywhere else), stored UTC.
+    if filters.date_from and filters.date_from > date.min:
+        start = datetime.combine(filters.date_from, time(), display.zone())
+        query = query.filter(created_at__gte=start.astimezone(UTC))
+    if filters.date_to and filters.date_to < date.max - timedelta(days=1):
+        end = datetime.combine(filters.date_to + timedelta(days=1), time(), display.zone())
+        query = query.filter(created_at__lt=end.astimezone(UTC))
     return query
+
+
+def _matching(text: str) -> Q:
+    """An exact id, a prefix of a transaction id or PNR, or part of an e-mail."""
+    upper = text.upper()
+    if TRANSACTION_ID.fullmatch(upper):
+        return Q(transaction_id=upper)
+    by_email = Q(user__email__icontains=text.lower())
+    if ID_PREFIX.fullmatch(upper):
+        return Q(transaction_id__startswith=upper) | Q(booking__pnr__startswith=upper) | by_email
+    return by_email
 
 
 @dataclass(frozen=True)
@@ -159,13 +168,15 @@ async def search(filters: PaymentFilters, page_size: int = PAGE_SIZE) -> Payment
     """One page of attempts, newest first: two queries whatever the page size."""
     query = filtered(filters)
     total = await query.count()
+    # A page past the end shows the last page rather than "page 99 of 2".
+    filters = replace(filters, page=min(filters.page, pages_of(total, page_size)))
     rows = (
         await query.order_by("-created_at", "-id")
         .offset((filters.page - 1) * page_size)
         .limit(page_size)
         .values(**_COLUMNS)
     )
-    return PaymentPage(rows, filters.page, max(1, ceil(total / page_size)), total)
+    return PaymentPage(rows, filters.page, pages_of(total, page_size), total)
 
 
 def _iso(value: datetime | None) -> str | None:

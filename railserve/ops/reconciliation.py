@@ -81,8 +81,7 @@ def _compare_charge(payment: dict, charge: dict | None, now: datetime, refunded:
             "missing_capture", txn, f"we show {status} ({money}); the gateway's charge failed"
         )
     if status in NOT_CAPTURED and charge["succeeded"] and settled:
-        returned = charge["amount"] if charge["refund_reference"] else refunded
-        kept = charge["amount"] - returned
+        kept = charge["amount"] - refunded
         if kept > 0:
             yield Difference(
                 "captured_not_shown",

@@ -205,6 +205,8 @@ async def _act(transaction_id: str, do) -> Response:
     try:
         done = await do(payment, form)
     except DomainError as error:
+        action = (request.endpoint or "").rpartition(".")[2]
+        await actions.record_refusal(g.operator, action, payment.transaction_id, form, error)
         if wants_json():
             raise
         return await render_page_or_partial(
@@ -274,6 +276,7 @@ async def audit() -> Response:
     """List every operator action, newest first."""
     page = queries.parse_page(request.args)
     total = await OperatorAction.all().count()
+    page = min(page, queries.pages_of(total))  # past the end: the last page
     rows = (
         await OperatorAction.all()
         .select_related("operator")

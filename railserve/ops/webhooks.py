@@ -14,6 +14,7 @@ from railserve.payment.models import WebhookLog
 
 async def _log_page(page: int, **extra) -> dict:
     total = await WebhookLog.all().count()
+    page = min(page, queries.pages_of(total))  # past the end: the last page
     entries = (
         await WebhookLog.all()
         .order_by("-id")
@@ -83,6 +84,7 @@ async def replay(event_id: str) -> Response:
     try:
         done = await actions.replay(settings, gateway, g.operator, entry, form)
     except DomainError as error:
+        await actions.record_refusal(g.operator, "replay", entry.transaction_id, form, error)
         if wants_json():
             raise
         context = await _log_page(1, message=error.message, failed_id=log_id)

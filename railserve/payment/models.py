@@ -13,7 +13,7 @@ from enum import StrEnum
 from tortoise import fields
 from tortoise.models import Model
 
-from railserve.running import AuditDetailField
+from railserve.running import with_request_id
 
 
 class PaymentStatus(StrEnum):
@@ -91,8 +91,6 @@ class Payment(Model):
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
     completed_at = fields.DatetimeField(null=True)
-    refund_reference = fields.CharField(max_length=40, null=True)
-    refunded_at = fields.DatetimeField(null=True)
 
     booking_id: int
     user_id: int
@@ -120,10 +118,14 @@ class PaymentEvent(Model):
     to_status = fields.CharField(max_length=20)
     event = fields.CharField(max_length=40)
     actor = fields.CharEnumField(Actor, max_length=10)
-    detail = AuditDetailField(max_length=300, default="")  # + the request's id
+    detail = fields.CharField(max_length=300, default="")
     created_at = fields.DatetimeField(auto_now_add=True)
 
     payment_id: int
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.detail = with_request_id(self.detail)  # made here, in the request's context
 
     class Meta:
         table = "payment_events"
@@ -213,10 +215,14 @@ class OperatorAction(Model):
     action = fields.CharField(max_length=20)
     transaction_id = fields.CharField(max_length=19, null=True)
     reason = fields.CharField(max_length=300)
-    detail = AuditDetailField(max_length=300, default="")  # + the request's id
+    detail = fields.CharField(max_length=300, default="")
     created_at = fields.DatetimeField(auto_now_add=True)
 
     operator_id: int
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.detail = with_request_id(self.detail)  # made here, in the request's context
 
     class Meta:
         table = "operator_actions"
@@ -251,7 +257,6 @@ class SimulatedCharge(Model):
     succeeded = fields.BooleanField()
     failure_code = fields.CharField(max_length=40, null=True)
     settles_at = fields.DatetimeField()
-    refund_reference = fields.CharField(max_length=40, null=True)
     # The issuer will refuse every refund of this charge (test trigger: account closed).
     refunds_refused = fields.BooleanField(default=False, db_default=False)
     created_at = fields.DatetimeField(auto_now_add=True)

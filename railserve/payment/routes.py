@@ -27,7 +27,7 @@ from railserve.htmx import is_htmx, render_page_or_partial, wants_json
 from railserve.limits import payment_limits
 from railserve.models import Booking, BookingStatus
 from railserve.money import format_amount
-from railserve.payment import live, service
+from railserve.payment import live, service, status_card
 from railserve.payment import webhook as webhooks
 from railserve.payment.advice import advice_for
 from railserve.payment.forms import BANKS, WALLET_LABELS, WALLETS
@@ -99,14 +99,16 @@ async def status_context(payment: Payment, booking: Booking | None = None) -> di
         "position": await waitlist_position(booking),
         "refunds": refunds,
     }
-    if payment.status in (PaymentStatus.FAILED, PaymentStatus.CANCELLED) and (
-        booking.status == BookingStatus.PENDING_PAYMENT
-    ):
-        context.update(form_context(booking, {"method": payment.method.value}))
-        context["retry"] = True
-        context["hold_until"] = hold_until(booking)
     if payment.status in (PaymentStatus.FAILED, PaymentStatus.CANCELLED):
-        context["advice"] = advice_for(payment.status.value, payment.failure_reason)
+        # Advice and a retry belong to the latest attempt of a booking still to pay; an older
+        # card says what became of the booking instead.
+        later = await Payment.filter(booking_id=booking.id, id__gt=payment.id).exists()
+        context["superseded"] = later
+        if booking.status == BookingStatus.PENDING_PAYMENT and not later:
+            context.update(form_context(booking, {"method": payment.method.value}))
+            context["retry"] = True
+            context["hold_until"] = hold_until(booking)
+            context["advice"] = advice_for(payment.status.value, payment.failure_reason)
         context["support_refs"] = [
             ("transaction id", payment.transaction_id),
             ("PNR", booking.pnr),
@@ -131,7 +133,7 @@ async def refunds_of(payment: Payment) -> list[Refund]:
 
 
 def status_json(summary: dict) -> dict:
-    """The contract's JSON status, from `service.status_summary`."""
+    """The contract's JSON status, from `status_card.status_summary`."""
     status = str(summary["status"])
     return {
         "transaction_id": summary["transaction_id"],
@@ -222,9 +224,9 @@ async def _conflict_with_pending(error: service.AttemptPending) -> Response:
 async def status(transaction_id: str) -> Response:
     """Show an attempt's status: full page, self-polling partial, or JSON."""
     if wants_json():  # the hottest request: one query, no model objects, no template
-        summary = await service.status_summary(current_user_id(), exact_id(transaction_id))
+        summary = await status_card.status_summary(current_user_id(), exact_id(transaction_id))
         return jsonify(status_json(summary))
-    payment = await service.owned_payment_with_booking(
+    payment = await status_card.owned_payment_with_booking(
         current_user_id(), exact_id(transaction_id), page=not is_htmx()
     )
     return await render_page_or_partial(

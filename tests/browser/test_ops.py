@@ -56,8 +56,8 @@ def test_operator_finds_a_payment_by_pnr_and_refunds_half(traveller, train, serv
 
     expect(page).to_have_url(re.compile(f"/ops/payments/{transaction_id}$"))
     timeline = page.locator("#timeline")
-    expect(timeline).to_contain_text("succeed")
-    expect(timeline).to_contain_text("gateway")
+    expect(timeline).to_contain_text("Succeeded")
+    expect(timeline).to_contain_text("Gateway")
     expect(page.locator(".lifecycle .state.current")).to_have_attribute("data-state", "success")
 
     form = page.locator("#refund-form")
@@ -65,7 +65,7 @@ def test_operator_finds_a_payment_by_pnr_and_refunds_half(traveller, train, serv
     form.get_by_label("Reason").fill("Goodwill: the train ran four hours late")
     form.get_by_role("button", name="Refund").click()
     expect(page.locator("#action-done")).to_contain_text("₹625.00")
-    expect(page.locator("#detail-status")).to_have_text("partially refunded")
+    expect(page.locator("#detail-status")).to_have_text("Partly refunded")
     expect(page.locator("#refunds")).to_contain_text("Goodwill: the train ran four hours late")
     screenshot(page, "ops-refunded")
 
@@ -74,7 +74,7 @@ def test_operator_finds_a_payment_by_pnr_and_refunds_half(traveller, train, serv
 
     asha.page.goto("/profile")
     row = asha.page.locator(f"#payment-row-{transaction_id}")
-    expect(row).to_contain_text("partially refunded")
+    expect(row).to_contain_text("Partly refunded")
     expect(row).to_contain_text("₹625.00")
     expect(asha.page.locator(".refund")).to_contain_text("₹625.00")
     screenshot(asha.page, "ops-passenger-profile")

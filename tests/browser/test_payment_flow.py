@@ -58,8 +58,8 @@ def test_pay_by_card_shows_progress_then_success_in_the_same_document(traveller,
     page.get_by_role("link", name="Go to my trips").click()
     expect(page).to_have_url(re.compile(r"/profile$"))
     booking = page.locator(".booking-card", has_text=pnr)
-    expect(booking.locator(".booking-status")).to_have_text("confirmed")
-    expect(page.locator(f"#payment-row-{transaction_id}")).to_contain_text("success")
+    expect(booking.locator(".booking-status")).to_have_text("Confirmed")
+    expect(page.locator(f"#payment-row-{transaction_id}")).to_contain_text("Successful")
     expect(page.locator("#notifications")).to_contain_text(f"Booking {pnr} confirmed")
     expect(page.locator("#mail")).to_contain_text(pnr)
     screenshot(page, "desktop-profile")
@@ -155,8 +155,8 @@ def test_cancelling_a_paid_booking_refunds_it_and_promotes_the_waitlist(
     expect(page).to_have_url(re.compile(r"/profile$"))
     flash = page.locator(".flash")
     expect(flash).to_contain_text("Refund")
-    expect(page.locator(".booking-card").first.locator(".booking-status")).to_have_text("cancelled")
-    expect(page.locator("#payments .status-pill")).to_have_text("refunded")
+    expect(page.locator(".booking-card").first.locator(".booking-status")).to_have_text("Cancelled")
+    expect(page.locator("#payments .status-pill")).to_have_text("Refunded")
     screenshot(page, "desktop-profile-refunded")
     flash.get_by_role("button", name="Dismiss message").click()
     expect(flash).to_have_count(0)
@@ -164,7 +164,7 @@ def test_cancelling_a_paid_booking_refunds_it_and_promotes_the_waitlist(
     # Ravi did nothing: the refund promoted his booking, and his profile says so.
     ravi.page.goto("/profile")
     ravi_booking = ravi.page.locator(".booking-card", has_text=ravi_pnr)
-    expect(ravi_booking.locator(".booking-status")).to_have_text("confirmed")
+    expect(ravi_booking.locator(".booking-status")).to_have_text("Confirmed")
     expect(ravi.page.locator("#notifications")).to_contain_text(
         f"Good news: booking {ravi_pnr} moved from the waitlist to confirmed"
     )
@@ -182,8 +182,9 @@ def test_cancelling_one_of_two_passengers_updates_the_quote_in_place(traveller, 
     page = asha.page
     page.get_by_role("link", name="Cancel passengers…").click()
     quote = page.locator(".cancel-quote")
-    expect(quote.locator("tbody tr")).to_have_count(2)
     page.evaluate("window.sameDocument = 'yes'")
+    # Everybody still booked is chosen at first, and the page says so in words.
+    expect(quote.locator("#all-chosen")).to_be_visible()
     quote.get_by_label("Asha Rao").uncheck()
     # htmx re-quotes in place and the URL follows the choice.
     expect(page.locator(".cancel-quote tbody tr")).to_have_count(1)
@@ -192,7 +193,7 @@ def test_cancelling_one_of_two_passengers_updates_the_quote_in_place(traveller, 
     page.get_by_role("button", name=re.compile(r"^Cancel 1 passenger and refund")).click()
     expect(page).to_have_url(re.compile(r"/profile$"))
     card = page.locator(".booking-card").first
-    expect(card.locator(".booking-status")).to_have_text("confirmed")
+    expect(card.locator(".booking-status")).to_have_text("Confirmed")
     expect(card.locator("del")).to_have_text("Vikram Rao")
     expect(card.locator(".refund")).to_contain_text("Cancellation charge")
     screenshot(page, "desktop-profile-partly-cancelled")

@@ -63,7 +63,7 @@ def test_book_and_pay_without_javascript(traveller, train, screenshot):
 
     success.get_by_role("link", name="Go to my trips").click()
     expect(page).to_have_url(re.compile(r"/profile$"))
-    expect(page.locator(f"#payment-row-{transaction_id}")).to_contain_text("success")
+    expect(page.locator(f"#payment-row-{transaction_id}")).to_contain_text("Successful")
     page.goto(f"/payment/pay/{booking_id}")  # already paid: the profile says so
     expect(page).to_have_url(re.compile(r"/profile$"))
     expect(page.locator(".flash")).to_contain_text("already paid")

@@ -41,30 +41,33 @@ def gateway_delay() -> float:
     return 0.3
 
 
+@pytest.fixture(scope="session")
+def live_servers() -> Iterator[dict[float, LiveServer]]:
+    """This test process's two-worker servers, one per gateway delay, stopped at the end."""
+    servers: dict[float, LiveServer] = {}
+    yield servers
+    for server in servers.values():
+        server.stop()
+
+
 @pytest.fixture(scope="module")
-def live_server(database_factory: DatabaseFactory, gateway_delay: float) -> Iterator[LiveServer]:
-    """A real server with two workers, shared by the module's http tests."""
-    server = LiveServer(database_factory.new_url(), workers=2, gateway_delay=str(gateway_delay))
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(autouse=True)
-def quick_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """In-process sign-ups hash cheaply: twenty argon2 hashes at full cost take seconds
-    on two cores, and passwords are not what these tests are about."""
-    from argon2 import PasswordHasher
-
-    from railserve import auth
-
-    monkeypatch.setattr(auth, "hasher", PasswordHasher(time_cost=1, memory_cost=1024))
+def live_server(
+    live_servers: dict[float, LiveServer], database_factory: DatabaseFactory, gateway_delay: float
+) -> LiveServer:
+    """A real server with two workers, started once and shared by every module (on this
+    xdist worker) that wants the same gateway delay: each test makes its own trains and
+    passengers, and the invariants hold over the whole database whoever wrote it."""
+    server = live_servers.get(gateway_delay)
+    if server is None or server.process is None or server.process.poll() is not None:
+        server = LiveServer(database_factory.new_url(), workers=2, gateway_delay=str(gateway_delay))
+        live_servers[gateway_delay] = server.start()
+    return server
 
 
 @pytest.fixture(scope="module")
 def accounts() -> list[dict[str, Any]]:
-    """Sign-ins on the module's server, reused by its http tests (a real server hashes
-    every password at full cost); each test still makes its own trains and bookings."""
+    """Sign-ins on the module's server, reused by its http tests (each costs a round of
+    requests); each test still makes its own trains and bookings."""
     return []
 
 

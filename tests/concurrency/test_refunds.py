@@ -9,17 +9,19 @@ from collections import Counter
 from railserve.models import Booking, BookingStatus, Train
 from railserve.payment.models import Payment, PaymentStatus, Refund, RefundStatus
 from tests.concurrency.conftest import World
+from tests.support.waiting import eventually
 
 ONE = 125000 - 18000 - 900  # one 3A passenger three days out
 
 
-async def refunds_settled(transaction_id: str, timeout: float = 20.0) -> list[Refund]:
-    for _ in range(int(timeout / 0.05)):
-        found = await Refund.filter(payment__transaction_id=transaction_id)
-        if found and all(r.status != RefundStatus.PENDING for r in found):
-            return found
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"refunds of {transaction_id} still pending")
+async def refunds_settled(transaction_id: str) -> list[Refund]:
+    found = await eventually(
+        lambda: Refund.filter(payment__transaction_id=transaction_id),
+        lambda found: found and all(r.status != RefundStatus.PENDING for r in found),
+        interval=0.05,
+    )
+    assert found and all(r.status != RefundStatus.PENDING for r in found), found
+    return found
 
 
 async def test_the_same_passenger_cancelled_from_many_requests_is_refunded_once(world: World):

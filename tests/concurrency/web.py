@@ -15,6 +15,7 @@ import httpx
 
 from railserve.models import Train
 from tests.support.passenger import HX, JSON, PASSWORD, card, poll_until_final
+from tests.support.waiting import PATIENCE
 
 _META_CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 _FIELD = r'name="{}" value="([^"]+)"'
@@ -112,7 +113,7 @@ class WebPassenger:
         assert response.status_code == 200, response.text[:500]
         return response.json()
 
-    async def wait_final(self, transaction_id: str, timeout: float = 15.0) -> dict[str, Any]:
+    async def wait_final(self, transaction_id: str, timeout: float = PATIENCE) -> dict[str, Any]:
         return await poll_until_final(self.status, transaction_id, timeout, interval=0.05)
 
     async def pay(self, booking_id: int, instrument: dict[str, str] | None = None) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -32,7 +33,7 @@ async def _state(payment: Payment) -> tuple:
         fresh.status,
         fresh.refunded_amount,
         await PaymentEvent.filter(payment_id=payment.id).count(),
-        await OperatorAction.all().count(),
+        await OperatorAction.exclude(action__endswith=" refused").count(),
         await Refund.all().count(),
     )
 
@@ -136,9 +137,16 @@ async def test_actions_are_rate_limited(app_with, settings):
     async with app_with(settings, rate_limits=True) as limited:
         person = await make_operator(limited)
         path = "/ops/payments/TXN0000000000000000/cancel"
-        codes = [(await person.post(path, {"reason": "x"})).status_code for _ in range(61)]
+        codes: list[int] = []
+        started = time.monotonic()
+        while 429 not in codes and len(codes) < 600:
+            codes.append((await person.post(path, {"reason": "x"})).status_code)
+        spent = time.monotonic() - started
+    # 60 a minute allows one more request for each second spent (a busy machine is slow),
+    # so the refusal comes after 60, plus a request a second at most.
     assert codes[:60] == [404] * 60
-    assert codes[60] == 429
+    assert codes[-1] == 429
+    assert len(codes) - 1 <= 60 + spent + 1, (len(codes), spent)
 
 
 async def test_refund_half_with_a_reason(operator, passenger, paid):
@@ -173,6 +181,11 @@ async def test_refund_of_more_than_refundable_is_409(operator, paid):
     )
     assert response.status_code == 409
     assert await _state(payment) == before
+    refused = await OperatorAction.get(action="refund refused", transaction_id=paid)
+    assert refused.reason == "too much"
+    assert refused.detail.startswith("Refused (409): ")
+    audit = await operator.text("/ops/audit")
+    assert "Refund (refused)" in audit and "Refused (409)" in audit
 
 
 async def test_refund_of_a_failed_attempt_is_409(operator, failed):
@@ -203,3 +216,5 @@ async def test_a_bad_refund_amount_is_422(operator, paid):
         )
         assert response.status_code == 422, amount
     assert not await Refund.exists()
+    refused = await OperatorAction.filter(action="refund refused", transaction_id=paid)
+    assert len(refused) == 4 and all("Refused (422)" in a.detail for a in refused)

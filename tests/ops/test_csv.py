@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from datetime import UTC, datetime
 
 from railserve.ops import queries
@@ -19,7 +18,6 @@ HEADER = (
 
 async def test_twenty_thousand_rows_stream_in_keyset_batches(operator, app):
     await _bulk(20_000, datetime(2026, 9, 1, tzinfo=UTC))
-    started = time.monotonic()
     with count_queries() as sent:
         response = await operator.get("/ops/payments.csv")
         assert response.status_code == 200
@@ -38,7 +36,6 @@ async def test_twenty_thousand_rows_stream_in_keyset_batches(operator, app):
     # Fetched a batch at a time (never the whole list in one query).
     selects = [s for s in sent.statements if "payments" in s and "LIMIT" in s.upper()]
     assert len(selects) >= 20_000 // queries.CSV_BATCH
-    assert time.monotonic() - started < 60
 
 
 async def test_csv_rows_follow_the_filters(operator, app):

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections import Counter
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -14,6 +17,7 @@ from tests.ops import seed
 from tests.support.passenger import HX
 
 S = PaymentStatus
+IST = ZoneInfo("Asia/Kolkata")
 
 
 @pytest.fixture
@@ -73,7 +77,8 @@ async def seeded(app) -> dict:
 
 
 async def test_the_figures_match_the_hand_counted_answers(seeded):
-    f = await dashboard.figures(datetime.now(UTC), timedelta(minutes=60))
+    now = datetime.now(UTC)
+    f = await dashboard.figures(now, timedelta(minutes=60))
     assert f.attempts == 8
     assert (f.captured_count, f.settled_count) == (4, 7)
     assert f.amount_captured == 1000 + 2000 + 3000 + 4000
@@ -87,13 +92,27 @@ async def test_the_figures_match_the_hand_counted_answers(seeded):
         "UPI": 3,
         "Wallet": 1,
     }
-    counts = {i: h.counts for i, h in enumerate(f.hours) if h.total}
-    assert counts == {
-        0: {"succeeded": 0, "failed": 1, "cancelled": 1, "pending": 0},
-        21: {"succeeded": 0, "failed": 0, "cancelled": 0, "pending": 1},
-        22: {"succeeded": 2, "failed": 1, "cancelled": 0, "pending": 0},
-        23: {"succeeded": 2, "failed": 0, "cancelled": 0, "pending": 0},
-    }
+    # Whole hours of IST (RAILSERVE_TIMEZONE), the last one holding now.
+    starts = [h.start for h in f.hours]
+    assert all(s.astimezone(IST).minute == 0 for s in starts)
+    assert all(b - a == timedelta(hours=1) for a, b in pairwise(starts))
+    assert starts[-1] <= now < starts[-1] + timedelta(hours=1)
+    expected: dict[int, Counter] = {}
+    for outcome, ago in (
+        ("succeeded", 10),
+        ("succeeded", 10),
+        ("succeeded", 90),
+        ("succeeded", 90),
+        ("failed", 90),
+        ("failed", 23 * 60 + 30),
+        ("cancelled", 23 * 60 + 30),
+        ("pending", 120),
+    ):
+        created = now - timedelta(minutes=ago)
+        index = max(0, int((created - starts[0]) // timedelta(hours=1)))
+        expected.setdefault(index, Counter())[outcome] += 1
+    counts = {i: {k: v for k, v in h.counts.items() if v} for i, h in enumerate(f.hours) if h.total}
+    assert counts == {i: dict(c) for i, c in expected.items()}
     kinds = [item.what for item in f.attention]
     assert kinds.count("Attempt pending longer than expected") == 2
     assert sum(k.startswith("Refund RFD") and k.endswith(" failed") for k in kinds) == 2

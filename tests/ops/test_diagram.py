@@ -19,15 +19,15 @@ def test_every_state_and_transition_of_the_machine_is_drawn():
     drawn = [e for e in svg if e.get("class") == "transition"]
     assert len(drawn) == len(transitions) == 7
     description = svg.find(f"{SVG}desc").text
-    assert "Success to Partially refunded (refund part)" in description
-    assert "Partially refunded to Partially refunded (refund part)" in description
+    assert "Successful to Partly refunded (refund part)" in description
+    assert "Partly refunded to Partly refunded (refund part)" in description
 
 
 def test_the_current_state_is_marked():
     svg = diagram.render("partially_refunded")
     current = re.findall(r'<g class="([^"]*current[^"]*)" data-state="([^"]+)"', svg)
     assert current == [("state current", "partially_refunded")]
-    assert "Current state: Partially refunded." in svg
+    assert "Current state: Partly refunded." in svg
     assert "style" not in svg
 
 

@@ -63,10 +63,15 @@ async def _found(operator, query: str) -> list[str]:
         ("?gateway=simupi", [4, 3]),
         ("?q=ALICE@Example.com", [2, 1]),
         ("?q=cdefghjk45", [4, 5]),
-        ("?from=2026-11-02", [4, 5, 3]),
-        ("?to=2026-11-01", [2, 1]),  # the whole day, up to 23:59:59
-        ("?from=2026-11-02&to=2026-11-02", [3]),
-        ("?status=success&from=2026-11-02", [3]),
+        # Days are IST days (RAILSERVE_TIMEZONE): 23:59:59 UTC on 1 Nov is 2 Nov, 05:29 IST.
+        ("?from=2026-11-02", [4, 5, 3, 2]),
+        ("?to=2026-11-01", [1]),
+        ("?from=2026-11-02&to=2026-11-02", [3, 2]),
+        ("?status=success&from=2026-11-02", [3, 2]),
+        ("?q=cdef", [4, 5]),  # a PNR prefix of four characters
+        ("?q=example.com", [4, 5, 3, 2, 1]),  # part of an e-mail
+        ("?q=ali", [2, 1]),
+        ("?page=99", [4, 5, 3, 2, 1]),  # past the end: the last page
         ("?status=refunded", []),
         ("?from=0001-01-01&to=9999-12-31", [4, 5, 3, 2, 1]),
     ],
@@ -78,6 +83,11 @@ async def test_filters(operator, seeded, query, expected):
 async def test_search_by_exact_transaction_id(operator, seeded):
     assert await _found(operator, f"?q={seeded.txns[2]}") == [seeded.txns[2]]
     assert await _found(operator, f"?q={seeded.txns[2].lower()}") == [seeded.txns[2]]
+
+
+async def test_search_by_a_transaction_id_prefix(operator, seeded):
+    prefix = seeded.txns[2][:8]
+    assert seeded.txns[2] in await _found(operator, f"?q={prefix.lower()}")
 
 
 async def test_json_shape(operator, seeded):
@@ -109,7 +119,7 @@ async def test_json_shape(operator, seeded):
         ("?status=bogus", "status"),
         ("?method=cash", "method"),
         ("?gateway=No%20Such!", "gateway"),
-        ("?q=hello", "q"),
+        ("?q=" + "x" * 300, "q"),
         ("?q=a%00b@example.com", "q"),
         ("?from=2026-13-01", "from"),
         ("?from=2026-11-03&to=2026-11-01", "to"),

@@ -71,7 +71,10 @@ async def _agreeing_ledger() -> None:
     await _gateway_refund(ok, refund.refund_id, 50000)
     await _refund(ok, 10000, RefundStatus.PENDING)  # in flight
     await _attempt(PaymentStatus.FAILED, charged=False)
-    await _attempt(PaymentStatus.CANCELLED, charged=True, refund_reference="RFDBACK")
+    # A success that came after the attempt was cancelled, returned in full by a refund.
+    returned = await _attempt(PaymentStatus.CANCELLED, charged=True)
+    refund = await _refund(returned, 125000, RefundStatus.SUCCEEDED)
+    await _gateway_refund(returned, refund.refund_id, 125000)
     await _attempt(
         PaymentStatus.PENDING, charged=True, settles_at=datetime.now(UTC) + timedelta(hours=1)
     )

@@ -153,7 +153,8 @@ async def test_replay_refuses_an_event_whose_signature_does_not_hold(app, operat
     assert response.status_code == 409
     assert "signature does not hold" in await response.get_data(as_text=True)
     assert (await Payment.get(id=pending.id)).status == PaymentStatus.PENDING
-    assert not await OperatorAction.exists()
+    assert not await OperatorAction.filter(action="replay").exists()
+    assert await OperatorAction.filter(action="replay refused").exists()
 
 
 async def test_replay_needs_a_reason(app, operator, pending):
@@ -161,7 +162,8 @@ async def test_replay_needs_a_reason(app, operator, pending):
     response = await operator.post(f"/ops/webhooks/{log.id}/replay", {"reason": " x "})
     assert response.status_code == 422
     assert (await Payment.get(id=pending.id)).status == PaymentStatus.PENDING
-    assert not await OperatorAction.exists()
+    assert not await OperatorAction.filter(action="replay").exists()
+    assert await OperatorAction.filter(action="replay refused").exists()
 
 
 async def test_replay_of_an_unknown_log_entry_is_404(operator):

@@ -19,9 +19,18 @@ from tests.conftest import WEBHOOK_SECRET
 from tests.support.events import EVENT_STREAM, EventReader, in_process_stream
 from tests.support.passenger import CARD_DECLINED, HX, Passenger, card, make_train
 
-# The contract's half second, with no margin taken off: the test measures from the
-# webhook's answer to the event's arrival.
-LATENCY = 0.5
+# How long a test waits for an event that must come. Generous on purpose: these tests
+# check that it comes, and a busy machine may take seconds; how fast it comes (the
+# contract's half second) is measured by bench/push.py, not asserted here.
+SOON = 30.0
+
+
+async def until(condition, timeout: float = SOON) -> None:
+    """Wait until `condition()` holds; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        await asyncio.sleep(0.02)
 
 
 def events_path(transaction_id: str) -> str:
@@ -102,17 +111,14 @@ async def test_first_event_is_the_card_then_the_settlement_then_close(slow_app):
         assert hub(slow_app).subscriber_count() == 1
 
         assert await webhook(slow_app, payment) == "applied"
-        answered = time.monotonic()
-        settled = await reader.next_named("status", timeout=LATENCY)
-        assert time.monotonic() - answered < LATENCY
+        settled = await reader.next_named("status", timeout=SOON)
         assert card_state(settled.data) == "success"
         assert "Your seats are confirmed." in settled.data
         assert "sse-connect" not in settled.data and "hx-trigger" not in settled.data
         assert (await reader.next()).name == "close"
         with pytest.raises(EOFError):
             await reader.next()
-    await asyncio.sleep(0)
-    assert hub(slow_app).subscriber_count() == 0
+    await until(lambda: hub(slow_app).subscriber_count() == 0)
 
 
 async def test_a_final_attempt_is_sent_once_and_closed(app, passenger, train):
@@ -144,9 +150,7 @@ async def test_a_waitlisted_card_hears_its_promotion(app, new_passenger):
 
         cancelled = await first.post(f"/bookings/{confirmed['booking_id']}/cancel")
         assert cancelled.status_code in (200, 303)
-        answered = time.monotonic()
-        promoted = await reader.next_named("status", timeout=LATENCY)
-        assert time.monotonic() - answered < LATENCY
+        promoted = await reader.next_named("status", timeout=SOON)
         assert "Your seats are confirmed." in promoted.data
         assert (await reader.next()).name == "close"
     booking = await Booking.get(id=waiting["booking_id"])
@@ -163,7 +167,7 @@ async def test_an_idle_stream_sends_heartbeats(slow_app):
     ):
         assert (await reader.next()).name == "status"
         for _ in range(3):
-            ping = await reader.next(timeout=1)
+            ping = await reader.next(timeout=SOON)
             assert ping == ping.__class__("comment", "ping")
     assert (await Payment.get(id=payment.id)).status == PaymentStatus.PENDING
 
@@ -185,14 +189,13 @@ async def test_many_streams_opened_and_dropped_leave_nothing_behind(slow_app):
 
     # Half hang up once the card has arrived, half at once (mid-query, perhaps).
     await asyncio.gather(*(open_and_drop(i % 2 == 0) for i in range(500)))
-    for _ in range(50):
-        if hub(slow_app).subscriber_count() == 0 and len(asyncio.all_tasks()) <= tasks_before:
-            break
-        await asyncio.sleep(0.05)
-    assert hub(slow_app).subscriber_count() == 0
-    assert len(asyncio.all_tasks()) <= tasks_before
+    await until(
+        lambda: hub(slow_app).subscriber_count() == 0 and len(asyncio.all_tasks()) <= tasks_before
+    )
 
-    polled = await asyncio.wait_for(person.get(f"/payment/status/{payment.transaction_id}", HX), 2)
+    polled = await asyncio.wait_for(
+        person.get(f"/payment/status/{payment.transaction_id}", HX), SOON
+    )
     assert polled.status_code == 200
     assert card_state(await polled.get_data(as_text=True)) == "pending"
     assert await webhook(slow_app, payment) == "applied"  # the app still writes, too
@@ -233,30 +236,38 @@ async def test_an_announcement_wakes_its_watchers_on_commit_and_never_on_rollbac
 
     with pytest.raises(Undo):
         await db.atomic(rolled_back)
-    assert not await watcher.wait(0.4)
+    # Notices arrive in commit order: once a later commit's has come, the rolled-back
+    # one would have come before it.
+    await db.atomic(lambda: live.announce(booking_id=42))
+    assert await bystander.wait(SOON)
+    assert not watcher.dirty
 
     await db.atomic(lambda: live.announce(booking_id=41))
-    assert await watcher.wait(LATENCY)
-    assert not await bystander.wait(0.3)
+    assert await watcher.wait(SOON)
+    assert not bystander.dirty
     hub(app).unsubscribe(watcher)
     hub(app).unsubscribe(bystander)
     assert hub(app).subscriber_count() == 0
 
 
 async def test_a_commit_of_this_worker_wakes_its_streams_before_the_next_poll(
-    app, settings, monkeypatch
+    app_with, settings, monkeypatch
 ):
     from railserve import db
     from railserve.payment import live
 
     if not db.is_sqlite(settings.database_url):
         pytest.skip("PostgreSQL delivers NOTIFY at once")
-    watcher = hub(app).subscribe([live.booking_key(43)])
-    monkeypatch.setattr(live, "POLL_INTERVAL", 30.0)
-    await asyncio.sleep(0.3)  # the poller is now in a 30 s pause
-    await db.atomic(lambda: live.announce(booking_id=43))
-    assert await watcher.wait(LATENCY)
-    hub(app).unsubscribe(watcher)
+    # The poller pauses far longer than the test waits, from its very first pause: only
+    # the commit's own wake-up can bring the notice in time.
+    pause = 120.0
+    monkeypatch.setattr(live, "POLL_INTERVAL", pause)
+    monkeypatch.setattr(live, "IDLE_INTERVAL", pause)
+    async with app_with(settings) as paused:
+        watcher = hub(paused).subscribe([live.booking_key(43)])
+        await db.atomic(lambda: live.announce(booking_id=43))
+        assert await watcher.wait(SOON)
+        hub(paused).unsubscribe(watcher)
 
 
 async def test_one_heartbeat_timer_serves_every_stream(slow_app):
@@ -272,7 +283,7 @@ async def test_one_heartbeat_timer_serves_every_stream(slow_app):
             assert (await reader.next()).name == "status"
         for _ in range(2):
             for reader in readers:
-                ping = await reader.next(timeout=1)
+                ping = await reader.next(timeout=SOON)
                 assert ping == ping.__class__("comment", "ping")
         # The streams wait without a task (or timer) of their own for the heartbeat.
         waiting = [t.get_coro().__qualname__ for t in asyncio.all_tasks()]
@@ -307,7 +318,7 @@ async def test_a_refund_that_settles_reaches_the_open_card(slow_app, settings):
         assert card_state(opening.data) == "refunded"
         assert "sse-connect" in opening.data  # its refund can still settle
         assert await refunds.settle_refund(settings, refund.refund_id, True, reference="RF1")
-        settled = await reader.next_named("status", timeout=LATENCY)
+        settled = await reader.next_named("status", timeout=SOON)
         assert "Paid back" in settled.data and "sse-connect" not in settled.data
         assert (await reader.next()).name == "close"
 
@@ -329,16 +340,20 @@ async def test_the_postgres_listener_comes_back_when_its_connection_drops(app, s
     await connection.execute_query("SELECT pg_terminate_backend($1)", [row["pid"]])
 
     watcher = hub(app).subscribe([live.booking_key(7)])
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + SOON
     while True:  # notices get through again once the listener is back
         await db.atomic(lambda: live.announce(booking_id=7))
         if await watcher.wait(0.5):
             break
         assert time.monotonic() < deadline, "the listener never came back"
-    await asyncio.sleep(0.2)
+    # Let the loop's earlier notices arrive (they come in commit order, before this one).
+    marker = hub(app).subscribe([live.booking_key(8)])
+    await db.atomic(lambda: live.announce(booking_id=8))
+    assert await marker.wait(SOON)
     watcher.clear()
     await db.atomic(lambda: live.announce(booking_id=7))
-    assert await watcher.wait(LATENCY)
+    assert await watcher.wait(SOON)
+    hub(app).unsubscribe(marker)
     [again] = await connection.execute_query_dict(listening)
     assert again["pid"] != row["pid"]
     hub(app).unsubscribe(watcher)

@@ -12,6 +12,7 @@ from railserve.payment import refunds
 from railserve.payment.models import Payment, Refund, SimulatedRefund
 from railserve.sweep import sweep
 from tests.support.passenger import JSON, card, make_train
+from tests.support.waiting import eventually
 
 REFUSES_REFUNDS = "4000 0000 0000 0341"
 ONE = 125000 - 18000 - 900  # a 3A passenger three days out: ₹1,250 less ₹180 and 5 % GST
@@ -34,12 +35,10 @@ async def quote(passenger, booking_id, *positions):
 
 
 async def settled(transaction_id: str) -> list[Refund]:
-    for _ in range(200):
-        found = await Refund.filter(payment__transaction_id=transaction_id).order_by("id")
-        if found and all(r.status != "pending" for r in found):
-            return found
-        await asyncio.sleep(0.02)
-    return found
+    return await eventually(
+        lambda: Refund.filter(payment__transaction_id=transaction_id).order_by("id"),
+        lambda found: found and all(r.status != "pending" for r in found),
+    )
 
 
 async def test_quote_json_page_and_partial(passenger, train):
@@ -68,8 +67,11 @@ async def test_quote_json_page_and_partial(passenger, train):
     }
     assert "flat charge" in body["rule"]
     assert [p["position"] for p in (await quote(passenger, booking_id))[1]["passengers"]] == [1, 2]
-    page = await passenger.text(f"/bookings/{booking_id}/cancel")
+    page = await passenger.text(f"/bookings/{booking_id}/cancel?passenger=1&passenger=2")
     assert 'name="expected_refund" value="2122.00"' in page and "GST" in page
+    # Opened with no choice, the page quotes everybody, as the JSON does, and says so.
+    page = await passenger.text(f"/bookings/{booking_id}/cancel")
+    assert 'id="all-chosen"' in page and 'name="expected_refund" value="2122.00"' in page
     partial = await passenger.text(
         f"/bookings/{booking_id}/cancel?passenger=1", {"HX-Request": "true"}
     )
@@ -201,11 +203,8 @@ async def test_refused_refunds_are_retried_then_left_failed(passenger, train, ap
     payment = await Payment.get(transaction_id=txn)
     assert payment.status == "refunded", "the cancellation stands; the money is owed"
     (refund,) = await Refund.filter(payment_id=payment.id)
-    for _ in range(100):  # the gateway's refusal arrives through its webhook
-        refund = await Refund.get(id=refund.id)
-        if refund.failure_reason:
-            break
-        await asyncio.sleep(0.02)
+    # The gateway's refusal arrives through its webhook.
+    refund = await eventually(lambda: Refund.get(id=refund.id), lambda r: r.failure_reason)
     assert (refund.status, refund.attempts, refund.failure_reason) == (
         "pending",
         1,

@@ -216,7 +216,7 @@ async def test_receipt_shows_the_payment_and_only_for_success(passenger, train):
         train.number,
         "Asha Rao",
         "Vikram Rao",
-        "2500.00",
+        "₹2,500.00",
         "Credit card",
         "4242",
     ):

@@ -15,6 +15,7 @@ from railserve.payment.service import now_utc
 from railserve.sweep import sweep
 from tests.support.passenger import make_train
 from tests.support.server import RAILSERVE, ROOT, railserve
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.server
 
@@ -49,10 +50,7 @@ async def test_killed_halfway_then_run_again_refunds_everyone_once(
     first = await asyncio.create_subprocess_exec(
         *command, "--pause", "0.3", env=env, cwd=ROOT, stdout=PIPE, stderr=PIPE
     )
-    for _ in range(300):
-        if await Refund.all().count() >= 3:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: Refund.all().count(), lambda n: n >= 3, interval=0.01)
     first.send_signal(signal.SIGKILL)
     await asyncio.wait_for(first.wait(), 10)
     done_before = await Booking.filter(status="cancelled").count()

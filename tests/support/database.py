@@ -79,6 +79,15 @@ class DatabaseFactory:
         shutil.copyfile(template, path)
         return f"sqlite://{path}"
 
+    def new_empty_url(self) -> str:
+        """A database with no schema at all (for tests of the migrations themselves)."""
+        name = f"{self.prefix}_{uuid.uuid4().hex[:8]}"
+        if using_postgres():
+            asyncio.run(_pg(BASE_URL, f'CREATE DATABASE "{name}"'))
+            self.made.append(name)
+            return _with_db(BASE_URL, name)
+        return f"sqlite://{self.workdir / f'{name}.sqlite3'}"
+
     def drop_all(self) -> None:
         if using_postgres() and self.made:
             drops = [

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from tests.support.waiting import PATIENCE
+
 EVENT_STREAM = {"Accept": "text/event-stream"}
 
 
@@ -26,7 +28,7 @@ class EventReader:
         self._buffer = ""
         self._ready: list[Event] = []
 
-    async def next(self, timeout: float = 5.0) -> Event:
+    async def next(self, timeout: float = PATIENCE) -> Event:
         """The next event; TimeoutError if none comes within `timeout` seconds."""
         async with asyncio.timeout(timeout):
             while not self._ready:
@@ -39,7 +41,7 @@ class EventReader:
                     self._ready.append(_parse(block))
             return self._ready.pop(0)
 
-    async def next_named(self, name: str, timeout: float = 5.0) -> Event:
+    async def next_named(self, name: str, timeout: float = PATIENCE) -> Event:
         """The next event called `name`, skipping heartbeats."""
         while True:
             event = await self.next(timeout)

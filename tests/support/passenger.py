@@ -14,6 +14,7 @@ from quart import Quart
 from quart.testing import QuartClient
 
 from railserve.models import Train
+from tests.support.waiting import PATIENCE
 
 PASSWORD = "correct-horse-battery"
 CARD_OK = "4242 4242 4242 4242"
@@ -156,7 +157,7 @@ class Passenger:
         assert response.status_code == 200
         return await response.get_json()
 
-    async def wait_final(self, transaction_id: str, timeout: float = 10.0) -> dict[str, Any]:
+    async def wait_final(self, transaction_id: str, timeout: float = PATIENCE) -> dict[str, Any]:
         return await poll_until_final(self.status, transaction_id, timeout, interval=0.02)
 
     async def pay(

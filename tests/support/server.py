@@ -17,6 +17,11 @@ ROOT = Path(__file__).resolve().parents[2]
 RAILSERVE = Path(sys.executable).parent / "railserve"
 
 
+# argon2 at its lowest cost: passwords are not what the suite is about, and at full cost
+# every sign-up takes 64 MiB and tens of milliseconds of a core. Production refuses it.
+CHEAP_HASHING = {"password_time_cost": 1, "password_memory_cost": 1024}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -27,6 +32,10 @@ def railserve(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(RAILSERVE), *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
     )
+
+
+class ServerExited(RuntimeError):
+    """The server process ended before it answered."""
 
 
 class LiveServer:
@@ -49,12 +58,28 @@ class LiveServer:
             "RAILSERVE_GATEWAY_SEED": "live",
             "RAILSERVE_TEST_MODE": "1",
             "RAILSERVE_RATE_LIMITS": "off",
+            **{f"RAILSERVE_{k.upper()}": str(v) for k, v in CHEAP_HASHING.items()},
             **{f"RAILSERVE_{k.upper()}": str(v) for k, v in settings.items()},
         }
         self.process: subprocess.Popen | None = None
         self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"railserve-{self.port}.log"
 
-    def start(self, timeout: float = 30.0) -> LiveServer:
+    def start(self, timeout: float = 30.0, attempts: int = 3) -> LiveServer:
+        """Start and wait until it answers. A port found free can be taken before the
+        server binds it (parallel test workers, other servers on the machine): a server
+        that exits before answering is started again on another port."""
+        for attempt in range(attempts):
+            try:
+                return self._start_once(timeout)
+            except ServerExited:
+                if attempt == attempts - 1:
+                    raise
+                self.port = free_port()
+                self.url = f"http://127.0.0.1:{self.port}"
+                self.log_path = self.log_path.with_name(f"railserve-{self.port}.log")
+        raise AssertionError("unreachable")
+
+    def _start_once(self, timeout: float) -> LiveServer:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [
@@ -74,7 +99,7 @@ class LiveServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log()}")
+                raise ServerExited(f"server exited: {self.log()}")
             try:
                 urllib.request.urlopen(self.url + "/healthz", timeout=1)
                 return self

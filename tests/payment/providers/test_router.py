@@ -134,7 +134,7 @@ async def test_a_slow_charge_counts_as_an_error(app, passenger):
 
     class Slow(FlakyGateway):
         async def charge(self, request):
-            await asyncio.sleep(0.5)
+            await asyncio.Event().wait()  # never answers: only the timeout ends it
 
     gateways = gateways_of(app)
     gateways.providers["flaky"] = Slow(None, None)
