@@ -294,7 +294,8 @@ def _metrics_folder():
     try:
         yield
     finally:
-        if not given:
+        if not given:  # the environment as it was (a test may serve in-process)
+            os.environ.pop(running.MULTIPROC_ENV, None)
             shutil.rmtree(path, ignore_errors=True)
 
 

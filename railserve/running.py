@@ -129,6 +129,15 @@ def multiprocess_dir() -> str | None:
     return os.environ.get(MULTIPROC_ENV) or None
 
 
+def _multiprocess_values() -> str | None:
+    """The folder this process's metrics are written to, if they are (prometheus-client
+    chose when it was imported: the variable set later changes nothing)."""
+    from prometheus_client import values
+
+    path = multiprocess_dir()
+    return path if path and values.ValueClass is not values.MutexValue else None
+
+
 def prepare_multiprocess_dir(path: str) -> None:
     """Make the folder and empty it (in the process that spawns the workers, before them)."""
     os.makedirs(path, exist_ok=True)
@@ -549,7 +558,7 @@ class _Scrape:
         from prometheus_client.core import GaugeMetricFamily
         from prometheus_client.multiprocess import MultiProcessCollector
 
-        path = multiprocess_dir()
+        path = _multiprocess_values()
         families = list(MultiProcessCollector(None, path).collect() if path else REGISTRY.collect())
         now = time.time()
         m = _metrics or metrics()
