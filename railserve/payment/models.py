@@ -13,6 +13,8 @@ from enum import StrEnum
 from tortoise import fields
 from tortoise.models import Model
 
+from railserve.running import with_request_id
+
 
 class PaymentStatus(StrEnum):
     PENDING = "pending"
@@ -121,6 +123,10 @@ class PaymentEvent(Model):
 
     payment_id: int
 
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.detail = with_request_id(self.detail)  # made here, in the request's context
+
     class Meta:
         table = "payment_events"
         ordering = ["id"]
@@ -224,6 +230,10 @@ class OperatorAction(Model):
     created_at = fields.DatetimeField(auto_now_add=True)
 
     operator_id: int
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.detail = with_request_id(self.detail)  # made here, in the request's context
 
     class Meta:
         table = "operator_actions"

@@ -18,7 +18,7 @@ from functools import lru_cache, partial
 
 from tortoise.expressions import F
 
-from railserve import db
+from railserve import db, running
 from railserve.config import Settings
 from railserve.display import format_money
 from railserve.errors import Conflict, Invalid, NotFound
@@ -251,6 +251,7 @@ async def _open_refund(
         settled_at=None if amount else now,
         updated_at=now,
     )
+    running.refund_moved(refund, None, actor)
     if refundable:
         detail = f"{refund.refund_id}: {format_money(amount, payment.currency)} — {reason}"
         if not await service.transition(
@@ -410,7 +411,7 @@ async def settle_refund(
             changes = {"settled_at": now, "failure_reason": None, "updated_at": now}
             if reference:
                 changes["gateway_reference"] = reference
-            if not await _move(refund, "succeed", **changes):
+            if not await _move(refund, "succeed", actor, **changes):
                 return False
             await _audit(payment, "refund_succeeded", actor, f"{refund_id}: {money} {detail}")
             await _tell(
@@ -424,7 +425,9 @@ async def settle_refund(
             )
             await _audit(payment, "refund_refused", actor, f"{refund_id}: {why}; will retry")
             return True
-        if not await _move(refund, "fail", failure_reason=why, settled_at=now, updated_at=now):
+        if not await _move(
+            refund, "fail", actor, failure_reason=why, settled_at=now, updated_at=now
+        ):
             return False
         # Money not returned no longer counts as refunded: an operator may refund the rest.
         await Payment.filter(id=payment.id).update(
@@ -443,14 +446,16 @@ async def settle_refund(
     return await db.atomic(work)
 
 
-async def _move(refund: Refund, event: str, **changes: object) -> bool:
-    """Compare-and-set a refund's status through the refund machine."""
+async def _move(refund: Refund, event: str, by: Actor, **changes: object) -> bool:
+    """Compare-and-set a refund's status through the refund machine; logged and counted
+    (running.refund_moved) once the transaction commits."""
     source = RefundStatus(refund.status)
     RefundMachine(model=refund, state_field="status").send(event)
     moved = await Refund.filter(id=refund.id, status=source).update(status=refund.status, **changes)
     if not moved:
         refund.status = source
         return False
+    running.refund_moved(refund, source, by)
     # The attempt's card lists its refunds: a trigger on `refunds.status` tells its open
     # streams (migration 0003), in this transaction.
     return True
@@ -740,7 +745,7 @@ async def _move_failed(refund_id: str, event: str, **changes: object) -> tuple[P
         )
     # A retry starts a fresh count of gateway attempts (see Refund.tries).
     changes.setdefault("retried_attempts", refund.attempts)
-    if not await _move(refund, event, failure_reason=None, **changes):
+    if not await _move(refund, event, Actor.OPERATOR, failure_reason=None, **changes):
         raise Conflict("This refund changed meanwhile. Reload and try again.")
     return payment, refund
 

@@ -22,7 +22,7 @@ from tortoise.functions import Min
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
-from railserve import store
+from railserve import running, store
 from railserve.errors import Conflict, Invalid, NotFound
 from railserve.models import Booking, BookingStatus, Train, closed_reason
 from railserve.payment.forms import idempotency_key, parse_payment
@@ -70,6 +70,7 @@ async def transition(
     payment.status = target
     for name, value in changes.items():
         setattr(payment, name, value)
+    running.payment_moved(payment, source, target, actor)
     return True
 
 
@@ -203,6 +204,7 @@ async def start_attempt(
             return None  # the same key, or another attempt pending: the caller finds out
         if payment is None:
             return None  # the booking was paid or cancelled meanwhile
+        running.payment_moved(payment, None, payment.status, Actor.USER)
         charge = ChargeRequest(
             payment.transaction_id,
             payment.amount,
@@ -313,6 +315,7 @@ async def settle(
         if outcome.booking_status is not None:
             payment.booking.status = outcome.booking_status
             payment.booking.paid_at = outcome.paid_at
+        running.payment_moved(payment, PaymentStatus.PENDING, outcome.status, actor)
     return Settlement(payment, outcome.applied, needs_refund=outcome.needs_refund)
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 
+from railserve import running
 from railserve.config import Settings
 from railserve.errors import NotFound, Unavailable
 from railserve.payment.models import Payment, PaymentMethod, Refund
@@ -54,7 +56,10 @@ class Gateways:
         self.routes = routes
         self.charge_timeout = charge_timeout
         self._clock = clock
-        self.breakers = {name: Breaker(cooldown, self.now) for name in providers}
+        self.breakers = {
+            name: Breaker(cooldown, self.now, on_change=partial(running.breaker_changed, name))
+            for name in providers
+        }
 
     @classmethod
     def from_settings(cls, settings: Settings, deliver_for: Callable[[str], Deliver]) -> Gateways:
