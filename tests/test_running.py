@@ -101,6 +101,23 @@ async def test_a_payment_and_a_refund_are_counted(app, passenger):
     assert after[opened] == before.get(opened, 0) + 1
 
 
+async def test_cancelled_attempts_are_counted(settings, app_with):
+    """An attempt stopped by its passenger, and one stopped with its unpaid booking."""
+    outcome = (("gateway", "simulated"), ("method", "credit_card"), ("outcome", "cancelled"))
+    attempt = ("railserve_payment_attempts_total", outcome)
+    async with app_with(settings, metrics_token=TOKEN, gateway_delay=30.0) as slow:
+        passenger = await Passenger.sign_up(slow)
+        train = await make_train()
+        before = await scrape(slow)
+        first = await passenger.start(await passenger.book(train))
+        assert (await passenger.post(f"/payment/cancel/{first}", {})).status_code == 303
+        booking_id = await passenger.book(train)
+        await passenger.start(booking_id)
+        assert (await passenger.post(f"/bookings/{booking_id}/cancel", {})).status_code == 303
+        after = await scrape(slow)
+    assert after[attempt] == before.get(attempt, 0) + 2
+
+
 async def test_request_ids_are_kept_made_and_echoed(app, passenger):
     kept = await passenger.get("/healthz", {"X-Request-ID": "abc-1.2_X"})
     assert kept.headers["X-Request-ID"] == "abc-1.2_X"

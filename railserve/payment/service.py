@@ -334,9 +334,18 @@ async def cancel_attempt(user_id: int, transaction_id: str) -> Payment:
 async def cancel_pending(payment_id: int, reason: str, *, actor: Actor) -> bool:
     """pending → cancelled (steps/cancel.py); False when the attempt was no longer pending."""
     now = now_utc()
-    return await store.run(
+    cancelled = await store.run(
         lambda: cancelling.cancel_attempt(payment_id, reason, actor, retryable=True, now=now)
     )
+    if cancelled:
+        await _told_cancelled([payment_id], actor)
+    return cancelled
+
+
+async def _told_cancelled(payment_ids: list[int], actor: Actor) -> None:
+    """Log and count attempts a committed step cancelled (running.payment_moved)."""
+    for payment in await Payment.filter(id__in=payment_ids):
+        running.payment_moved(payment, PaymentStatus.PENDING, PaymentStatus.CANCELLED, actor)
 
 
 async def cancel_unpaid(
@@ -345,10 +354,12 @@ async def cancel_unpaid(
     """Cancel a booking before payment, with its pending attempts: free of charge."""
     try:
         now = now_utc()
-        await store.run(lambda: cancelling.cancel_unpaid(booking, actor, why, now))
+        cancelled = await store.run(lambda: cancelling.cancel_unpaid(booking, actor, why, now))
     except cancelling.BookingMoved:
         raise Conflict(
             "This booking changed meanwhile (was it just paid?). Reload and try again."
         ) from None
+    if cancelled:
+        await _told_cancelled(cancelled, actor)
     booking.status = BookingStatus.CANCELLED
     return f"Booking {booking.pnr} cancelled."
