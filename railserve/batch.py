@@ -7,10 +7,8 @@ hottest transactions (starting an attempt, settling one) are therefore also writ
 plain functions of the sqlite3 connection, run by `run` from BEGIN IMMEDIATE to COMMIT in
 one call: the same statements, compare-and-sets included, with one round trip. Units that
 wait for the connection at the same time share that call and its COMMIT, each in a
-savepoint of its own (group commit: one fsync for the group).
-
-A unit that meets anything unusual raises `Unusual`: everything it wrote is rolled back
-and the caller runs the general (ORM) path instead, which handles every case.
+savepoint of its own (group commit: one fsync for the group). The money steps reach it
+through `railserve.store.sqlite`; a unit that raises is rolled back alone.
 
 A unit may be written as `durable=False`: a group made only of such units commits without
 waiting for the disk (`synchronous=NORMAL` for that COMMIT). WAL frames are written in
@@ -24,47 +22,30 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 from tortoise import connections
 from tortoise.exceptions import IntegrityError, OperationalError, TransactionManagementError
-from tortoise.fields.base import DatabaseDefault
 from tortoise.models import Model
 
-from railserve import db
+from railserve import db, store
+from railserve.store import compat
 
 T = TypeVar("T")
-
-# Called with each statement a unit sends (tests/support/queries.py counts them).
-OBSERVERS: list[Callable[[str], None]] = []
-
-
-class Unusual(Exception):
-    """Raised by a unit to roll back and leave the case to the general path."""
 
 
 class Unit:
     """What a unit of work may do, on aiosqlite's thread, inside the transaction."""
 
     def __init__(self, connection: sqlite3.Connection) -> None:
-        self._connection = connection
+        self.connection = connection
         self._inserted: list[tuple[Insert, int]] = []
-
-    def execute(self, sql: str, values: list) -> int:
-        """Run one statement; the number of rows it changed itself (not its triggers')."""
-        for observe in OBSERVERS:
-            observe(sql)
-        cursor = self._connection.execute(sql, values)
-        try:
-            return max(cursor.rowcount, 0)
-        finally:
-            cursor.close()
 
     def insert(self, row: Insert) -> int:
         """Insert a prepared row; its new primary key (set on the model once committed)."""
-        for observe in OBSERVERS:
+        for observe in store.OBSERVERS:
             observe(row.sql)
-        cursor = self._connection.execute(row.sql, row.values)
+        cursor = self.connection.execute(row.sql, row.values)
         try:
             key = cursor.lastrowid
         finally:
@@ -75,45 +56,18 @@ class Unit:
     def committed(self) -> None:
         """The rows are in the database: their models say so, as after `save()`."""
         for row, key in self._inserted:
-            if row.generated_key:
-                row.instance.pk = key
-            row.instance._saved_in_db = True
+            compat.mark_saved(row.instance, key, row.generated_key)
 
 
 class Insert:
     """A model instance's INSERT, built by Tortoise's own executor (same SQL, same values)."""
 
-    # (model, key given) -> (SQL, columns, their fields): Tortoise's executor makes the
-    # statement once per model and table; this spares building an executor per row.
-    _statements: ClassVar[dict[tuple[type[Model], bool], tuple[str, list[str], list]]] = {}
-
     def __init__(self, instance: Model) -> None:
-        model = type(instance)
-        meta = instance._meta
         self.instance = instance
-        # Tortoise's own choice of statement; the new key is the row's only when the
-        # database makes it (not for a key given by us, such as a webhook event's id).
-        given = bool(instance._custom_generated_pk)
-        self.generated_key = meta.pk.generated and not given
-        statement = self._statements.get((model, given))
-        if statement is None:
-            executor = meta.db.executor_class(model=model, db=meta.db)
-            columns = executor.regular_columns_all if given else executor.regular_columns
-            sql = executor.insert_query_all if given else executor.insert_query
-            statement = (sql, columns, [meta.fields_map[name] for name in columns])
-            self._statements[(model, given)] = statement
-        self.sql, self.columns, fields = statement
-        self.values = [
-            field.to_db_value(getattr(instance, name), instance)
-            for name, field in zip(self.columns, fields, strict=True)
-        ]
-        if any(isinstance(value, DatabaseDefault) for value in self.values):
-            raise ValueError(f"{model.__name__}: a database default cannot be batched")
-
-    def set(self, column: str, value: Any) -> None:
-        """Fill in a value known only inside the transaction (a new row's id)."""
-        self.values[self.columns.index(column)] = value
-        setattr(self.instance, column, value)
+        self.sql, values, self.generated_key = compat.insert_statement(
+            instance, connections.get("default")
+        )
+        self.values = [compat.sqlite_value(value) for value in values]
 
 
 class _Queue:
@@ -182,7 +136,7 @@ def _transaction(connection: sqlite3.Connection, works: list[Callable[[Unit], An
     return outcomes
 
 
-def _translated(error: BaseException) -> BaseException:
+def translated(error: BaseException) -> BaseException:
     if isinstance(error, sqlite3.IntegrityError):
         return IntegrityError(error)
     if isinstance(error, sqlite3.Error):
@@ -192,21 +146,18 @@ def _translated(error: BaseException) -> BaseException:
 
 async def _flush(client: Any, queue: _Queue) -> None:
     while queue.waiting:
-        async with client._lock:
+        async with compat.sqlite_client_lock(client):
             group, queue.waiting = queue.waiting, []
             durable = any(needs_sync for _, _, needs_sync in group)
-            if client._connection is None:
-                await client.create_connection(with_db=True)
-            connection = client._connection
+            connection = await compat.sqlite_client_connection(client)
             try:
-                # aiosqlite's own way of running a function on its thread.
-                outcomes = await connection._execute(
-                    _group, connection._conn, [work for work, _, _ in group], durable
+                outcomes = await compat.on_sqlite_thread(
+                    connection, _group, [work for work, _, _ in group], durable
                 )
             except Exception as error:  # BEGIN or COMMIT failed: nothing of the group holds
                 for _, future, _ in group:
                     if not future.done():
-                        future.set_exception(_translated(error))
+                        future.set_exception(translated(error))
                 continue
         db.committed()
         for (_, future, _), (ok, value) in zip(group, outcomes, strict=True):
@@ -215,7 +166,7 @@ async def _flush(client: Any, queue: _Queue) -> None:
             if ok:
                 future.set_result(value)
             else:
-                future.set_exception(_translated(value))
+                future.set_exception(translated(value))
 
 
 async def run(work: Callable[[Unit], T], *, durable: bool = True) -> T:

@@ -17,6 +17,8 @@ from tortoise import Tortoise
 from tortoise.backends.sqlite import client as sqlite_client
 from tortoise.transactions import in_transaction
 
+from railserve.store import compat
+
 T = TypeVar("T")
 
 MODEL_MODULES = ["railserve.models", "railserve.payment.models"]
@@ -175,8 +177,7 @@ async def _execute_query(self: Any, query: str, values: list | None = None) -> t
     query = query.replace("\x00", "'||CHAR(0)||'")
     async with self.acquire_connection() as connection:
         self.log.debug("%s: %s", query, values)
-        # aiosqlite's own way of running a function on its thread (no public equivalent).
-        return await connection._execute(_fetch_with_count, connection._conn, query, values or [])
+        return await compat.on_sqlite_thread(connection, _fetch_with_count, query, values or [])
 
 
 sqlite_client.SqliteTransactionWrapper.begin = _begin_immediate

@@ -1,21 +1,18 @@
 """Seats and the waitlist: every change is one conditional update.
 
-These run inside the caller's transaction. Seats are taken with
+These run inside the caller's transaction (a payment's own seating is a step of its
+settlement: railserve/payment/steps/settle.py). Seats are taken with
 `UPDATE trains SET seats_left = seats_left - n WHERE seats_left >= n`, never read and
 written back, so no two workers can sell the same seat.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from tortoise.expressions import F, Q
 
 from railserve.display import format_money
 from railserve.models import Booking, BookingStatus, Train
 from railserve.notify import notify
-
-PAYABLE = (BookingStatus.PENDING_PAYMENT, BookingStatus.EXPIRED)
 
 
 async def take_seats(train_id: int, count: int) -> bool:
@@ -75,72 +72,6 @@ async def waitlist_positions(bookings: list[Booking]) -> dict[int, int]:
     return {k: v for k, v in positions.items() if k in wanted}
 
 
-async def confirm_or_waitlist(
-    booking: Booking, train: Train | None = None, email: str | None = None
-) -> BookingStatus | None:
-    """After a successful payment: confirm if all passengers fit, else join the waitlist.
-
-    Returns the new status, or None when the booking could not take the payment (it was
-    expired and the train is full: the caller refunds). `train` and `email` spare a query
-    each when the caller already has them (they are only used for the words of the notice).
-    """
-    if train is None:
-        train = await Train.get(id=booking.train_id)
-    # Taking the seats locks the train's row (PostgreSQL; SQLite's BEGIN IMMEDIATE already
-    # orders everything), and the payment time is read only once we hold it: so paid_at
-    # order is the order seats were handed out.
-    if await take_seats(booking.train_id, booking.passenger_count):
-        return await _confirm(booking, train, email)
-    # Full: lock the row before deciding, so that seats released meanwhile are seen (and a
-    # release after us sees this booking on the waitlist), and the waitlist position told
-    # to each passenger counts exactly the bookings waitlisted before.
-    await Train.filter(id=booking.train_id).select_for_update().get()
-    if await take_seats(booking.train_id, booking.passenger_count):
-        return await _confirm(booking, train, email)
-    now = datetime.now(UTC)
-    if booking.status == BookingStatus.EXPIRED:
-        return None
-    # Only a booking still held joins the waitlist: one that expired since it was read is
-    # refunded instead, as if it had been read expired.
-    if not await move_booking(
-        booking, (BookingStatus.PENDING_PAYMENT,), BookingStatus.WAITLISTED, paid_at=now
-    ):
-        return None
-    position = await waitlist_position(booking)
-    await notify(
-        booking.user_id,
-        booking.id,
-        "waitlist",
-        f"Booking {booking.pnr} is waitlisted at position {position} on {train.number}.",
-        subject=f"Booking {booking.pnr} waitlisted (position {position})",
-        body=(
-            f"Train {train.number} {train.name} is full. Your paid booking {booking.pnr} is on "
-            f"the waitlist at position {position}; it is confirmed automatically when seats "
-            "free up, or refunded in full if you cancel."
-        ),
-        email=email,
-    )
-    return BookingStatus.WAITLISTED
-
-
-async def _confirm(booking: Booking, train: Train, email: str | None) -> BookingStatus | None:
-    """The seats are taken: confirm the booking and tell the passenger."""
-    if not await move_booking(booking, PAYABLE, BookingStatus.CONFIRMED, paid_at=datetime.now(UTC)):
-        await release_seats(booking.train_id, booking.passenger_count)
-        return None
-    message, subject, body = confirmation_notice(booking, train)
-    await notify(
-        booking.user_id,
-        booking.id,
-        "confirmation",
-        message,
-        subject=subject,
-        body=body,
-        email=email,
-    )
-    return BookingStatus.CONFIRMED
-
-
 def confirmation_notice(booking: Booking, train: Train) -> tuple[str, str, str]:
     """The words of a confirmation: in-app message, mail subject and mail body."""
     return (
@@ -151,6 +82,19 @@ def confirmation_notice(booking: Booking, train: Train) -> tuple[str, str, str]:
             f"({train.origin} to {train.destination}) is confirmed for "
             f"{', '.join(booking.passengers)}. Amount paid: "
             f"{format_money(booking.amount, booking.currency)}."
+        ),
+    )
+
+
+def waitlist_notice(booking: Booking, train: Train, position: int) -> tuple[str, str, str]:
+    """The words of a waitlisting: in-app message, mail subject and mail body."""
+    return (
+        f"Booking {booking.pnr} is waitlisted at position {position} on {train.number}.",
+        f"Booking {booking.pnr} waitlisted (position {position})",
+        (
+            f"Train {train.number} {train.name} is full. Your paid booking {booking.pnr} is on "
+            f"the waitlist at position {position}; it is confirmed automatically when seats "
+            "free up, or refunded in full if you cancel."
         ),
     )
 

@@ -10,14 +10,14 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from railserve import db
+from railserve import store
 from railserve.config import Settings
 from railserve.models import Booking, BookingStatus
-from railserve.notify import deliver_outbox, notify
+from railserve.notify import deliver_outbox
 from railserve.payment import live, refunds, service
 from railserve.payment.models import Actor, Payment, PaymentStatus
 from railserve.payment.providers import Gateway
-from railserve.seats import move_booking
+from railserve.payment.steps.expire import expire
 
 log = logging.getLogger(__name__)
 
@@ -111,30 +111,11 @@ async def expire_holds(settings: Settings, now: datetime, report: SweepReport) -
     cutoff = now - timedelta(seconds=settings.booking_hold)
     stale = (
         await Booking.filter(status=BookingStatus.PENDING_PAYMENT, created_at__lt=cutoff)
-        .select_related("train")
+        .select_related("train", "user")
         .limit(BATCH)
     )
     for booking in stale:
-
-        async def expire(booking: Booking = booking) -> bool:
-            if not await move_booking(
-                booking, (BookingStatus.PENDING_PAYMENT,), BookingStatus.EXPIRED
-            ):
-                return False
-            await notify(
-                booking.user_id,
-                booking.id,
-                "expiry",
-                f"Booking {booking.pnr} expired before it was paid.",
-                subject=f"Booking {booking.pnr} expired",
-                body=(
-                    f"Your booking {booking.pnr} on train {booking.train.number} was held for "
-                    "you but not paid in time, so it has expired. Nothing was charged."
-                ),
-            )
-            return True
-
-        if await db.atomic(expire):
+        if await store.run(expire(booking, booking.train.number, booking.user.email)):
             report.expired_bookings.append(booking.pnr)
 
 

@@ -218,3 +218,25 @@ async def test_success_after_the_passenger_cancelled_is_returned_by_the_gateway(
     assert (await _deliver(person, txn, 125000)).status_code == 409
     assert await Refund.filter(payment_id=payment.id).count() == 1
     assert await violations() == []
+
+
+async def test_success_on_a_train_cancelled_meanwhile_is_refunded_in_full(slow_app):
+    """The railway cancelled the train while the gateway worked (cancel-train had not
+    reached this booking yet): the booking is never confirmed, the money goes back."""
+    person = await Passenger.sign_up(slow_app)
+    train = await make_train(seats=5)
+    booking_id = await person.book(train)
+    txn = await person.start(booking_id)
+    await Train.filter(id=train.id).update(
+        cancelled_at=service.now_utc(), cancellation_reason="Flooding"
+    )
+    response = await _deliver(person, txn, 125000)
+    assert response.status_code == 200
+    booking = await Booking.get(id=booking_id)
+    payment = await Payment.get(transaction_id=txn)
+    assert (booking.status, payment.status) == ("cancelled", "refunded")
+    assert (await Train.get(id=train.id)).seats_left == 5
+    refund = await Refund.get(payment_id=payment.id)
+    assert (refund.amount, refund.charge, refund.gst) == (125000, 0, 0)
+    assert not await Notification.filter(booking_id=booking_id, kind="confirmation").exists()
+    assert await violations() == []

@@ -11,6 +11,11 @@ from tortoise.exceptions import IntegrityError
 
 from railserve import batch, db
 from railserve.payment.models import LiveChange, WebhookEvent
+from railserve.store import compat
+
+
+class Refused(Exception):
+    """A unit's own failure: it is rolled back alone."""
 
 
 @pytest.fixture(autouse=True)
@@ -25,7 +30,7 @@ def inserting(key: str, then_fail: bool = False):
     def work(unit: batch.Unit) -> int:
         new_id = unit.insert(row)
         if then_fail:
-            raise batch.Unusual
+            raise Refused
         return new_id
 
     return row.instance, work
@@ -38,7 +43,7 @@ async def test_units_waiting_together_share_a_commit_and_fail_alone():
     results = await asyncio.gather(
         batch.run(keep), batch.run(drop), batch.run(keep_later), return_exceptions=True
     )
-    assert isinstance(results[1], batch.Unusual)
+    assert isinstance(results[1], Refused)
     assert await LiveChange.all().order_by("id").values_list("transaction_id", flat=True) == [
         "b:1",
         "b:3",
@@ -67,9 +72,9 @@ async def test_a_unit_alone_is_rolled_back_whole_when_it_fails():
 
     def half_then_fail(unit: batch.Unit) -> None:
         unit.insert(first)
-        raise batch.Unusual
+        raise Refused
 
-    with pytest.raises(batch.Unusual):
+    with pytest.raises(Refused):
         await batch.run(half_then_fail)
     assert not await LiveChange.filter(transaction_id="b:10").exists()
     assert not first.instance._saved_in_db
@@ -80,8 +85,8 @@ async def test_a_unit_alone_is_rolled_back_whole_when_it_fails():
 
 async def on_its_thread(function):
     """Run `function(sqlite3 connection)` on aiosqlite's thread, which owns the connection."""
-    connection = connections.get("default")._connection
-    return await connection._execute(function, connection._conn)
+    connection = await compat.sqlite_client_connection(connections.get("default"))
+    return await compat.on_sqlite_thread(connection, function)
 
 
 @contextlib.asynccontextmanager

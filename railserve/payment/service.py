@@ -8,47 +8,39 @@ inside a transaction.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from functools import lru_cache
-from types import SimpleNamespace
 
-from tortoise.exceptions import IntegrityError
+from tortoise.exceptions import DoesNotExist, IntegrityError
 from tortoise.expressions import Q, Subquery
 from tortoise.functions import Min
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
-from railserve import batch, db
+from railserve import store
 from railserve.errors import Conflict, Invalid, NotFound
 from railserve.models import Booking, BookingStatus, Train
-from railserve.notify import notice_rows, notify
 from railserve.payment.forms import idempotency_key, parse_payment
-from railserve.payment.machine import PaymentMachine
 from railserve.payment.models import Actor, Payment, PaymentEvent, PaymentStatus
 from railserve.payment.providers import ChargeRequest, GatewayError
 from railserve.payment.providers.router import Gateways
+from railserve.payment.steps import cancel as cancelling
+from railserve.payment.steps import move, now_utc
+from railserve.payment.steps import settle as settling
+from railserve.payment.steps.start import start
 from railserve.prepared import PreparedRead
-from railserve.seats import confirm_or_waitlist, confirmation_notice, move_booking
 
 log = logging.getLogger(__name__)
 
 TXN_ALPHABET = string.ascii_uppercase + string.digits
-STILL_PAYABLE = 'UPDATE "bookings" SET "updated_at"=? WHERE "id"=? AND "status"=?'
 LATE_REFUND_MESSAGE = "Payment received after the booking expired: refunded in full"
 
 
 def new_transaction_id() -> str:
     return "TXN" + "".join(secrets.choice(TXN_ALPHABET) for _ in range(16))
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
 
 
 class AttemptPending(Conflict):
@@ -61,45 +53,21 @@ class AttemptPending(Conflict):
         self.payment = payment
 
 
-@lru_cache(maxsize=64)
-def machine_target(source: PaymentStatus, event: str) -> PaymentStatus:
-    """Where `event` takes an attempt in `source`; TransitionNotAllowed when it may not go.
-
-    The machine has no guards and no callbacks, so its answer depends on these two alone:
-    it is asked once per pair instead of being built for every move (~0.2 ms each).
-    """
-    probe = SimpleNamespace(status=source)
-    PaymentMachine(model=probe, state_field="status").send(event)
-    return PaymentStatus(probe.status)
-
-
 async def transition(
     payment: Payment, event: str, actor: Actor, detail: str = "", **changes: object
 ) -> bool:
-    """Move `payment` by `event` if the machine allows it and nobody moved it first.
+    """Move `payment` by `event` inside the caller's transaction (steps.move, written once).
 
     Raises TransitionNotAllowed for a move the machine refuses; returns False when the
     row changed under us (another worker won the race), in which case nothing is written.
-    Must run inside a transaction, with the effects of the move.
     """
     source = PaymentStatus(payment.status)
-    target = machine_target(source, event)
-    payment.status = target
-    moved = await Payment.filter(id=payment.id, status=source).update(status=target, **changes)
-    if not moved:
-        payment.status = source
+    target = await store.within(move(payment.id, source, event, actor, detail, **changes))
+    if target is None:
         return False
+    payment.status = target
     for name, value in changes.items():
         setattr(payment, name, value)
-    await PaymentEvent.create(
-        payment_id=payment.id,
-        from_status=source,
-        to_status=target,
-        event=event,
-        actor=actor,
-        detail=detail[:300],
-    )
-    # No announcement here: a trigger on `payments` writes the live notice (migration 0003).
     return True
 
 
@@ -328,40 +296,13 @@ async def start_attempt(
         detail=f"{request.method.label} {request.masked_instrument}",
     )
 
-    # The booking was read before this transaction: an attempt that succeeded (or a
-    # cancellation) since then must stop this one, or the gateway would be asked to take
-    # the money twice. Inserted first, updated second: payments before bookings.
-    async def create() -> Payment:
-        await attempt.save(force_create=True)
-        if not await Booking.filter(id=booking.id, status=BookingStatus.PENDING_PAYMENT).update(
-            updated_at=now_utc()
-        ):
-            raise _BookingMoved
-        started.payment_id = attempt.id
-        await started.save(force_create=True)
-        return attempt
-
-    async def create_in_one_call() -> Payment:  # SQLite: the same statements, one round trip
-        payment_row, event_row = batch.Insert(attempt), batch.Insert(started)
-        now = now_utc()
-
-        def work(unit: batch.Unit) -> Payment:
-            payment_id = unit.insert(payment_row)
-            if not unit.execute(
-                STILL_PAYABLE, [now, booking.id, BookingStatus.PENDING_PAYMENT.value]
-            ):
-                raise _BookingMoved
-            event_row.set("payment_id", payment_id)
-            unit.insert(event_row)
-            return attempt
-
-        return await batch.run(work)
-
     async def create_and_hand_over() -> Payment | None:
         try:
-            payment = await (create_in_one_call() if db.sqlite_in_use() else db.atomic(create))
-        except (IntegrityError, _BookingMoved):
-            return None  # lost a race; the caller finds out to whom
+            payment = await store.run(start(attempt, started, now_utc()))
+        except IntegrityError:
+            return None  # the same key, or another attempt pending: the caller finds out
+        if payment is None:
+            return None  # the booking was paid or cancelled meanwhile
         charge = ChargeRequest(
             payment.transaction_id,
             payment.amount,
@@ -416,6 +357,15 @@ class Settlement:
     needs_refund: bool = False
 
 
+SETTLEMENT_JOINS = ("booking__train", "user")
+_TO_SETTLE = PreparedRead(
+    Payment,
+    lambda transaction_id: Payment.filter(transaction_id=transaction_id).select_related(
+        *SETTLEMENT_JOINS
+    ),
+)
+
+
 async def settle(
     transaction_id: str,
     succeeded: bool,
@@ -428,172 +378,37 @@ async def settle(
     loaded: Payment | None = None,
     receipt: Model | None = None,
 ) -> Settlement:
-    """Apply the gateway's verdict on a pending attempt, with all its effects, atomically.
+    """Apply the gateway's verdict on a pending attempt, with all its effects, atomically
+    (steps/settle.py).
 
     `record` is written in the transaction whatever it decides (the event id of a webhook).
     `loaded`: the attempt as the caller just read it with its booking, train and user
-    (`SETTLEMENT_JOINS`), which spares the read below. `receipt`: a row the one-call path
-    writes with the settlement when it applies, and then only (the webhook's log entry of
-    that answer; the caller writes it otherwise).
+    (`SETTLEMENT_JOINS`), which spares the read below. `receipt`: a row written with the
+    settlement when it applies, and then only (the webhook's log entry of that answer; the
+    caller writes it otherwise).
     """
-    now = now_utc()
     # One read for everything the settlement needs (the booking, its train, the passenger's
     # address for the notice and the mail), before the transaction so that it holds its
     # locks for less time. The read decides nothing: the compare-and-set updates of the
     # payment and the booking do, and a row that moved since makes them refuse.
-    payment = loaded or (
-        await Payment.filter(transaction_id=transaction_id).select_related(*SETTLEMENT_JOINS).get()
-    )
+    if loaded is None:
+        found = await _TO_SETTLE.objects(transaction_id)
+        if not found:
+            raise DoesNotExist(Payment)
+        loaded = found[0]
+    payment = loaded
     if payment.status != PaymentStatus.PENDING and record is None:
         return Settlement(payment, False)
-    if db.sqlite_in_use() and payment.status == PaymentStatus.PENDING:
-        verdict = Verdict(succeeded, reason, retryable, actor, detail, now)
-        # A full train or a booking that moved meanwhile: rolled back, the general path.
-        with contextlib.suppress(batch.Unusual):
-            return await _settle_in_one_call(payment, verdict, record, receipt)
-
-    async def work() -> Settlement:
-        if record is not None:
-            await record.save(force_create=True)
-        if payment.status != PaymentStatus.PENDING:
-            return Settlement(payment, False)
-        if not succeeded:
-            applied = await transition(
-                payment,
-                "fail",
-                actor,
-                detail or (reason or ""),
-                pending_lock=None,
-                failure_reason=reason or "Payment failed",
-                retryable=retryable,
-                completed_at=now,
-            )
-            return Settlement(payment, applied)
-        applied = await transition(
-            payment,
-            "succeed",
-            actor,
-            detail or "payment captured",
-            pending_lock=None,
-            success_lock=payment.booking_id,
-            completed_at=now,
-        )
-        if not applied:
-            return Settlement(payment, False)
-        booking = payment.booking
-        outcome = await confirm_or_waitlist(booking, booking.train, payment.user.email)
-        return Settlement(payment, True, needs_refund=outcome is None)
-
-    return await db.atomic(work)
-
-
-SETTLEMENT_JOINS = ("booking__train", "user")
-PAYMENT_SUCCEEDED = (
-    'UPDATE "payments" SET "status"=?,"pending_lock"=NULL,"success_lock"=?,"completed_at"=? '
-    'WHERE "id"=? AND "status"=?'
-)
-PAYMENT_FAILED = (
-    'UPDATE "payments" SET "status"=?,"pending_lock"=NULL,"failure_reason"=?,"retryable"=?,'
-    '"completed_at"=? WHERE "id"=? AND "status"=?'
-)
-TAKE_SEATS = 'UPDATE "trains" SET "seats_left"="seats_left"-? WHERE "id"=? AND "seats_left">=?'
-CONFIRM_BOOKING = 'UPDATE "bookings" SET "status"=?,"paid_at"=? WHERE "id"=? AND "status" IN (?,?)'
-
-
-@dataclass(frozen=True)
-class Verdict:
-    succeeded: bool
-    reason: str | None
-    retryable: bool | None
-    actor: Actor
-    detail: str
-    now: datetime
-
-
-async def _settle_in_one_call(
-    payment: Payment, verdict: Verdict, record: Model | None, receipt: Model | None
-) -> Settlement:
-    """SQLite: the usual settlement (the seats are there, the booking still payable) as one
-    call on aiosqlite's thread: the statements of `transition`, `confirm_or_waitlist` and
-    `notify`, in their order and with their compare-and-sets. Anything else raises
-    batch.Unusual, rolled back, for the general path."""
-    pending = PaymentStatus.PENDING
-    booking, train = payment.booking, payment.booking.train
-    rows = [batch.Insert(record)] if record is not None else []
-    if verdict.succeeded:
-        event, detail = "succeed", verdict.detail or "payment captured"
-        changes = {"pending_lock": None, "success_lock": booking.id, "completed_at": verdict.now}
-        target = machine_target(pending, event)
-        move = [
-            PAYMENT_SUCCEEDED,
-            [target.value, booking.id, verdict.now, payment.id, pending.value],
-        ]
-        message, subject, body = confirmation_notice(booking, train)
-        notice = notice_rows(
-            booking.user_id, booking.id, "confirmation", message, subject, body, payment.user.email
-        )
-    else:
-        event, detail = "fail", verdict.detail or (verdict.reason or "")
-        failure = verdict.reason or "Payment failed"
-        changes = {
-            "pending_lock": None,
-            "failure_reason": failure,
-            "retryable": verdict.retryable,
-            "completed_at": verdict.now,
-        }
-        target = machine_target(pending, event)
-        move = [
-            PAYMENT_FAILED,
-            [target.value, failure, verdict.retryable, verdict.now, payment.id, pending.value],
-        ]
-        notice = ()
-    audit = batch.Insert(
-        PaymentEvent(
-            payment_id=payment.id,
-            from_status=pending,
-            to_status=target,
-            event=event,
-            actor=verdict.actor,
-            detail=detail[:300],
-        )
-    )
-    applied_rows = [batch.Insert(row) for row in notice]
-    if receipt is not None:
-        applied_rows.append(batch.Insert(receipt))
-    seats = [booking.passenger_count, train.id, booking.passenger_count]
-    payable = [BookingStatus.PENDING_PAYMENT.value, BookingStatus.EXPIRED.value]
-
-    def work(unit: batch.Unit) -> datetime | bool:
-        for row in rows:
-            unit.insert(row)
-        if not unit.execute(*move):
-            return False  # another worker settled it first
-        unit.insert(audit)
-        if not verdict.succeeded:
-            for row in applied_rows:
-                unit.insert(row)
-            return True
-        if not unit.execute(TAKE_SEATS, seats):
-            raise batch.Unusual  # full: the waitlist, under the train's lock
-        paid_at = datetime.now(UTC)  # read once the seats are ours, as confirm_or_waitlist does
-        if not unit.execute(
-            CONFIRM_BOOKING, [BookingStatus.CONFIRMED.value, paid_at, booking.id, *payable]
-        ):
-            raise batch.Unusual  # moved meanwhile: seats back, refund
-        for row in applied_rows:
-            unit.insert(row)
-        return paid_at
-
-    outcome = await batch.run(work)
-    if outcome is False:
-        return Settlement(payment, False)
-    payment.status = target
-    for name, value in changes.items():
-        setattr(payment, name, value)
-    if verdict.succeeded:
-        booking.status = BookingStatus.CONFIRMED
-        booking.paid_at = outcome
-    return Settlement(payment, True)
+    verdict = settling.Verdict(succeeded, reason, retryable, actor, detail, now_utc())
+    outcome = await store.run(settling.settle(payment, verdict, record, receipt))
+    if outcome.applied:
+        payment.status = outcome.status
+        for name, value in (outcome.changes or {}).items():
+            setattr(payment, name, value)
+        if outcome.booking_status is not None:
+            payment.booking.status = outcome.booking_status
+            payment.booking.paid_at = outcome.paid_at
+    return Settlement(payment, outcome.applied, needs_refund=outcome.needs_refund)
 
 
 async def cancel_attempt(user_id: int, transaction_id: str) -> Payment:
@@ -609,67 +424,20 @@ async def cancel_attempt(user_id: int, transaction_id: str) -> Payment:
 
 
 async def cancel_pending(payment_id: int, reason: str, *, actor: Actor) -> bool:
-    now = now_utc()
-
-    async def work() -> bool:
-        payment = await Payment.get(id=payment_id)
-        if payment.status != PaymentStatus.PENDING:
-            return False
-        return await cancel_transition(payment, reason, actor, retryable=True, now=now)
-
-    return await db.atomic(work)
-
-
-async def cancel_transition(
-    payment: Payment, reason: str, actor: Actor, *, retryable: bool, now: datetime
-) -> bool:
-    """pending → cancelled, freeing the booking for another attempt (inside a transaction)."""
-    return await transition(
-        payment,
-        "cancel",
-        actor,
-        reason,
-        pending_lock=None,
-        failure_reason=reason,
-        retryable=retryable,
-        completed_at=now,
-    )
-
-
-class _BookingMoved(Exception):
-    """Raised inside a transaction to roll it back when the booking changed under us."""
+    """pending → cancelled (steps/cancel.py); False when the attempt was no longer pending."""
+    step = cancelling.cancel_attempt(payment_id, reason, actor, retryable=True, now=now_utc())
+    return await store.run(step)
 
 
 async def cancel_unpaid(
     booking: Booking, *, actor: Actor = Actor.USER, why: str | None = None
 ) -> str:
     """Cancel a booking before payment, with its pending attempts: free of charge."""
-
-    async def work() -> None:
-        # Payments before bookings, in every transaction: one lock order, no deadlocks.
-        now = now_utc()
-        for payment in await Payment.filter(booking_id=booking.id, status=PaymentStatus.PENDING):
-            await cancel_transition(
-                payment, why or "Booking cancelled", actor, retryable=False, now=now
-            )
-        if not await move_booking(
-            booking, (BookingStatus.PENDING_PAYMENT,), BookingStatus.CANCELLED
-        ):
-            raise _BookingMoved
-        await notify(
-            booking.user_id,
-            booking.id,
-            "cancellation",
-            f"Booking {booking.pnr} cancelled before payment." + (f" {why}" if why else ""),
-            subject=f"Booking {booking.pnr} cancelled",
-            body=f"Your unpaid booking {booking.pnr} was cancelled. Nothing was charged."
-            + (f" {why}" if why else ""),
-        )
-
     try:
-        await db.atomic(work)
-    except _BookingMoved:
+        await store.run(cancelling.cancel_unpaid(booking, actor, why, now_utc()))
+    except cancelling.BookingMoved:
         raise Conflict(
             "This booking changed meanwhile (was it just paid?). Reload and try again."
         ) from None
+    booking.status = BookingStatus.CANCELLED
     return f"Booking {booking.pnr} cancelled."

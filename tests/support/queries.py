@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from tortoise import connections
 
-from railserve import batch
+from railserve import store
 
 METHODS = (
     "execute_query",
@@ -68,11 +68,11 @@ def count_queries() -> Iterator[QueryLog]:
 
             setattr(cls, name, wrap())
             patched.append((cls, name, original))
-    # SQLite's one-call transactions (railserve.batch) send their statements themselves.
-    batch.OBSERVERS.append(log.statements.append)
+    # The money steps' executors (railserve.store) send their statements themselves.
+    store.OBSERVERS.append(log.statements.append)
     try:
         yield log
     finally:
-        batch.OBSERVERS.remove(log.statements.append)
+        store.OBSERVERS.remove(log.statements.append)
         for cls, name, original in reversed(patched):
             setattr(cls, name, original)

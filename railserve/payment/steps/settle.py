@@ -1,0 +1,142 @@
+"""Settlement: the gateway's verdict on a pending attempt, with every effect it has.
+
+Success: the payment's compare-and-set and audit event; the seats, taken by one
+conditional update, or else the waitlist in the order payments succeed; the booking
+confirmed or waitlisted; the notification and the mail. Failure: the payment's move and
+audit event (the booking stays payable). A success the booking cannot take (it expired
+and the train is full, it moved meanwhile, or the railway cancelled the train) leaves the
+booking unconfirmed and asks the caller to refund the payment in full (`needs_refund`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from tortoise.models import Model
+
+from railserve.models import Booking, BookingStatus, Train
+from railserve.payment.models import Actor, Payment, PaymentStatus
+from railserve.payment.steps import move, move_booking, now_utc, tell
+from railserve.seats import confirmation_notice, waitlist_notice
+from railserve.store import Insert, Read, Step, Write
+
+PENDING = PaymentStatus.PENDING
+PAYABLE = (BookingStatus.PENDING_PAYMENT.value, BookingStatus.EXPIRED.value)
+TAKE_SEATS = (
+    'UPDATE "trains" SET "seats_left"="seats_left"-? '
+    'WHERE "id"=? AND "seats_left">=? AND "cancelled_at" IS NULL'
+)
+RELEASE_SEATS = 'UPDATE "trains" SET "seats_left"="seats_left"+? WHERE "id"=?'
+# The waitlist's decision is taken holding the train's row (SQLite's BEGIN IMMEDIATE
+# already holds the whole database): seats released meanwhile are seen, and a release
+# after us sees this booking on the waitlist.
+LOCK_TRAIN = {
+    "sqlite": 'SELECT "cancelled_at" FROM "trains" WHERE "id"=?',
+    "postgres": 'SELECT "cancelled_at" FROM "trains" WHERE "id"=? FOR UPDATE',
+}
+AHEAD_ON_WAITLIST = (
+    'SELECT COUNT(*) FROM "bookings" WHERE "train_id"=? AND "status"=? '
+    'AND ("paid_at"<? OR ("paid_at"=? AND "id"<?))'
+)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    succeeded: bool
+    reason: str | None = None
+    retryable: bool | None = None
+    actor: Actor = Actor.GATEWAY
+    detail: str = ""
+    now: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    applied: bool
+    status: PaymentStatus | None = None
+    changes: dict | None = None
+    booking_status: BookingStatus | None = None
+    paid_at: datetime | None = None
+    needs_refund: bool = False
+
+
+def settle(
+    payment: Payment, verdict: Verdict, record: Model | None = None, receipt: Model | None = None
+) -> Step[Outcome]:
+    """`payment` as read with its booking, train and user. `record` is written whatever
+    happens (a webhook's event id); `receipt` only when the verdict applies."""
+    if record is not None:
+        yield Insert(record)
+    if payment.status != PENDING:
+        return Outcome(False)
+    now = verdict.now or now_utc()
+    booking = payment.booking
+    if verdict.succeeded:
+        detail = verdict.detail or "payment captured"
+        changes = {"pending_lock": None, "success_lock": booking.id, "completed_at": now}
+    else:
+        detail = verdict.detail or (verdict.reason or "")
+        changes = {
+            "pending_lock": None,
+            "failure_reason": verdict.reason or "Payment failed",
+            "retryable": verdict.retryable,
+            "completed_at": now,
+        }
+    event = "succeed" if verdict.succeeded else "fail"
+    target = yield from move(payment.id, PENDING, event, verdict.actor, detail, **changes)
+    if target is None:
+        return Outcome(False)  # another worker settled it first
+    place: tuple[BookingStatus, datetime] | None = None
+    if verdict.succeeded:
+        place = yield from seat(booking, booking.train, payment.user.email)
+    if receipt is not None:
+        yield Insert(receipt)
+    return Outcome(
+        True,
+        target,
+        changes,
+        booking_status=place[0] if place else None,
+        paid_at=place[1] if place else None,
+        needs_refund=verdict.succeeded and place is None,
+    )
+
+
+def seat(booking: Booking, train: Train, email: str) -> Step[tuple[BookingStatus, datetime] | None]:
+    """A paid booking confirmed if all its passengers fit, else waitlisted; None when it
+    cannot take the payment (the caller refunds)."""
+    count = booking.passenger_count
+    taken = yield Write(TAKE_SEATS, [count, train.id, count])
+    cancelled = False
+    if not taken:
+        ((cancelled_at,),) = yield Read(LOCK_TRAIN, [train.id])
+        cancelled = cancelled_at is not None
+        if not cancelled:
+            taken = yield Write(TAKE_SEATS, [count, train.id, count])
+    if taken:
+        paid_at = now_utc()  # read once the seats are ours: paid_at order is seat order
+        confirmed = BookingStatus.CONFIRMED
+        if not (yield move_booking(booking.id, PAYABLE, confirmed.value, paid_at=paid_at)):
+            yield Write(RELEASE_SEATS, [count, train.id])  # moved meanwhile: refunded
+            return None
+        words = confirmation_notice(booking, train)
+        yield from tell(booking.user_id, booking.id, "confirmation", words, email)
+        return confirmed, paid_at
+    if cancelled:
+        # The railway cancelled the train: the booking closes here, never confirmed.
+        cancelled_status = BookingStatus.CANCELLED.value
+        yield move_booking(booking.id, PAYABLE, cancelled_status)
+        return None
+    if booking.status == BookingStatus.EXPIRED:
+        return None  # expired and full: refunded, as if it had been read that way
+    paid_at = now_utc()
+    waiting = BookingStatus.WAITLISTED
+    pending = (BookingStatus.PENDING_PAYMENT.value,)
+    if not (yield move_booking(booking.id, pending, waiting.value, paid_at=paid_at)):
+        return None  # expired since it was read: refunded instead
+    ((ahead,),) = yield Read(
+        AHEAD_ON_WAITLIST, [train.id, waiting.value, paid_at, paid_at, booking.id]
+    )
+    words = waitlist_notice(booking, train, ahead + 1)
+    yield from tell(booking.user_id, booking.id, "waitlist", words, email)
+    return waiting, paid_at

@@ -1,0 +1,94 @@
+"""Every private name of Tortoise-ORM and aiosqlite that RailServe relies on, in one place.
+
+Each entry says why it is needed; tests/store/test_compat.py checks each assumption and
+fails loudly (naming the entry) the day an upgrade breaks it. Pinned: tortoise-orm 1.1.x,
+aiosqlite 0.22.x. Nothing outside this module touches these names directly.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from tortoise.fields.base import DatabaseDefault
+from tortoise.models import Model
+
+T = TypeVar("T")
+
+
+# aiosqlite runs every call on a thread that owns the sqlite3 connection. `_execute(fn,
+# *args)` queues a plain function on that thread and awaits its result, and `_conn` is the
+# sqlite3 connection itself: the only way to run a whole transaction (a step, a group of
+# units) in one hop instead of one round trip per statement. No public equivalent.
+async def on_sqlite_thread(connection: Any, function: Callable[..., T], *args: Any) -> T:
+    """Run `function(sqlite3_connection, *args)` on aiosqlite's thread."""
+    return await connection._execute(function, connection._conn, *args)
+
+
+# Tortoise's SQLite client: `_lock` is the lock every query of the process takes for the
+# one connection (a group of units holds it so no other statement comes in between);
+# `_connection` is the aiosqlite connection, None until the first query opens it.
+def sqlite_client_lock(client: Any) -> Any:
+    return client._lock
+
+
+async def sqlite_client_connection(client: Any) -> Any:
+    if client._connection is None:
+        await client.create_connection(with_db=True)
+    return client._connection
+
+
+# Tortoise builds each model's INSERT once per connection (its executor's `insert_query`
+# and `regular_columns`, or the `_all` pair when the key is given by us, which
+# `_custom_generated_pk` records); an Insert statement sends that very SQL with the values
+# Tortoise would send, converted by each field's `to_db_value`.
+_INSERTS: dict[tuple[type[Model], bool, str], tuple[str, list[str], list]] = {}
+
+
+def insert_statement(instance: Model, client: Any) -> tuple[str, list, bool]:
+    """(SQL, values, whether the database makes the key) of `instance`'s INSERT."""
+    model = type(instance)
+    meta = instance._meta
+    given = bool(instance._custom_generated_pk)
+    dialect = client.capabilities.dialect
+    statement = _INSERTS.get((model, given, dialect))
+    if statement is None:
+        executor = client.executor_class(model=model, db=client)
+        columns = executor.regular_columns_all if given else executor.regular_columns
+        sql = executor.insert_query_all if given else executor.insert_query
+        statement = (sql, columns, [meta.fields_map[name] for name in columns])
+        _INSERTS[(model, given, dialect)] = statement
+    sql, columns, fields = statement
+    values = [
+        field.to_db_value(getattr(instance, name), instance)
+        for name, field in zip(columns, fields, strict=True)
+    ]
+    if any(isinstance(value, DatabaseDefault) for value in values):
+        raise ValueError(f"{model.__name__}: a database default cannot be sent as a value")
+    return sql, values, meta.pk.generated and not given
+
+
+def insert_columns(instance: Model, client: Any) -> list[str]:
+    """The columns of `instance`'s INSERT, in the order of its values."""
+    insert_statement(instance, client)
+    given = bool(instance._custom_generated_pk)
+    return _INSERTS[(type(instance), given, client.capabilities.dialect)][1]
+
+
+def mark_saved(instance: Model, key: Any, generated: bool) -> None:
+    """The row is committed: the instance says so, as after `save()` (`_saved_in_db`)."""
+    if generated:
+        instance.pk = key
+    instance._saved_in_db = True
+
+
+# sqlite3's default datetime adapter is deprecated (Python 3.12). Tortoise stores an aware
+# UTC datetime on SQLite as `isoformat(" ")` text (what that adapter wrote); the sweep and
+# the live triggers compare that text, so values sent by hand take the same shape.
+def sqlite_value(value: Any) -> Any:
+    return value.isoformat(" ") if isinstance(value, datetime) else value
+
+
+SQLITE_ERRORS = (sqlite3.Error,)
