@@ -16,7 +16,7 @@ from railserve.errors import Invalid
 from railserve.htmx import render_page_or_partial, wants_json
 from railserve.models import Booking, Mail, Notification, Train, User
 from railserve.money import format_amount, parse_amount
-from railserve.payment import refunds
+from railserve.payment import parts, refunds
 from railserve.payment.models import Payment, Refund
 from railserve.payment.rules import Quote
 from railserve.seats import waitlist_positions
@@ -221,6 +221,7 @@ async def profile() -> Response:
         notifications=notifications,
         mails=mails,
         bookings_by_id={b.id: b for b in bookings},
+        standings=await parts.standings(bookings),
     )
 
 

@@ -21,8 +21,10 @@ from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
 from railserve import store
+from railserve.config import Settings
 from railserve.errors import Conflict, Invalid, NotFound
 from railserve.models import Booking, BookingStatus, Train
+from railserve.payment import parts
 from railserve.payment.forms import idempotency_key, parse_payment
 from railserve.payment.models import Actor, Payment, PaymentEvent, PaymentStatus
 from railserve.payment.providers import ChargeRequest, GatewayError
@@ -102,7 +104,9 @@ _STATUS_SUMMARY = PreparedRead(
         "failure_reason",
         "refunded_amount",
         "gateway",
+        "part_id",
         booking_status="booking__status",
+        booking_plan="booking__plan",
     ),
 )
 
@@ -140,6 +144,7 @@ _CARD_COLUMNS: dict[type[Model], tuple[str, ...]] = {
         "failure_reason",
         "instrument",
         "refunded_amount",
+        "part_id",
     ),
     Booking: (
         "id",
@@ -154,6 +159,7 @@ _CARD_COLUMNS: dict[type[Model], tuple[str, ...]] = {
         "passenger_count",
         "created_at",
         "paid_at",
+        "plan",
     ),
     Train: ("id", "number", "name"),
 }
@@ -254,7 +260,11 @@ async def _booking_to_pay(
 
 
 async def start_attempt(
-    gateways: Gateways, user_id: int, booking_id: int, form: Mapping[str, str]
+    gateways: Gateways,
+    user_id: int,
+    booking_id: int,
+    form: Mapping[str, str],
+    settings: Settings | None = None,
 ) -> tuple[Payment, bool]:
     """Create a pending attempt and hand it to the gateway its method is routed to;
     (attempt, created).
@@ -269,8 +279,10 @@ async def start_attempt(
         (p for p in found if p.user_id == user_id and p.idempotency_key == key), None
     ):
         return _same_booking(existing, booking.id), False
-    payable_or_raise(booking)
-    request = parse_payment(form, booking.amount, now_utc(), booking.currency)
+    now = now_utc()
+    # What this attempt pays: the whole amount, a plan's first part, or the next part due.
+    due = await parts.what_to_pay(settings or Settings(), booking, form.get("plan"), now)
+    request = parse_payment(form, due.amount, now, booking.currency)
     if found:
         # Perhaps this very key, posted at the same moment: answer with its attempt.
         return await _lost_race(user_id, booking.id, key), False
@@ -281,9 +293,10 @@ async def start_attempt(
         booking_id=booking.id,
         user_id=user_id,
         method=request.method,
-        amount=booking.amount,
+        amount=due.amount,
         currency=booking.currency,
         gateway=provider,
+        part_id=due.part_id,
         instrument=request.masked_instrument,
         idempotency_key=key,
         pending_lock=booking.id,
@@ -298,7 +311,7 @@ async def start_attempt(
 
     async def create_and_hand_over() -> Payment | None:
         try:
-            payment = await store.run(start(attempt, started, now_utc()))
+            payment = await store.run(start(attempt, started, now_utc(), due.plan, due.parts))
         except IntegrityError:
             return None  # the same key, or another attempt pending: the caller finds out
         if payment is None:

@@ -6,6 +6,12 @@ confirmed or waitlisted; the notification and the mail. Failure: the payment's m
 audit event (the booking stays payable). A success the booking cannot take (it expired
 and the train is full, it moved meanwhile, or the railway cancelled the train) leaves the
 booking unconfirmed and asks the caller to refund the payment in full (`needs_refund`).
+
+Paying in parts: the success of an attempt bound to a part takes the part's own success
+lock (`part_success_lock`: one success per part) instead of the booking's. The first
+part's success does what a full payment's does and fixes the plan; a later part's marks
+the part paid, or, when the part is no longer due (its booking was cancelled), asks for
+the payment to be refunded in full.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from datetime import datetime
 from tortoise.models import Model
 
 from railserve.models import Booking, BookingStatus, Train
-from railserve.payment.models import Actor, Payment, PaymentStatus
+from railserve.payment.models import Actor, PartStatus, Payment, PaymentStatus
 from railserve.payment.steps import move, move_booking, now_utc, tell
 from railserve.seats import confirmation_notice, waitlist_notice
 from railserve.store import Insert, Read, Step, Write
@@ -35,6 +41,11 @@ LOCK_TRAIN = {
     "sqlite": 'SELECT "cancelled_at" FROM "trains" WHERE "id"=?',
     "postgres": 'SELECT "cancelled_at" FROM "trains" WHERE "id"=? FOR UPDATE',
 }
+PART_OF = 'SELECT "seq","of" FROM "payment_parts" WHERE "id"=?'
+PART_PAID = (
+    'UPDATE "payment_parts" SET "status"=?,"paid_at"=?,"updated_at"=? WHERE "id"=? AND "status"=?'
+)
+PLAN_FIXED = 'UPDATE "bookings" SET "plan_fixed_at"=? WHERE "id"=? AND "plan_fixed_at" IS NULL'
 AHEAD_ON_WAITLIST = (
     'SELECT COUNT(*) FROM "bookings" WHERE "train_id"=? AND "status"=? '
     'AND ("paid_at"<? OR ("paid_at"=? AND "id"<?))'
@@ -75,6 +86,8 @@ def settle(
     if verdict.succeeded:
         detail = verdict.detail or "payment captured"
         changes = {"pending_lock": None, "success_lock": booking.id, "completed_at": now}
+        if payment.part_id is not None:  # one success per part, not per booking
+            changes = {**changes, "success_lock": None, "part_success_lock": payment.part_id}
     else:
         detail = verdict.detail or (verdict.reason or "")
         changes = {
@@ -88,8 +101,20 @@ def settle(
     if target is None:
         return Outcome(False)  # another worker settled it first
     place: tuple[BookingStatus, datetime] | None = None
-    if verdict.succeeded:
+    seated = True
+    if verdict.succeeded and payment.part_id is not None:
+        ((seq, _of),) = yield Read(PART_OF, [payment.part_id])
+        if seq == 1:
+            place = yield from seat(booking, booking.train, payment.user.email)
+            seated = place is not None
+            if seated:
+                yield Write(PLAN_FIXED, [now, booking.id])
+        paid = (PartStatus.PAID.value, now, now, payment.part_id, PartStatus.DUE.value)
+        if seated and not (yield Write(PART_PAID, list(paid))):
+            seated = False  # the booking was cancelled meanwhile: refunded in full
+    elif verdict.succeeded:
         place = yield from seat(booking, booking.train, payment.user.email)
+        seated = place is not None
     if receipt is not None:
         yield Insert(receipt)
     return Outcome(
@@ -98,7 +123,7 @@ def settle(
         changes,
         booking_status=place[0] if place else None,
         paid_at=place[1] if place else None,
-        needs_refund=verdict.succeeded and place is None,
+        needs_refund=verdict.succeeded and not seated,
     )
 
 
