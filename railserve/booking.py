@@ -129,8 +129,11 @@ def parse_positions(raw: list[str]) -> list[int]:
     return [p for p in positions if p is not None]
 
 
-def quote_json(booking: Booking, offer: Quote) -> dict:
+def quote_json(booking: Booking, offer: Quote, paid: int = 0, balance_due: bool = False) -> dict:
+    """The quote as JSON; `paid` is what the booking's payments took, less refunds. While a
+    part is still due only the totals apply: what was paid less the charges."""
     digits = partial(format_amount, currency=offer.currency)
+    refund = max(paid - offer.charge - offer.gst, 0) if balance_due else offer.refund
     return {
         "booking_id": booking.id,
         "currency": offer.currency,
@@ -144,13 +147,14 @@ def quote_json(booking: Booking, offer: Quote) -> dict:
                 "fare": digits(p.fare),
                 "charge": digits(p.charge),
                 "gst": digits(p.gst),
-                "refund": digits(p.refund),
+                "refund": None if balance_due else digits(p.refund),
             }
             for p in offer.passengers
         ],
         "charge": digits(offer.charge),
         "gst": digits(offer.gst),
-        "refund": digits(offer.refund),
+        "refund": digits(refund),
+        "paid": digits(paid),
     }
 
 
@@ -161,10 +165,17 @@ async def cancel_quote(booking_id: int) -> Response:
     settings = current_app.config["RAILSERVE"]
     positions = parse_positions(request.args.getlist("passenger"))
     booking, offer = await refunds.quote_for(settings, current_user_id(), booking_id, positions)
+    paid = await parts.paid_in(booking.id)
+    due = booking.plan != "full" and await parts.balance_due(booking.id)
     if wants_json():
-        return jsonify(quote_json(booking, offer))
+        return jsonify(quote_json(booking, offer, paid, due))
     return await render_page_or_partial(
-        "booking/cancel.html", "booking/_cancel.html", booking=booking, quote=offer
+        "booking/cancel.html",
+        "booking/_cancel.html",
+        booking=booking,
+        quote=offer,
+        balance_due=due,
+        refund=max(paid - offer.charge - offer.gst, 0) if due else offer.refund,
     )
 
 

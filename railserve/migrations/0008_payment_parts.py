@@ -8,8 +8,6 @@ ALTER TABLE keeps SQLite's payments table (no rebuild: its triggers and indexes 
 
 from tortoise import migrations
 from tortoise.migrations import operations as ops
-import functools
-from json import dumps, loads
 from railserve.payment.models import PartStatus
 from tortoise.fields.base import OnDelete
 from tortoise import fields
@@ -32,7 +30,7 @@ class Migration(migrations.Migration):
                 ('currency', fields.CharField(default='INR', max_length=3)),
                 ('due_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('status', fields.CharEnumField(default=PartStatus.DUE, description='DUE: due\nPAID: paid\nMISSED: missed\nCANCELLED: cancelled', enum_type=PartStatus, max_length=10)),
-                ('reminders_sent', fields.JSONField(default=list, db_default='[]', encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
+                ('reminders_sent', fields.IntField(default=0, db_default=0)),
                 ('paid_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
                 ('updated_at', fields.DatetimeField(auto_now=True, auto_now_add=False)),

@@ -83,9 +83,10 @@ class PaymentPart(Model):
     currency = fields.CharField(max_length=3, default="INR")
     due_at = fields.DatetimeField(null=True)  # None for the first part, paid now
     status = fields.CharEnumField(PartStatus, max_length=10, default=PartStatus.DUE)
-    # Hours before due of the reminders already sent (each once, across sweeps and workers:
-    # the sweep claims one with a compare-and-set of this column).
-    reminders_sent = fields.JSONField(default=list, db_default="[]")
+    # How many of the plan's reminders (in time order) are done with, sent or passed over:
+    # the sweep claims the next with a compare-and-set of this count, so each goes once
+    # across sweeps and workers.
+    reminders_sent = fields.IntField(default=0, db_default=0)
     paid_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)

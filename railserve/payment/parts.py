@@ -17,11 +17,12 @@ from railserve.config import Settings
 from railserve.errors import Conflict, Invalid
 from railserve.models import Booking, BookingStatus
 from railserve.money import format_amount
-from railserve.payment.models import PartStatus, PaymentPart
+from railserve.payment.models import PartStatus, Payment, PaymentPart, PaymentStatus
 from railserve.payment.plans import FULL, Part, Plan, describe, load_plans, offered, split
 from railserve.payment.rules import Rules, Ticket, load_rules
 
 HOLDING = (BookingStatus.CONFIRMED, BookingStatus.WAITLISTED)
+TOOK_MONEY = (PaymentStatus.SUCCESS, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED)
 
 
 @lru_cache(maxsize=8)
@@ -169,3 +170,16 @@ async def standings(bookings: Iterable[Booking]) -> dict[int, Standing]:
     for row in rows:
         grouped.setdefault(row.booking_id, []).append(row)
     return {bid: Standing(on_plan[bid], tuple(grouped.get(bid, ()))) for bid in on_plan}
+
+
+async def balance_due(booking_id: int) -> bool:
+    """Whether a part of the booking is still due."""
+    return await PaymentPart.exists(booking_id=booking_id, status=PartStatus.DUE)
+
+
+async def paid_in(booking_id: int) -> int:
+    """What the booking's payments took, less what was refunded."""
+    rows = await Payment.filter(
+        booking_id=booking_id, status__in=[s.value for s in TOOK_MONEY]
+    ).values_list("amount", "refunded_amount")
+    return sum(amount - refunded for amount, refunded in rows)

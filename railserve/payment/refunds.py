@@ -13,6 +13,7 @@ import asyncio
 import logging
 import secrets
 import string
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from functools import lru_cache
 
@@ -114,6 +115,8 @@ async def cancel(
                 errors={"passenger": "Cancel every passenger of an unpaid booking."},
             )
         return await service.cancel_unpaid(booking)
+    if booking.plan != "full":  # paid in parts (issue 20)
+        return await _cancel_on_plan(gateway, settings, booking, positions, expected_refund)
     now = service.now_utc()
     rules = rules_in_force(settings)
 
@@ -590,3 +593,123 @@ async def refund_in_full(
     if refund is not None:
         await _hand_over(gateway, settings, refund.id)
     return refund
+
+
+# Paying in parts (issue 20): a booking on a plan has several payments. Its refund is
+# spread over them, newest first (the charges are kept out of the oldest, the deposit);
+# cancelled as a whole, every payment moves to `refunded`, with a zero refund where
+# nothing of it is returned.
+Decision = tuple[int, int, int, list[int]]  # (refund in all, charge, gst, positions)
+
+
+async def cancel_spread(
+    gateway: Gateway,
+    settings: Settings,
+    booking_id: int,
+    decide: Callable[[Booking, list[Payment]], Awaitable[Decision | None]],
+    *,
+    actor: Actor,
+    reason: str,
+) -> list[Refund] | None:
+    """Cancel passengers of a booking (all: `positions` empty), its refund spread over its
+    payments newest first.
+
+    `decide` runs in the transaction with the payments and the booking locked (in that
+    order): it answers the refund, charge, GST and positions, or None to change nothing."""
+
+    async def work() -> list[Refund] | None:
+        payments = list(
+            await Payment.filter(booking_id=booking_id, status__in=list(REFUNDABLE))
+            .order_by("-id")
+            .select_for_update()
+        )
+        booking = await Booking.filter(id=booking_id).select_for_update().get()
+        await booking.fetch_related("train")
+        decided = await decide(booking, payments)
+        if decided is None or not payments:
+            return None
+        left, charge, gst, positions = decided
+        whole = not positions or len(positions) >= booking.passenger_count
+        made = []
+        for index, payment in enumerate(payments):
+            take = min(left, payment.amount - payment.refunded_amount)
+            if not whole and index and not take:
+                break  # a part of the booking: payments nothing is taken from stay as they are
+            left -= take
+            oldest = index == len(payments) - 1 or (not whole and not left)
+            made.append(
+                await _open_refund(
+                    payment,
+                    booking,
+                    positions if index == 0 else [],
+                    take,
+                    charge=charge if oldest else 0,
+                    gst=gst if oldest else 0,
+                    actor=actor,
+                    reason=reason,
+                    whole=True if whole else None if index == 0 else False,
+                )
+            )
+        return made
+
+    made = await db.atomic(work)
+    for refund in made or ():
+        if refund.amount:
+            await _hand_over(gateway, settings, refund.id)
+    return made
+
+
+async def _cancel_on_plan(
+    gateway: Gateway,
+    settings: Settings,
+    booking: Booking,
+    positions: list[int] | None,
+    expected_refund: int | None,
+) -> str:
+    """`cancel` for a booking paid in parts: while a part is due, only the whole booking,
+    refunding what was paid less the charges."""
+    from railserve.payment.parts import balance_due  # parts imports this module
+
+    now = service.now_utc()
+    rules = rules_in_force(settings)
+
+    async def decide(locked: Booking, payments: list[Payment]) -> Decision:
+        if locked.status not in HOLDING:
+            raise Conflict(f"This booking is already {locked.status.value.replace('_', ' ')}.")
+        ticket = ticket_of(locked, paid=True)
+        chosen = chosen_positions(ticket, positions)
+        due = await balance_due(locked.id)
+        if due and chosen != chosen_positions(ticket, None):
+            raise Invalid(BALANCE_FIRST, errors={"passenger": BALANCE_FIRST})
+        offer = quote(ticket, chosen, rules, now)
+        if not offer.cancellable:
+            raise Conflict(offer.reason or "This booking can no longer be cancelled online.")
+        paid = sum(p.amount - p.refunded_amount for p in payments)
+        refund = max(paid - offer.charge - offer.gst, 0) if due else min(offer.refund, paid)
+        if expected_refund is not None and expected_refund != refund:
+            raise Conflict(
+                f"The refund is now {format_money(refund, offer.currency)}, not "
+                f"{format_money(expected_refund, offer.currency)} as quoted. Nothing was "
+                "changed: review the new quote."
+            )
+        if due:
+            await cancel_parts_due(locked.id)
+        return refund, offer.charge, offer.gst, offer.positions
+
+    made = await cancel_spread(
+        gateway, settings, booking.id, decide, actor=Actor.USER, reason="Cancelled by you"
+    )
+    total = sum(refund.amount for refund in made or ())
+    return f"Cancelled on booking {booking.pnr}. Refund {format_money(total, booking.currency)}."
+
+
+BALANCE_FIRST = "Pay the balance first, or cancel the whole booking."
+
+
+async def cancel_parts_due(booking_id: int) -> None:
+    """Parts still due when their booking is cancelled otherwise than for non-payment."""
+    from railserve.payment.models import PartStatus, PaymentPart
+
+    await PaymentPart.filter(booking_id=booking_id, status=PartStatus.DUE).update(
+        status=PartStatus.CANCELLED
+    )

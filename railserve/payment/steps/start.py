@@ -94,7 +94,7 @@ def choose_plan(attempt: Payment, plan: str, parts: tuple[Part, ...], now: datet
                     currency=attempt.currency,
                     due_at=part.due_at,
                     status=PartStatus.DUE,
-                    reminders_sent=[],
+                    reminders_sent=0,
                     updated_at=now,
                 )
             )
