@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from tortoise.expressions import Q
 from tortoise.functions import Count, Sum
 
+from railserve.ops import parts as part_list
 from railserve.payment.models import (
     METHOD_LABELS,
     Payment,
@@ -72,6 +73,7 @@ class Figures:
     refunds_failed: int
     webhooks_refused: int
     attention: list[Attention]
+    parts_due: int = 0  # parts of bookings paid in parts falling due in the next 24 h
 
     @property
     def success_rate(self) -> float | None:
@@ -123,6 +125,7 @@ async def figures(now: datetime, stuck_after: timedelta) -> Figures:
         .filter(received_at__lte=now)
         .count(),
         attention=await _attention(now, stuck_after, since),
+        parts_due=await part_list.due_within(now),
     )
 
 
@@ -161,6 +164,8 @@ async def _attention(now: datetime, stuck_after: timedelta, since: datetime) -> 
         .values_list("id", "status_code", "transaction_id")
     )
     items += [Attention(f"Webhook refused with {code}", t, i) for i, code, t in refused]
+    unpaid = await part_list.cancelled_for_non_payment(since, ATTENTION_LIMIT)
+    items += [Attention(f"Booking {pnr} cancelled for non-payment", t) for pnr, t in unpaid]
     return items[:ATTENTION_LIMIT]
 
 
