@@ -1,0 +1,47 @@
+"""Paying in parts in Chromium: choose the deposit, pay it, see the balance on the
+profile, pay the balance from its link, and get the receipt of part 2 of 2."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import add_train
+
+pytestmark = pytest.mark.browser
+
+
+def test_deposit_then_balance_from_the_profile(traveller, server, screenshot):
+    train = add_train(server, fare="1250.50")  # two passengers: ₹2,501.00
+    asha = traveller().register("Asha Rao")
+    asha.book(train, ["Asha Rao", "Vikram Rao"])
+    page = asha.page
+    expect(page.locator('input[type="radio"][name="plan"][value="full"]')).to_be_checked()
+    expect(asha.pay_form().locator('[name="amount"]')).to_have_value("2501.00")
+    page.evaluate("window.sameDocument = 'yes'")
+
+    page.get_by_label("Deposit now, balance later").check()
+    expect(asha.pay_form().locator('[name="amount"]')).to_have_value("625.25")
+    expect(asha.pay_button()).to_have_text("Pay ₹625.25")
+    assert page.evaluate("window.sameDocument") == "yes"  # re-rendered in place by htmx
+    screenshot(page, "parts-deposit-chosen")
+    asha.pay_by_card()
+    expect(page.locator(".payment-status.state-success")).to_be_visible()
+
+    page.goto("/profile")
+    balance = page.locator(".balance-due")
+    expect(balance).to_contain_text(re.compile(r"Balance ₹1,875\.75 due by "))
+    screenshot(page, "parts-profile-balance")
+    balance.get_by_role("link", name="Pay ₹1,875.75").click()
+    expect(asha.pay_form().locator('[name="amount"]')).to_have_value("1875.75")
+    expect(page.locator(".part-due")).to_contain_text("Part 2 of 2")
+    asha.pay_by_card()
+    success = page.locator(".payment-status.state-success")
+    expect(success).to_be_visible()
+    success.get_by_role("link", name="View receipt").click()
+    expect(page.locator(".receipt .part")).to_contain_text("Part 2 of 2")
+    expect(page.locator(".receipt .remaining")).to_contain_text("paid in full")
+    page.goto("/profile")
+    expect(page.locator(".balance-due")).to_have_count(0)
