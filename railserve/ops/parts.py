@@ -13,6 +13,7 @@ from railserve.payment.parts import iso_utc
 
 MISSED_SINCE = timedelta(days=7)
 DEFAULT_HOURS = 24.0
+MAX_HOURS = 100_000  # about eleven years: trains are sold well ahead of departure
 LIMIT = 500
 
 
@@ -24,8 +25,8 @@ def parse_hours(args: Mapping[str, str]) -> float:
         hours = float(raw)
     except ValueError:
         hours = -1.0
-    if not 0 < hours <= 24 * 366:
-        message = "hours must be a number of hours, more than 0 and at most a year."
+    if not 0 < hours <= MAX_HOURS:
+        message = f"hours must be a number of hours, more than 0 and at most {MAX_HOURS}."
         raise Invalid(message, errors={"hours": message})
     return hours
 

@@ -45,3 +45,46 @@ def test_deposit_then_balance_from_the_profile(traveller, server, screenshot):
     expect(page.locator(".receipt .remaining")).to_contain_text("paid in full")
     page.goto("/profile")
     expect(page.locator(".balance-due")).to_have_count(0)
+
+
+def test_the_pages_of_paying_in_parts_pass_axe(traveller, server, screenshot):
+    from tests.browser.test_ops import make_operator
+
+    train = add_train(server, fare="1250.50")
+    asha = traveller(bypass_csp=True).register("Asha Rao")
+    asha.book(train, ["Asha Rao", "Vikram Rao"])
+    page = asha.page
+
+    def accessible(person, name: str) -> None:
+        screenshot(person.page, f"a11y-{name.replace(' ', '-')}")
+        found = person.axe_violations()
+        assert not found, f"{name}: {found}"
+
+    accessible(asha, "pay page with plans")
+    page.get_by_label("Deposit now, balance later").check()
+    expect(asha.pay_form().locator('[name="amount"]')).to_have_value("625.25")
+    accessible(asha, "pay page deposit chosen")
+    asha.pay_by_card()
+    success = page.locator(".payment-status.state-success")
+    expect(success).to_be_visible()
+    transaction_id = asha.transaction_id()
+    success.get_by_role("link", name="View receipt").click()
+    expect(page.locator(".receipt .part")).to_be_visible()
+    accessible(asha, "receipt of a part")
+    page.goto("/profile")
+    accessible(asha, "profile with a balance")
+    page.locator(".balance-due").get_by_role("link").click()
+    expect(page.locator(".part-due")).to_be_visible()
+    accessible(asha, "pay page of the balance")
+    page.goto("/help")
+    accessible(asha, "help with plans")
+
+    olga = traveller(bypass_csp=True).register("Olga Operator")
+    make_operator(olga, server)
+    for name, path in (
+        ("ops parts", "/ops/parts?hours=100000"),
+        ("ops parts none", "/ops/parts"),
+        ("ops payment detail with parts", f"/ops/payments/{transaction_id}"),
+    ):
+        olga.page.goto(path)
+        accessible(olga, name)
