@@ -124,6 +124,13 @@ async def status_context(payment: Payment, booking: Booking | None = None) -> di
         context.update(form_context(booking, {"method": payment.method.value}, due=due))
         context["retry"] = True
         context["hold_until"] = hold_until(booking)
+    elif payment.part_id and payment.status in (PaymentStatus.FAILED, PaymentStatus.CANCELLED):
+        # A later part's attempt failed: the retry pays the part still due, if any.
+        part = await parts.next_due(booking)
+        if part is not None and (part.due_at is None or part.due_at > service.now_utc()):
+            due = parts.Due(part.amount, part=part)
+            context.update(form_context(booking, {"method": payment.method.value}, due=due))
+            context["retry"] = True
     if payment.status in (PaymentStatus.FAILED, PaymentStatus.CANCELLED):
         context["advice"] = advice_for(payment.status.value, payment.failure_reason)
         context["support_refs"] = [

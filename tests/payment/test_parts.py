@@ -189,3 +189,20 @@ async def test_many_posts_for_one_part_one_success(passenger, posts):
     part = await PaymentPart.get(booking_id=booking_id, seq=2)
     succeeded = await Payment.filter(part_id=part.id, status=PaymentStatus.SUCCESS).count()
     assert succeeded == 1 and part.status == PartStatus.PAID
+
+
+async def test_a_failed_balance_offers_a_retry_of_the_balance(passenger):
+    train = await far_train()
+    booking_id = await passenger.book(train, TWO)
+    await pay_with(passenger, booking_id, await plan_form(passenger, booking_id, "deposit"))
+    failed = await pay_with(
+        passenger, booking_id, await passenger.pay_form(booking_id), card(CARD_DECLINED)
+    )
+    assert failed["status"] == "failed" and failed["part"] == {"seq": 2, "of": 2}
+    assert failed["booking_status"] == "confirmed"
+    card_html = await passenger.text(
+        f"/payment/status/{failed['transaction_id']}", {"HX-Request": "true"}
+    )
+    assert "Try again" in card_html and 'name="amount" value="1875.75"' in card_html
+    second = await pay_with(passenger, booking_id, await passenger.pay_form(booking_id))
+    assert second["status"] == "success" and second["plan"]["due"] == "0.00"
