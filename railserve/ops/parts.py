@@ -7,10 +7,14 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from railserve.errors import Invalid
+from railserve.models import BookingStatus
 from railserve.money import format_amount
 from railserve.payment.models import PartStatus, Payment, PaymentPart
 from railserve.payment.parts import iso_utc
 
+# Parts of bookings still held: a booking never paid (its plan chosen, then expired or
+# cancelled) has parts nobody owes.
+HOLDING = [BookingStatus.CONFIRMED.value, BookingStatus.WAITLISTED.value]
 MISSED_SINCE = timedelta(days=7)
 DEFAULT_HOURS = 24.0
 MAX_HOURS = 100_000  # about eleven years: trains are sold well ahead of departure
@@ -34,7 +38,10 @@ def parse_hours(args: Mapping[str, str]) -> float:
 async def listing(now: datetime, hours: float) -> list[dict]:
     """Parts due in the next `hours`, then parts missed in the last 7 days."""
     due = PaymentPart.filter(
-        status=PartStatus.DUE, due_at__gt=now, due_at__lte=now + timedelta(hours=hours)
+        status=PartStatus.DUE,
+        due_at__gt=now,
+        due_at__lte=now + timedelta(hours=hours),
+        booking__status__in=HOLDING,
     ).order_by("due_at", "id")
     missed = PaymentPart.filter(
         status=PartStatus.MISSED, due_at__gte=now - MISSED_SINCE, due_at__lte=now
@@ -86,7 +93,10 @@ async def latest_attempts(booking_ids: set[int]) -> dict[int, str]:
 
 async def due_within(now: datetime, hours: float = DEFAULT_HOURS) -> int:
     return await PaymentPart.filter(
-        status=PartStatus.DUE, due_at__gt=now, due_at__lte=now + timedelta(hours=hours)
+        status=PartStatus.DUE,
+        due_at__gt=now,
+        due_at__lte=now + timedelta(hours=hours),
+        booking__status__in=HOLDING,
     ).count()
 
 
