@@ -246,6 +246,8 @@ async def _cancel_passengers(
         id=booking.id, status=booking.status, passenger_count=booking.passenger_count
     ).update(status=target, passenger_count=remaining, cancelled_positions=cancelled):
         raise Conflict("This booking changed meanwhile. Reload and try again.")
+    if target == BookingStatus.CANCELLED and booking.plan != "full":
+        await cancel_parts_due(booking.id)  # paid in parts (issue 20): nothing more is owed
     freed = booking.passenger_count - remaining
     booking.status, booking.passenger_count, booking.cancelled_positions = (
         target,

@@ -187,3 +187,18 @@ async def test_cancel_train_cancels_the_parts_due(app, settings, passenger):
     parts = await PaymentPart.filter(booking_id=booking_id).order_by("seq")
     assert [p.status for p in parts] == [PartStatus.PAID, PartStatus.CANCELLED]
     assert (await Payment.get(booking_id=booking_id)).refunded_amount == 62525
+
+
+async def test_an_operators_full_refund_cancels_the_parts_due(app, passenger):
+    from tests.ops.conftest import make_operator
+
+    booking_id, _train = await deposit_paid(passenger)
+    operator = await make_operator(app)
+    payment = await Payment.get(booking_id=booking_id)
+    response = await operator.post(
+        f"/ops/payments/{payment.transaction_id}/refund", {"reason": "passenger asked by phone"}
+    )
+    assert response.status_code in (200, 303)
+    assert (await Booking.get(id=booking_id)).status == "cancelled"
+    parts = await PaymentPart.filter(booking_id=booking_id).order_by("seq")
+    assert [p.status for p in parts] == [PartStatus.PAID, PartStatus.CANCELLED]
