@@ -88,3 +88,15 @@ def test_the_pages_of_paying_in_parts_pass_axe(traveller, server, screenshot):
     ):
         olga.page.goto(path)
         accessible(olga, name)
+
+
+def test_choosing_a_plan_without_javascript(traveller, server):
+    train = add_train(server, fare="2000.00")
+    asha = traveller(javascript=False).register("Asha Rao")
+    asha.book(train)  # one passenger: the form's "Add passenger" needs JavaScript
+    page = asha.page
+    page.get_by_label("Deposit now, balance later").check()
+    page.get_by_role("button", name="Show this plan").click()
+    expect(page).to_have_url(re.compile(r"\?plan=deposit$"))
+    expect(asha.pay_form().locator('[name="amount"]')).to_have_value("500.00")
+    expect(asha.pay_form().locator('input[type="hidden"][name="plan"]')).to_have_value("deposit")

@@ -206,3 +206,15 @@ async def test_a_failed_balance_offers_a_retry_of_the_balance(passenger):
     assert "Try again" in card_html and 'name="amount" value="1875.75"' in card_html
     second = await pay_with(passenger, booking_id, await passenger.pay_form(booking_id))
     assert second["status"] == "success" and second["plan"]["due"] == "0.00"
+
+
+async def test_thirds_paid_part_by_part(passenger):
+    train = await far_train(fare=160000)  # two passengers: ₹3,200.00, 30 days out
+    booking_id = await passenger.book(train, TWO)
+    first = await pay_with(passenger, booking_id, await plan_form(passenger, booking_id, "thirds"))
+    amounts = [p["amount"] for p in first["plan"]["parts"]]
+    assert amounts == ["1088.00", "1056.00", "1056.00"] and first["part"] == {"seq": 1, "of": 3}
+    second = await pay_with(passenger, booking_id, await passenger.pay_form(booking_id))
+    assert second["part"] == {"seq": 2, "of": 3} and second["plan"]["due"] == "1056.00"
+    third = await pay_with(passenger, booking_id, await passenger.pay_form(booking_id))
+    assert third["part"] == {"seq": 3, "of": 3} and third["plan"]["paid"] == "3200.00"
