@@ -115,7 +115,13 @@ async def status_context(payment: Payment, booking: Booking | None = None) -> di
         "live": not live.card_is_final(payment.status, booking.status, refund_pending),
         "position": await waitlist_position(booking),
         "refunds": refunds,
+        "part": None,
     }
+    if payment.part_id and payment.status in RECEIPTED:  # paid in parts: one more query
+        standing = await parts.standing(booking.id, booking.plan)
+        if standing is not None:
+            context["standing"] = standing
+            context["part"] = next((p for p in standing.parts if p.id == payment.part_id), None)
     if payment.status in (PaymentStatus.FAILED, PaymentStatus.CANCELLED) and (
         booking.status == BookingStatus.PENDING_PAYMENT
     ):

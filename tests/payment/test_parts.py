@@ -100,6 +100,10 @@ async def test_deposit_then_balance_confirmed(passenger):
     ]
     assert plan["parts"][0]["due_at"] is None and plan["parts"][1]["due_at"].endswith("Z")
 
+    card_html = await passenger.text(
+        f"/payment/status/{first['transaction_id']}", {"HX-Request": "true"}
+    )
+    assert "Part 1 of 2 · balance ₹1,875.75 due by" in card_html
     profile = await passenger.text("/profile")
     assert "Balance ₹1,875.75 due by" in profile
     receipt = await passenger.text(f"/payment/receipt/{first['transaction_id']}")
