@@ -222,3 +222,28 @@ async def test_thirds_paid_part_by_part(passenger):
     assert second["part"] == {"seq": 2, "of": 3} and second["plan"]["due"] == "1056.00"
     third = await pay_with(passenger, booking_id, await passenger.pay_form(booking_id))
     assert third["part"] == {"seq": 3, "of": 3} and third["plan"]["paid"] == "3200.00"
+
+
+async def test_the_database_refuses_a_second_success_for_a_part(passenger):
+    from tortoise.exceptions import IntegrityError
+
+    from railserve.payment import service
+
+    train = await far_train()
+    booking_id = await passenger.book(train, TWO)
+    await pay_with(passenger, booking_id, await plan_form(passenger, booking_id, "deposit"))
+    first = await PaymentPart.get(booking_id=booking_id, seq=1)
+    with pytest.raises(IntegrityError):
+        await Payment.create(
+            transaction_id=service.new_transaction_id(),
+            booking_id=booking_id,
+            user_id=passenger.user_id,
+            method="upi",
+            amount=first.amount,
+            currency="INR",
+            instrument="a@b",
+            idempotency_key="second-success-for-part-1",
+            status=PaymentStatus.SUCCESS,
+            part_id=first.id,
+            part_success_lock=first.id,
+        )
