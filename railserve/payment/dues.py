@@ -1,5 +1,6 @@
-"""The sweep's side of paying in parts: reminders before a part falls due, and the
-cancellation of a booking whose part fell due unpaid ("for non-payment").
+"""Paying in parts after the first part: the sweep's reminders before a part falls due, the
+cancellation of a booking whose part fell due unpaid ("for non-payment"), and a
+passenger's cancellation of a booking on a plan (whole only while a part is due).
 
 Both are compare-and-sets, so two sweeps (or two workers) at once do each thing once: a
 reminder is claimed by raising the part's `reminders_sent` count from what was read; a
@@ -14,10 +15,12 @@ from datetime import datetime, timedelta
 from railserve import db
 from railserve.config import Settings
 from railserve.display import format_due, format_money
+from railserve.errors import Conflict, Invalid
 from railserve.models import Booking, BookingStatus
 from railserve.notify import notify
-from railserve.payment import refunds
+from railserve.payment import refunds, service
 from railserve.payment.models import Actor, PartStatus, Payment, PaymentPart, PaymentStatus
+from railserve.payment.parts import balance_due
 from railserve.payment.plans import load_plans
 from railserve.payment.providers import Gateway
 from railserve.payment.rules import chosen_positions, quote
@@ -161,3 +164,48 @@ async def cancel_for_non_payment(settings: Settings, gateway: Gateway, part: Pay
         ),
     )
     return True
+
+
+BALANCE_FIRST = "Pay the balance first, or cancel the whole booking."
+
+
+async def cancel_on_plan(
+    gateway: Gateway,
+    settings: Settings,
+    booking: Booking,
+    positions: list[int] | None,
+    expected_refund: int | None,
+) -> str:
+    """`cancel` for a booking paid in parts: while a part is due, only the whole booking,
+    refunding what was paid less the charges."""
+    now = service.now_utc()
+    rules = refunds.rules_in_force(settings)
+
+    async def decide(locked: Booking, payments: list[Payment]) -> refunds.Decision:
+        if locked.status not in HOLDING:
+            raise Conflict(f"This booking is already {locked.status.value.replace('_', ' ')}.")
+        ticket = refunds.ticket_of(locked, paid=True)
+        chosen = chosen_positions(ticket, positions)
+        due = await balance_due(locked.id)
+        if due and chosen != chosen_positions(ticket, None):
+            raise Invalid(BALANCE_FIRST, errors={"passenger": BALANCE_FIRST})
+        offer = quote(ticket, chosen, rules, now)
+        if not offer.cancellable:
+            raise Conflict(offer.reason or "This booking can no longer be cancelled online.")
+        paid = sum(p.amount - p.refunded_amount for p in payments)
+        refund = max(paid - offer.charge - offer.gst, 0) if due else min(offer.refund, paid)
+        if expected_refund is not None and expected_refund != refund:
+            raise Conflict(
+                f"The refund is now {format_money(refund, offer.currency)}, not "
+                f"{format_money(expected_refund, offer.currency)} as quoted. Nothing was "
+                "changed: review the new quote."
+            )
+        if due:
+            await refunds.cancel_parts_due(locked.id)
+        return refund, offer.charge, offer.gst, offer.positions
+
+    made = await refunds.cancel_spread(
+        gateway, settings, booking.id, decide, actor=Actor.USER, reason="Cancelled by you"
+    )
+    total = sum(refund.amount for refund in made or ())
+    return f"Cancelled on booking {booking.pnr}. Refund {format_money(total, booking.currency)}."

@@ -115,8 +115,10 @@ async def cancel(
                 errors={"passenger": "Cancel every passenger of an unpaid booking."},
             )
         return await service.cancel_unpaid(booking)
-    if booking.plan != "full":  # paid in parts (issue 20)
-        return await _cancel_on_plan(gateway, settings, booking, positions, expected_refund)
+    if booking.plan != "full":  # paid in parts (issue 20): payment/dues.py
+        from railserve.payment.dues import cancel_on_plan  # dues imports this module
+
+        return await cancel_on_plan(gateway, settings, booking, positions, expected_refund)
     now = service.now_utc()
     rules = rules_in_force(settings)
 
@@ -659,53 +661,6 @@ async def cancel_spread(
         if refund.amount:
             await _hand_over(gateway, settings, refund.id)
     return made
-
-
-async def _cancel_on_plan(
-    gateway: Gateway,
-    settings: Settings,
-    booking: Booking,
-    positions: list[int] | None,
-    expected_refund: int | None,
-) -> str:
-    """`cancel` for a booking paid in parts: while a part is due, only the whole booking,
-    refunding what was paid less the charges."""
-    from railserve.payment.parts import balance_due  # parts imports this module
-
-    now = service.now_utc()
-    rules = rules_in_force(settings)
-
-    async def decide(locked: Booking, payments: list[Payment]) -> Decision:
-        if locked.status not in HOLDING:
-            raise Conflict(f"This booking is already {locked.status.value.replace('_', ' ')}.")
-        ticket = ticket_of(locked, paid=True)
-        chosen = chosen_positions(ticket, positions)
-        due = await balance_due(locked.id)
-        if due and chosen != chosen_positions(ticket, None):
-            raise Invalid(BALANCE_FIRST, errors={"passenger": BALANCE_FIRST})
-        offer = quote(ticket, chosen, rules, now)
-        if not offer.cancellable:
-            raise Conflict(offer.reason or "This booking can no longer be cancelled online.")
-        paid = sum(p.amount - p.refunded_amount for p in payments)
-        refund = max(paid - offer.charge - offer.gst, 0) if due else min(offer.refund, paid)
-        if expected_refund is not None and expected_refund != refund:
-            raise Conflict(
-                f"The refund is now {format_money(refund, offer.currency)}, not "
-                f"{format_money(expected_refund, offer.currency)} as quoted. Nothing was "
-                "changed: review the new quote."
-            )
-        if due:
-            await cancel_parts_due(locked.id)
-        return refund, offer.charge, offer.gst, offer.positions
-
-    made = await cancel_spread(
-        gateway, settings, booking.id, decide, actor=Actor.USER, reason="Cancelled by you"
-    )
-    total = sum(refund.amount for refund in made or ())
-    return f"Cancelled on booking {booking.pnr}. Refund {format_money(total, booking.currency)}."
-
-
-BALANCE_FIRST = "Pay the balance first, or cancel the whole booking."
 
 
 async def cancel_parts_due(booking_id: int) -> None:
