@@ -17,7 +17,7 @@ from werkzeug.routing import IntegerConverter
 from railserve import auth, db, display, limits, running, security
 from railserve import config as config_module
 from railserve.config import Settings
-from railserve.display import format_clock, format_money, format_when
+from railserve.display import format_clock, format_due, format_money, format_when
 from railserve.errors import DomainError
 from railserve.htmx import is_htmx, wants_event_stream, wants_json
 from railserve.money import format_amount
@@ -152,6 +152,7 @@ def _register_templates(app: Quart) -> None:
     app.jinja_env.filters["amount"] = format_amount
     app.jinja_env.filters["money"] = format_money
     app.jinja_env.filters["when"] = format_when
+    app.jinja_env.filters["due"] = format_due
     app.jinja_env.filters["clock"] = format_clock
     app.jinja_env.globals["refund_eta"] = expected_time
     install_vocabulary(app.jinja_env)

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import secrets
 import string
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from functools import lru_cache, partial
 
@@ -136,6 +137,10 @@ async def cancel(
                 errors={"passenger": "Cancel every passenger of an unpaid booking."},
             )
         return await service.cancel_unpaid(booking)
+    if booking.plan != "full":  # paid in parts (issue 20): payment/dues.py
+        from railserve.payment.dues import cancel_on_plan  # dues imports this module
+
+        return await cancel_on_plan(gateway, settings, booking, positions, expected_refund)
     now = service.now_utc()
     rules = rules_in_force(settings)
 
@@ -285,6 +290,8 @@ async def _cancel_passengers(
         id=booking.id, status=booking.status, passenger_count=booking.passenger_count
     ).update(status=target, passenger_count=remaining, cancelled_positions=cancelled):
         raise Conflict("This booking changed meanwhile. Reload and try again.")
+    if target == BookingStatus.CANCELLED and booking.plan != "full":
+        await cancel_parts_due(booking.id)  # paid in parts (issue 20): nothing more is owed
     freed = booking.passenger_count - remaining
     booking.status, booking.passenger_count, booking.cancelled_positions = (
         target,
@@ -759,4 +766,77 @@ async def _operator_action(
         transaction_id=payment.transaction_id,
         reason=reason,
         detail=detail[:300],
+    )
+
+
+# Paying in parts (issue 20): a booking on a plan has several payments. Its refund is
+# spread over them, newest first (the charges are kept out of the oldest, the deposit);
+# cancelled as a whole, every payment moves to `refunded`, with a zero refund where
+# nothing of it is returned.
+Decision = tuple[int, int, int, list[int]]  # (refund in all, charge, gst, positions)
+
+
+async def cancel_spread(
+    gateway: Gateway,
+    settings: Settings,
+    booking_id: int,
+    decide: Callable[[Booking, list[Payment]], Awaitable[Decision | None]],
+    *,
+    actor: Actor,
+    reason: str,
+) -> list[Refund] | None:
+    """Cancel passengers of a booking (all: `positions` empty), its refund spread over its
+    payments newest first.
+
+    `decide` runs in the transaction with the payments and the booking locked (in that
+    order): it answers the refund, charge, GST and positions, or None to change nothing."""
+
+    async def work() -> list[Refund] | None:
+        payments = list(
+            await Payment.filter(booking_id=booking_id, status__in=list(REFUNDABLE))
+            .order_by("-id")
+            .select_for_update()
+        )
+        booking = await Booking.filter(id=booking_id).select_for_update().get()
+        await booking.fetch_related("train")
+        decided = await decide(booking, payments)
+        if decided is None or not payments:
+            return None
+        left, charge, gst, positions = decided
+        whole = not positions or len(positions) >= booking.passenger_count
+        made = []
+        for index, payment in enumerate(payments):
+            take = min(left, payment.amount - payment.refunded_amount)
+            if not whole and index and not take:
+                break  # a part of the booking: payments nothing is taken from stay as they are
+            left -= take
+            oldest = index == len(payments) - 1 or (not whole and not left)
+            made.append(
+                await _open_refund(
+                    payment,
+                    booking,
+                    positions if index == 0 else [],
+                    take,
+                    charge=charge if oldest else 0,
+                    gst=gst if oldest else 0,
+                    actor=actor,
+                    reason=reason,
+                    whole=True if whole else None if index == 0 else False,
+                )
+            )
+        return made
+
+    made = await db.atomic(work)
+    for refund in made or ():
+        if refund.amount:
+            await _hand_over(gateway, settings, refund.id)
+    return made
+
+
+async def cancel_parts_due(booking_id: int) -> None:
+    """Parts still due when their booking is cancelled otherwise than for non-payment."""
+    from railserve.payment.models import PartStatus, PaymentPart
+
+    await PaymentPart.filter(booking_id=booking_id, status=PartStatus.DUE).update(
+        status=PartStatus.CANCELLED
     )

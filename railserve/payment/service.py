@@ -23,8 +23,10 @@ from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
 from railserve import running, store
+from railserve.config import Settings
 from railserve.errors import Conflict, Invalid, NotFound
 from railserve.models import Booking, BookingStatus, Train, closed_reason
+from railserve.payment import parts
 from railserve.payment.forms import idempotency_key, parse_payment
 from railserve.payment.models import Actor, Payment, PaymentEvent, PaymentStatus
 from railserve.payment.providers import ChargeRequest, GatewayError
@@ -154,7 +156,11 @@ async def _booking_to_pay(
 
 
 async def start_attempt(
-    gateways: Gateways, user_id: int, booking_id: int, form: Mapping[str, str]
+    gateways: Gateways,
+    user_id: int,
+    booking_id: int,
+    form: Mapping[str, str],
+    settings: Settings | None = None,
 ) -> tuple[Payment, bool]:
     """Create a pending attempt and hand it to the gateway its method is routed to;
     (attempt, created).
@@ -169,8 +175,10 @@ async def start_attempt(
         (p for p in found if p.user_id == user_id and p.idempotency_key == key), None
     ):
         return _same_booking(existing, booking.id), False
-    payable_or_raise(booking)
-    request = parse_payment(form, booking.amount, now_utc(), booking.currency)
+    now = now_utc()
+    # What this attempt pays: the whole amount, a plan's first part, or the next part due.
+    due = await parts.what_to_pay(settings or Settings(), booking, form.get("plan"), now)
+    request = parse_payment(form, due.amount, now, booking.currency)
     if found:
         # Perhaps this very key, posted at the same moment: answer with its attempt.
         return await _lost_race(user_id, booking.id, key), False
@@ -181,9 +189,10 @@ async def start_attempt(
         booking_id=booking.id,
         user_id=user_id,
         method=request.method,
-        amount=booking.amount,
+        amount=due.amount,
         currency=booking.currency,
         gateway=provider,
+        part_id=due.part_id,
         instrument=request.masked_instrument,
         idempotency_key=key,
         pending_lock=booking.id,
@@ -199,7 +208,7 @@ async def start_attempt(
     async def create_and_hand_over() -> Payment | None:
         try:
             now = now_utc()
-            payment = await store.run(lambda: start(attempt, started, now))
+            payment = await store.run(lambda: start(attempt, started, now, due.plan, due.parts))
         except IntegrityError:
             return None  # the same key, or another attempt pending: the caller finds out
         if payment is None:
