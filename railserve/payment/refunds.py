@@ -104,18 +104,20 @@ async def quote_for(
     chosen = chosen_positions(ticket, positions)
     offer = quote(ticket, chosen, rules_in_force(settings), service.now_utc())
     if ticket.paid and (
-        payment := await Payment.filter(booking_id=booking.id, status__in=list(REFUNDABLE))
-        .only("id", "amount", "refunded_amount", "currency")
-        .first()
+        payments := await Payment.filter(booking_id=booking.id, status__in=list(REFUNDABLE)).only(
+            "id", "amount", "refunded_amount", "currency"
+        )
     ):
-        offer = within_payment(offer, payment)
+        offer = within_payments(offer, payments)
     return booking, offer
 
 
-def within_payment(offer: Quote, payment: Payment) -> Quote:
-    """The quote, capped by what earlier refunds left of the payment."""
-    already = format_money(payment.refunded_amount, payment.currency)
-    return capped(offer, payment.amount - payment.refunded_amount, already)
+def within_payments(offer: Quote, payments: list[Payment]) -> Quote:
+    """The quote, capped by what earlier refunds left of the booking's payments (one, or
+    each part's when it is paid in parts)."""
+    refunded = sum(p.refunded_amount for p in payments)
+    left = sum(p.amount for p in payments) - refunded
+    return capped(offer, left, format_money(refunded, payments[0].currency))
 
 
 async def cancel(
@@ -151,7 +153,7 @@ async def cancel(
             raise Conflict(f"This booking is already {locked.status.value.replace('_', ' ')}.")
         ticket = ticket_of(locked, paid=True)
         offer = quote(ticket, chosen_positions(ticket, positions), rules, now)
-        offer = within_payment(offer, payment)
+        offer = within_payments(offer, [payment])
         if not offer.cancellable:
             raise Conflict(offer.reason or "This booking can no longer be cancelled online.")
         if expected_refund is not None and expected_refund != offer.refund:

@@ -15,6 +15,7 @@ import secrets
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from tortoise.exceptions import DoesNotExist, IntegrityError
 from tortoise.expressions import Q, Subquery
@@ -98,14 +99,18 @@ async def owned_payment(user_id: int, transaction_id: str) -> Payment:
     return payment
 
 
+def open_or_raise(booking: Booking, now: datetime) -> None:
+    """Booking closes when the train departs or is cancelled, also once the sweep has
+    expired or cancelled the booking: the train's message, and nothing is charged.
+    (Every caller but `_lost_race` reads the booking with its train joined.)"""
+    if isinstance(train := booking.train, Train) and (why := closed_reason(train, now)):
+        raise Conflict(why)
+
+
 def payable_or_raise(booking: Booking) -> None:
     if booking.status in (BookingStatus.CONFIRMED, BookingStatus.WAITLISTED):
         raise Conflict("This booking is already paid.")
-    # Booking closes when the train departs or is cancelled, also once the sweep has
-    # expired or cancelled the booking: the train's message, and nothing is charged.
-    # (Every caller but `_lost_race` reads the booking with its train joined.)
-    if isinstance(train := booking.train, Train) and (why := closed_reason(train, now_utc())):
-        raise Conflict(why)
+    open_or_raise(booking, now_utc())
     if booking.status != BookingStatus.PENDING_PAYMENT:
         raise Conflict(
             f"This booking is {booking.status.value.replace('_', ' ')} and cannot be paid."
@@ -176,6 +181,8 @@ async def start_attempt(
     ):
         return _same_booking(existing, booking.id), False
     now = now_utc()
+    if booking.status not in (BookingStatus.CONFIRMED, BookingStatus.WAITLISTED):
+        open_or_raise(booking, now)  # a later part is due before departure anyway
     # What this attempt pays: the whole amount, a plan's first part, or the next part due.
     due = await parts.what_to_pay(settings or Settings(), booking, form.get("plan"), now)
     request = parse_payment(form, due.amount, now, booking.currency)

@@ -119,7 +119,8 @@ async def test_a_success_after_the_cancellation_is_refunded_in_full(app, setting
         part_id=balance.id,
     )
     started = PaymentEvent(from_status=None, to_status="pending", event="start", actor=Actor.USER)
-    assert await store.run(start(attempt, started, service.now_utc()))
+    now = service.now_utc()
+    assert await store.run(lambda: start(attempt, started, now))
     assert (await passenger.post(f"/bookings/{booking_id}/cancel")).status_code == 303
     assert (await Booking.get(id=booking_id)).status == "cancelled"
     result = await settle_and_follow_up(gateway_of(app), settings, attempt.transaction_id, True)
