@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from quart import Blueprint, Response, current_app
 
-from railserve.display import format_major
+from railserve.display import format_major, format_money
 from railserve.htmx import render_page_or_partial
 from railserve.payment.plans import FULL, Plan, load_plans
 from railserve.payment.rules import RULES_CURRENCY, Rules, load_rules
@@ -64,10 +64,12 @@ def plans_in_words(plans: Mapping[str, Plan]) -> list[tuple[str, list[str]]]:
     for plan in plans.values():
         if plan.name == FULL:
             continue
+        currencies = sorted(plan.currencies or ())
+        floors = [format_money(plan.min_minor(c), c) for c in currencies if plan.min_minor(c)]
         lines = [
             f"Offered when the train leaves at least {plan.min_hours_before_departure:g} h "
-            f"from booking, for {', '.join(sorted(plan.currencies or ()))} fares of at least "
-            f"{plan.min_amount}."
+            f"from booking, for {', '.join(currencies) or 'all'} fares"
+            + (f" of at least {' or '.join(floors)}." if floors else ".")
         ]
         for seq, part in enumerate(plan.parts, 1):
             when = (
