@@ -14,9 +14,9 @@ from railserve.payment.models import (
     SimulatedRefund,
 )
 
-PAID = (PaymentStatus.SUCCESS, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED)
-CAPTURED = (PaymentStatus.SUCCESS, PaymentStatus.PARTIALLY_REFUNDED)
-HOLDING = (BookingStatus.CONFIRMED, BookingStatus.WAITLISTED)
+PAID = PaymentStatus.CAPTURED
+CAPTURED = PaymentStatus.REFUNDABLE
+HOLDING = BookingStatus.PAID
 
 
 async def violations() -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import ClassVar
 
 from tortoise import fields
 from tortoise.models import Model
@@ -19,6 +20,16 @@ class BookingStatus(StrEnum):
     WAITLISTED = "waitlisted"
     EXPIRED = "expired"
     CANCELLED = "cancelled"
+
+    # Groups, each defined here only (set below, once the members exist).
+    PAID: ClassVar[tuple[BookingStatus, ...]]  # paid: holds a seat or a waitlist place
+    OPEN: ClassVar[tuple[BookingStatus, ...]]  # not yet ended: awaiting payment or paid
+    ENDED: ClassVar[tuple[BookingStatus, ...]]  # expired or cancelled, for good
+
+
+BookingStatus.PAID = (BookingStatus.CONFIRMED, BookingStatus.WAITLISTED)
+BookingStatus.OPEN = (BookingStatus.PENDING_PAYMENT, *BookingStatus.PAID)
+BookingStatus.ENDED = (BookingStatus.EXPIRED, BookingStatus.CANCELLED)
 
 
 class Role(StrEnum):

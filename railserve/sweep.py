@@ -156,7 +156,7 @@ async def refund_late_payments(settings: Settings, gateway: Gateway, report: Swe
     """Successes whose booking could not take them (expired and full, or cancelled)."""
     orphans = await Payment.filter(
         status=PaymentStatus.SUCCESS,
-        booking__status__in=[BookingStatus.EXPIRED, BookingStatus.CANCELLED],
+        booking__status__in=BookingStatus.ENDED,
     ).limit(BATCH)
     for payment in orphans:
         if await refunds.refund_in_full(

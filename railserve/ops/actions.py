@@ -30,7 +30,7 @@ from railserve.payment.providers import Gateway
 from railserve.sweep import reconcile_one
 from railserve.vocabulary import phrase
 
-REFUNDABLE = (PaymentStatus.SUCCESS, PaymentStatus.PARTIALLY_REFUNDED)
+REFUNDABLE = PaymentStatus.REFUNDABLE
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ OUTCOME_OF = {
     PaymentStatus.CANCELLED: "cancelled",
     PaymentStatus.PENDING: "pending",
 }
-CAPTURED = [PaymentStatus.SUCCESS, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED]
+CAPTURED = PaymentStatus.CAPTURED
 ATTENTION_LIMIT = 20
 
 
@@ -103,7 +103,7 @@ async def figures(now: datetime, stuck_after: timedelta) -> Figures:
         await recent.annotate(n=Count("id")).group_by("method").values_list("method", "n")
     )
     refund_counts = dict(
-        await Refund.filter(status__in=[RefundStatus.PENDING, RefundStatus.FAILED])
+        await Refund.filter(status__in=RefundStatus.OPEN)
         .annotate(n=Count("id"))
         .group_by("status")
         .values_list("status", "n")
@@ -202,7 +202,7 @@ async def _money_returned(transaction_ids: set[str]) -> set[str]:
         return set()
     ended = await Payment.filter(
         transaction_id__in=transaction_ids,
-        status__in=[PaymentStatus.FAILED, PaymentStatus.CANCELLED],
+        status__in=PaymentStatus.UNSUCCESSFUL,
     ).values_list("transaction_id", "amount", "refunded_amount")
     open_refunds = set(
         await Refund.filter(

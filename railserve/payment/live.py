@@ -48,7 +48,7 @@ RECONNECT_WAIT = 1.0  # PostgreSQL: first wait before listening again after a dr
 KEEP_CHANGES = timedelta(minutes=5)  # SQLite: live_changes rows older than this go
 
 
-FINAL_PAYMENT = (PaymentStatus.FAILED, PaymentStatus.CANCELLED, PaymentStatus.REFUNDED)
+FINAL_PAYMENT = PaymentStatus.FINAL
 
 
 def card_is_final(payment_status: PaymentStatus, refund_open: bool = False) -> bool:

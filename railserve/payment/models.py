@@ -9,6 +9,7 @@ succeeded (one success per booking, ever).
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import ClassVar
 
 from tortoise import fields
 from tortoise.models import Model
@@ -22,11 +23,31 @@ class PaymentStatus(StrEnum):
     PARTIALLY_REFUNDED = "partially_refunded"
     REFUNDED = "refunded"
 
+    # Groups, each defined here only (set below, once the members exist); a test holds
+    # them to what PaymentMachine allows.
+    REFUNDABLE: ClassVar[tuple[PaymentStatus, ...]]  # holds money: `refund` is allowed
+    CAPTURED: ClassVar[tuple[PaymentStatus, ...]]  # money was taken (a receipt exists)
+    UNSUCCESSFUL: ClassVar[tuple[PaymentStatus, ...]]  # ended without taking money
+    NOT_CAPTURED: ClassVar[tuple[PaymentStatus, ...]]  # no money taken, yet or ever
+    FINAL: ClassVar[tuple[PaymentStatus, ...]]  # no move leaves it
+
+
+PaymentStatus.REFUNDABLE = (PaymentStatus.SUCCESS, PaymentStatus.PARTIALLY_REFUNDED)
+PaymentStatus.CAPTURED = (*PaymentStatus.REFUNDABLE, PaymentStatus.REFUNDED)
+PaymentStatus.UNSUCCESSFUL = (PaymentStatus.FAILED, PaymentStatus.CANCELLED)
+PaymentStatus.NOT_CAPTURED = (*PaymentStatus.UNSUCCESSFUL, PaymentStatus.PENDING)
+PaymentStatus.FINAL = (*PaymentStatus.UNSUCCESSFUL, PaymentStatus.REFUNDED)
+
 
 class RefundStatus(StrEnum):
     PENDING = "pending"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+
+    OPEN: ClassVar[tuple[RefundStatus, ...]]  # money not yet returned: not final
+
+
+RefundStatus.OPEN = (RefundStatus.PENDING, RefundStatus.FAILED)
 
 
 class PaymentMethod(StrEnum):

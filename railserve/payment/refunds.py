@@ -50,8 +50,8 @@ from railserve.seats import move_booking, promote_waitlist, release_seats
 
 log = logging.getLogger(__name__)
 
-REFUNDABLE = (PaymentStatus.SUCCESS, PaymentStatus.PARTIALLY_REFUNDED)
-HOLDING = (BookingStatus.CONFIRMED, BookingStatus.WAITLISTED)
+REFUNDABLE = PaymentStatus.REFUNDABLE
+HOLDING = BookingStatus.PAID
 RFD_ALPHABET = string.ascii_uppercase + string.digits
 BATCH = 500
 CARD_METHODS = ("credit_card", "debit_card")

@@ -43,7 +43,7 @@ from railserve.payment.providers.router import Gateways
 from railserve.seats import waitlist_position
 
 payment_bp = Blueprint("payment", __name__, url_prefix="/payment")
-RECEIPTED = (PaymentStatus.SUCCESS, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED)
+RECEIPTED = PaymentStatus.CAPTURED
 
 
 # Security fix (tests/security): ids were cut to 19 characters, so /status/<id>junk showed
@@ -90,7 +90,7 @@ async def status_context(payment: Payment, booking: Booking | None = None) -> di
     if booking is None:
         booking = await Booking.get(id=payment.booking_id).select_related("train")
     refunds = await refunds_of(payment)
-    refund_open = any(r.status in (RefundStatus.PENDING, RefundStatus.FAILED) for r in refunds)
+    refund_open = any(r.status in RefundStatus.OPEN for r in refunds)
     context = {
         "payment": payment,
         "booking": booking,
@@ -99,7 +99,7 @@ async def status_context(payment: Payment, booking: Booking | None = None) -> di
         "position": await waitlist_position(booking),
         "refunds": refunds,
     }
-    if payment.status in (PaymentStatus.FAILED, PaymentStatus.CANCELLED):
+    if payment.status in PaymentStatus.UNSUCCESSFUL:
         # Advice and a retry belong to the latest attempt of a booking still to pay; an older
         # card says what became of the booking instead.
         later = await Payment.filter(booking_id=booking.id, id__gt=payment.id).exists()
@@ -146,7 +146,7 @@ def status_json(summary: dict) -> dict:
         "currency": summary["currency"],
         "method": str(summary["method"]),
         "failure_reason": summary["failure_reason"]
-        if status in (PaymentStatus.FAILED, PaymentStatus.CANCELLED)
+        if status in PaymentStatus.UNSUCCESSFUL
         else None,
         "refunded_amount": format_amount(summary["refunded_amount"], summary["currency"]),
         "gateway": summary["gateway"],
@@ -159,7 +159,7 @@ def status_json(summary: dict) -> dict:
 async def pay(booking_id: int) -> Response:
     """Show the payment page for a booking."""
     booking = await service.owned_booking(current_user_id(), booking_id)
-    if booking.status in (BookingStatus.CONFIRMED, BookingStatus.WAITLISTED):
+    if booking.status in BookingStatus.PAID:
         await flash(f"Booking {booking.pnr} is already paid.", "info")
         return redirect(url_for("booking.profile"), 303)
     if why := closed_reason(booking.train, service.now_utc()):

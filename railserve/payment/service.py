@@ -96,7 +96,7 @@ async def owned_payment(user_id: int, transaction_id: str) -> Payment:
 
 
 def payable_or_raise(booking: Booking) -> None:
-    if booking.status in (BookingStatus.CONFIRMED, BookingStatus.WAITLISTED):
+    if booking.status in BookingStatus.PAID:
         raise Conflict("This booking is already paid.")
     # Booking closes when the train departs or is cancelled, also once the sweep has
     # expired or cancelled the booking: the train's message, and nothing is charged.

@@ -20,7 +20,7 @@ from railserve.payment import refunds, service
 from railserve.payment.models import Actor, Payment, Refund, RefundStatus
 from railserve.payment.providers import Gateway
 
-OPEN = (BookingStatus.PENDING_PAYMENT, BookingStatus.CONFIRMED, BookingStatus.WAITLISTED)
+OPEN = BookingStatus.OPEN
 
 
 @dataclass

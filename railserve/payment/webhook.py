@@ -50,11 +50,7 @@ APPLIES_TO = {
     "payment.failed": PaymentStatus.PENDING,
 }
 ALREADY = {
-    "payment.succeeded": (
-        PaymentStatus.SUCCESS,
-        PaymentStatus.PARTIALLY_REFUNDED,
-        PaymentStatus.REFUNDED,
-    ),
+    "payment.succeeded": PaymentStatus.CAPTURED,
     "payment.failed": (PaymentStatus.FAILED,),
 }
 
@@ -281,10 +277,7 @@ async def _contradiction(
     we will never use: ask it to give the money back, and say so in the audit trail.
     """
     why = f"{event.type} contradicts status {payment.status}"
-    if event.type == "payment.succeeded" and payment.status in (
-        PaymentStatus.CANCELLED,
-        PaymentStatus.FAILED,
-    ):
+    if event.type == "payment.succeeded" and payment.status in PaymentStatus.UNSUCCESSFUL:
         refund = await refunds.refund_in_full(
             gateway,
             settings,
