@@ -13,6 +13,8 @@ from typing import ClassVar
 from tortoise import fields
 from tortoise.models import Model
 
+from railserve.bounds import NAME, TEXT_COLUMN
+
 
 class BookingStatus(StrEnum):
     PENDING_PAYMENT = "pending_payment"
@@ -53,7 +55,7 @@ class TravelClass(StrEnum):
 
 class User(Model):
     id = fields.IntField(primary_key=True)
-    name = fields.CharField(max_length=60)
+    name = fields.CharField(max_length=NAME.max)
     email = fields.CharField(max_length=254, unique=True)
     password_hash = fields.CharField(max_length=255)
     role = fields.CharEnumField(Role, max_length=10, default=Role.PASSENGER, db_default="passenger")
@@ -79,7 +81,7 @@ class Train(Model):
     )
     # Set by `railserve cancel-train`: the railway cancelled the run; no new bookings.
     cancelled_at = fields.DatetimeField(null=True)
-    cancellation_reason = fields.CharField(max_length=300, null=True)
+    cancellation_reason = fields.CharField(max_length=TEXT_COLUMN, null=True)
 
     class Meta:
         table = "trains"
@@ -147,7 +149,7 @@ class Notification(Model):
         "railserve.Booking", related_name="notifications", null=True, on_delete=fields.SET_NULL
     )
     kind = fields.CharField(max_length=20)
-    message = fields.CharField(max_length=300)
+    message = fields.CharField(max_length=TEXT_COLUMN)
     read = fields.BooleanField(default=False)
     created_at = fields.DatetimeField(auto_now_add=True)
 
@@ -179,7 +181,7 @@ class Mail(Model):
     claimed_at = fields.DatetimeField(null=True)
     next_attempt_at = fields.DatetimeField(null=True)
     failed_at = fields.DatetimeField(null=True)
-    last_error = fields.CharField(max_length=300, null=True)
+    last_error = fields.CharField(max_length=TEXT_COLUMN, null=True)
 
     user_id: int
 

@@ -12,7 +12,7 @@ from enum import Enum
 
 from jinja2 import Environment
 
-from railserve import display
+from railserve import bounds, display
 from railserve.models import BookingStatus
 from railserve.payment.models import PaymentStatus, RefundStatus
 
@@ -156,3 +156,5 @@ def install(env: Environment) -> None:
     env.globals["BookingStatus"] = BookingStatus
     env.globals["PaymentStatus"] = PaymentStatus
     env.globals["RefundStatus"] = RefundStatus
+    # Field lengths for minlength/maxlength, the same the forms check.
+    env.globals["bounds"] = bounds

@@ -11,6 +11,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from railserve.bounds import REASON, REFERENCE, clip
 from railserve.config import Settings
 from railserve.display import format_money
 from railserve.errors import Conflict, Invalid, NotFound
@@ -42,8 +43,8 @@ class Done:
 
 def reason_from(form: Mapping[str, str]) -> str:
     reason = " ".join((form.get("reason") or "").split())
-    if not (3 <= len(reason) <= 300 and reason.isprintable()):
-        message = "Give a reason of 3 to 300 printable characters."
+    if not (REASON.fits(reason) and reason.isprintable()):
+        message = f"Give a reason of {REASON.words} printable characters."
         raise Invalid(message, errors={"reason": message})
     return reason
 
@@ -70,7 +71,7 @@ async def _record(
         action=action,
         transaction_id=transaction_id,
         reason=reason,
-        detail=detail[:300],
+        detail=clip(detail),
     )
 
 
@@ -80,7 +81,7 @@ async def record_refusal(
     """An action the checks refused is audited too, with why: an over-refund or a bad amount
     an operator tried is as much a part of the record as the refunds that happened."""
     reason = " ".join(str(form.get("reason") or "").split())
-    reason = "".join(c for c in reason if c.isprintable())[:300] or "(no reason given)"
+    reason = clip("".join(c for c in reason if c.isprintable())) or "(no reason given)"
     await _record(
         operator,
         f"{action} refused"[:20],
@@ -174,8 +175,8 @@ async def replay(
 
 def reference_from(form: Mapping[str, str]) -> str:
     reference = (form.get("reference") or "").strip()
-    if not (1 <= len(reference) <= 64 and reference.isprintable()):
-        message = "Give the reference of the transfer: 1 to 64 printable characters."
+    if not (REFERENCE.fits(reference) and reference.isprintable()):
+        message = f"Give the reference of the transfer: {REFERENCE.words} printable characters."
         raise Invalid(message, errors={"reference": message})
     return reference
 

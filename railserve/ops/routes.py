@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 from quart import Response, current_app, flash, g, jsonify, redirect, request, url_for
 
+from railserve.bounds import REFUND_ID
 from railserve.errors import DomainError, Invalid, NotFound
 from railserve.htmx import is_htmx, render_page_or_partial, wants_json
 from railserve.limits import operator_limits
@@ -267,14 +267,11 @@ async def cancel(transaction_id: str) -> Response:
     return await _act(transaction_id, lambda p, form: actions.cancel(g.operator, p, form))
 
 
-REFUND_ID = re.compile(r"RFD[A-Z0-9]{16}")
-
-
 async def _act_on_refund(refund_id: str, do) -> Response:
     """An action on a refund answers like one on its payment (its detail page)."""
     refund = (
         await Refund.get_or_none(refund_id=refund_id).select_related("payment")
-        if REFUND_ID.fullmatch(refund_id)
+        if REFUND_ID.matches(refund_id)
         else None
     )
     if refund is None:

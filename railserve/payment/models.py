@@ -14,6 +14,8 @@ from typing import ClassVar
 from tortoise import fields
 from tortoise.models import Model
 
+from railserve.bounds import REFERENCE, TEXT_COLUMN
+
 
 class PaymentStatus(StrEnum):
     PENDING = "pending"
@@ -137,7 +139,7 @@ class PaymentEvent(Model):
     to_status = fields.CharField(max_length=20)
     event = fields.CharField(max_length=40)
     actor = fields.CharEnumField(Actor, max_length=10)
-    detail = fields.CharField(max_length=300, default="")
+    detail = fields.CharField(max_length=TEXT_COLUMN, default="")
     created_at = fields.DatetimeField(auto_now_add=True)
 
     payment_id: int
@@ -162,7 +164,7 @@ class Refund(Model):
     charge = fields.BigIntField(default=0)
     gst = fields.BigIntField(default=0)
     currency = fields.CharField(max_length=3, default="INR")
-    reason = fields.CharField(max_length=300, default="")
+    reason = fields.CharField(max_length=TEXT_COLUMN, default="")
     actor = fields.CharEnumField(Actor, max_length=10)
     operator: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
         "railserve.User", related_name="refunds_made", null=True, on_delete=fields.RESTRICT
@@ -178,7 +180,7 @@ class Refund(Model):
     retried_attempts = fields.IntField(null=True)
     # Money returned outside the gateway (a bank transfer, say) by an operator: its
     # reference. Reconciliation lists such refunds apart, not as differences.
-    offline_reference = fields.CharField(max_length=64, null=True)
+    offline_reference = fields.CharField(max_length=REFERENCE.max, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
     settled_at = fields.DatetimeField(null=True)
@@ -219,7 +221,7 @@ class WebhookLog(Model):
     transaction_id = fields.CharField(max_length=19, null=True)
     signature_valid = fields.BooleanField()
     status_code = fields.IntField()
-    result = fields.CharField(max_length=300, default="")
+    result = fields.CharField(max_length=TEXT_COLUMN, default="")
     # The raw body (capped at 64 KiB like every request body) and the signature header,
     # kept so that an operator can replay a validly signed event through the same handler.
     body = fields.TextField()
@@ -240,8 +242,8 @@ class OperatorAction(Model):
     )
     action = fields.CharField(max_length=20)
     transaction_id = fields.CharField(max_length=19, null=True)
-    reason = fields.CharField(max_length=300)
-    detail = fields.CharField(max_length=300, default="")
+    reason = fields.CharField(max_length=TEXT_COLUMN)
+    detail = fields.CharField(max_length=TEXT_COLUMN, default="")
     created_at = fields.DatetimeField(auto_now_add=True)
 
     operator_id: int

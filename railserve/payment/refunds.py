@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
-import string
 from datetime import datetime, timedelta
 from functools import lru_cache, partial
 
 from tortoise.expressions import F
 
 from railserve import db
+from railserve.bounds import REASON, REFUND_ID, clip
 from railserve.config import Settings
 from railserve.display import format_money
 from railserve.errors import Conflict, Invalid, NotFound
@@ -52,13 +51,12 @@ log = logging.getLogger(__name__)
 
 REFUNDABLE = PaymentStatus.REFUNDABLE
 HOLDING = BookingStatus.PAID
-RFD_ALPHABET = string.ascii_uppercase + string.digits
 BATCH = 500
 CARD_METHODS = ("credit_card", "debit_card")
 
 
 def new_refund_id() -> str:
-    return "RFD" + "".join(secrets.choice(RFD_ALPHABET) for _ in range(16))
+    return REFUND_ID.new()
 
 
 @lru_cache(maxsize=8)
@@ -244,7 +242,7 @@ async def _open_refund(
         charge=charge,
         gst=gst,
         currency=payment.currency,
-        reason=reason[:300],
+        reason=clip(reason),
         actor=actor,
         operator_id=operator_id,
         status=RefundStatus.PENDING if amount else RefundStatus.SUCCEEDED,
@@ -463,7 +461,7 @@ async def _audit(payment: Payment, event: str, actor: Actor, detail: str) -> Non
         to_status=payment.status,
         event=event,
         actor=actor,
-        detail=detail[:300],
+        detail=clip(detail),
     )
 
 
@@ -537,11 +535,9 @@ async def refund_by_operator(
 ) -> Refund:
     """A refund without cancellation charges; the whole remainder cancels the booking."""
     reason = (reason or "").strip()
-    if not 3 <= len(reason) <= 300:
-        raise Invalid(
-            "Give a reason of 3 to 300 characters.",
-            errors={"reason": "Give a reason of 3 to 300 characters."},
-        )
+    if not REASON.fits(reason):
+        message = f"Give a reason of {REASON.words} characters."
+        raise Invalid(message, errors={"reason": message})
     if amount is not None and amount <= 0:
         raise Invalid("The amount must be more than zero.", errors={"amount": "More than zero."})
     found = await Payment.get_or_none(transaction_id=transaction_id).only("id")
@@ -753,5 +749,5 @@ async def _operator_action(
         action=action,
         transaction_id=payment.transaction_id,
         reason=reason,
-        detail=detail[:300],
+        detail=clip(detail),
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import secrets
 from datetime import datetime, timedelta
 
@@ -22,6 +21,7 @@ from quart import (
 from quart_auth import login_required
 
 from railserve.auth import current_user_id
+from railserve.bounds import TRANSACTION_ID
 from railserve.errors import Conflict, Invalid, NotFound, Unavailable
 from railserve.htmx import is_htmx, render_page_or_partial, wants_json
 from railserve.limits import payment_limits
@@ -48,11 +48,10 @@ RECEIPTED = PaymentStatus.CAPTURED
 
 # Security fix (tests/security): ids were cut to 19 characters, so /status/<id>junk showed
 # (and /cancel/<id>junk cancelled) the attempt; only the exact id names it.
-TRANSACTION_ID = re.compile(r"TXN[A-Z0-9]{16}")
 
 
 def exact_id(transaction_id: str) -> str:
-    if not TRANSACTION_ID.fullmatch(transaction_id):
+    if not TRANSACTION_ID.matches(transaction_id):
         raise NotFound("No such payment.")
     return transaction_id
 

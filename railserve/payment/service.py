@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
-import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -23,6 +21,7 @@ from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
 from railserve import store
+from railserve.bounds import TRANSACTION_ID
 from railserve.errors import Conflict, Invalid, NotFound
 from railserve.models import Booking, BookingStatus, Train, closed_reason
 from railserve.payment.forms import idempotency_key, parse_payment
@@ -37,12 +36,11 @@ from railserve.prepared import PreparedRead
 
 log = logging.getLogger(__name__)
 
-TXN_ALPHABET = string.ascii_uppercase + string.digits
 LATE_REFUND_MESSAGE = "Payment received after the booking expired: refunded in full"
 
 
 def new_transaction_id() -> str:
-    return "TXN" + "".join(secrets.choice(TXN_ALPHABET) for _ in range(16))
+    return TRANSACTION_ID.new()
 
 
 class AttemptPending(Conflict):

@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from railserve.bounds import clip
 from railserve.config import Settings
 from railserve.errors import Conflict, NotFound
 from railserve.models import Booking, BookingStatus, Train
@@ -52,7 +53,7 @@ async def cancel_train(
     now = service.now_utc()
     # First, so that nobody books it while we work (a second run keeps the first reason).
     await Train.filter(id=train.id, cancelled_at=None).update(
-        cancelled_at=now, cancellation_reason=reason[:300]
+        cancelled_at=now, cancellation_reason=clip(reason)
     )
     why = f"Train {train.number} was cancelled by the railway: {reason}"
     report = TrainCancellation(train.number)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Subquery
 
+from railserve.bounds import REFUND_ID, TRANSACTION_ID, clip
 from railserve.config import Settings
 from railserve.errors import BadRequest, BadSignature, Conflict, DomainError, NotFound
 from railserve.money import format_amount
@@ -41,8 +42,6 @@ from railserve.prepared import PreparedRead
 EVENT_TYPES = ("payment.succeeded", "payment.failed", "refund.succeeded", "refund.failed")
 REFUND_EVENTS = ("refund.succeeded", "refund.failed")
 EVENT_ID = re.compile(r"evt_[A-Za-z0-9_-]{1,60}")
-TXN = re.compile(r"TXN[A-Z0-9]{16}")
-RFD = re.compile(r"RFD[A-Z0-9]{16}")
 
 # What each payment event means for each status: apply it, or it was already so.
 APPLIES_TO = {
@@ -84,7 +83,7 @@ def from_data(data: object) -> Event:
         raise BadRequest("The event id is missing or malformed.")
     if kind not in EVENT_TYPES:
         raise BadRequest(f"Unknown event type; expected one of {', '.join(EVENT_TYPES)}.")
-    if not (isinstance(txn, str) and TXN.fullmatch(txn)):
+    if not (isinstance(txn, str) and TRANSACTION_ID.matches(txn)):
         raise BadRequest("The transaction id is missing or malformed.")
     amount, currency = data.get("amount"), data.get("currency")
     if not (isinstance(amount, str) and isinstance(currency, str)):
@@ -97,7 +96,7 @@ def from_data(data: object) -> Event:
         raise BadRequest("failure_reason must be a string or null.")
     retryable = data.get("retryable")
     refund_id = data.get("refund_id")
-    if kind in REFUND_EVENTS and not (isinstance(refund_id, str) and RFD.fullmatch(refund_id)):
+    if kind in REFUND_EVENTS and not (isinstance(refund_id, str) and REFUND_ID.matches(refund_id)):
         raise BadRequest("The refund id is missing or malformed.")
     reference = data.get("reference")
     return Event(
@@ -301,7 +300,7 @@ async def _record_rejection(payment: Payment, event: Event, why: str) -> None:
         to_status=payment.status,
         event="webhook_rejected",
         actor=Actor.GATEWAY,
-        detail=f"{event.id}: {why}"[:300],
+        detail=clip(f"{event.id}: {why}"),
     )
 
 
@@ -435,7 +434,7 @@ def _entry(
         provider=provider,
         signature_valid=signature_valid,
         status_code=status,
-        result=str(result)[:300],
+        result=clip(str(result)),
         body=_storable(raw[:LOG_BODY_LIMIT].decode("utf-8", errors="replace")),
         signature=_storable(signature[:1000]) if signature else None,
         **_fields(raw),
