@@ -12,6 +12,8 @@ import string
 from dataclasses import dataclass
 from functools import cached_property
 
+from railserve.errors import NotFound
+
 
 @dataclass(frozen=True)
 class Length:
@@ -66,3 +68,11 @@ TRANSACTION_ID = Identifier("TXN", 16, string.ascii_uppercase + string.digits)
 REFUND_ID = Identifier("RFD", 16, string.ascii_uppercase + string.digits)
 # No digits 0 or 1: a PNR is read aloud and typed from paper, where they pass for O and I.
 PNR = Identifier("", 10, string.ascii_uppercase + "23456789")
+
+
+def exact_transaction_id(text: str) -> str:
+    """`text` if it is a transaction id, else NotFound: a malformed id in a URL is never
+    looked up (the passenger's pages and the operator's console answer alike)."""
+    if not TRANSACTION_ID.matches(text):
+        raise NotFound("No such payment.")
+    return text

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from railserve.bounds import REASON, REFERENCE, clip
 from railserve.config import Settings
@@ -27,9 +28,11 @@ from railserve.payment.models import (
     RefundStatus,
     WebhookLog,
 )
-from railserve.payment.providers import Gateway
 from railserve.sweep import reconcile_one
 from railserve.vocabulary import phrase
+
+if TYPE_CHECKING:  # the console is handed a gateway; it names the protocol only for types
+    from railserve.payment.providers import Gateway
 
 REFUNDABLE = PaymentStatus.REFUNDABLE
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from quart import Response, current_app, flash, g, jsonify, redirect, request, url_for
 
-from railserve.bounds import REFUND_ID
+from railserve.bounds import REFUND_ID, exact_transaction_id
 from railserve.errors import DomainError, Invalid, NotFound
 from railserve.htmx import is_htmx, render_page_or_partial, wants_json
 from railserve.limits import operator_limits
@@ -26,7 +26,6 @@ from railserve.payment.models import (
     Refund,
     WebhookLog,
 )
-from railserve.payment.routes import exact_id
 
 
 def _settings():
@@ -127,7 +126,7 @@ async def payments_csv() -> Response:
 
 
 async def detail_context(transaction_id: str) -> dict:
-    payment = await actions.payment_or_404(exact_id(transaction_id))
+    payment = await actions.payment_or_404(exact_transaction_id(transaction_id))
     booking = await Booking.get(id=payment.booking_id).select_related("train", "user")
     return {
         "payment": payment,
@@ -206,7 +205,7 @@ REFUSED_AS = {"retry_refund": "refund_retry", "settle_refund_offline": "offline"
 
 
 async def _act(transaction_id: str, do) -> Response:
-    payment = await actions.payment_or_404(exact_id(transaction_id))
+    payment = await actions.payment_or_404(exact_transaction_id(transaction_id))
     form = await request.form
     try:
         done = await do(payment, form)

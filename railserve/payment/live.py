@@ -10,8 +10,8 @@ payment's status or refunded amount, a refund's status or a booking's status (mi
 - SQLite (one host, several workers): a `LiveChange` row; one poller task per worker reads
   the new rows and wakes that worker's streams — one query per worker, whatever the number
   of streams, and none while nobody watches. It reads at once after each of its own
-  worker's commits (`db.committed` calls `wake_pollers`), and every 50 ms while streams are
-  open for what other workers commit.
+  worker's commits (`wake_pollers`, registered with `db.on_commit`), and every 50 ms
+  while streams are open for what other workers commit.
 
 Keys name what changed: a transaction id (`TXN…`) or a booking (`b:<id>`). Streams wait
 on in-memory subscriptions, so an idle stream holds no database connection; one timer per
@@ -34,6 +34,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from tortoise.connection import get_connections
 
+from railserve import db
 from railserve.payment.models import LiveChange, PaymentStatus
 
 log = logging.getLogger(__name__)
@@ -155,7 +156,7 @@ _pollers: weakref.WeakSet[Hub] = weakref.WeakSet()
 
 
 def wake_pollers() -> None:
-    """`db.committed` calls this after each commit of this worker: read its changes now.
+    """Called after each commit of this worker (`db.on_commit`): read its changes now.
 
     The commit is this worker's own, so its streams need not wait for the next poll.
     """
@@ -260,6 +261,7 @@ class Hub:
         else:
             self._task = asyncio.create_task(self._poll_changes(), name="railserve-live-poll")
             _pollers.add(self)
+            db.on_commit(wake_pollers)
 
     async def _stopped_within(self, seconds: float) -> bool:
         try:

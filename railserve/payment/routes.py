@@ -21,7 +21,7 @@ from quart import (
 from quart_auth import login_required
 
 from railserve.auth import current_user_id
-from railserve.bounds import TRANSACTION_ID
+from railserve.bounds import exact_transaction_id as exact_id
 from railserve.errors import Conflict, Invalid, NotFound, Unavailable
 from railserve.htmx import is_htmx, render_page_or_partial, wants_json
 from railserve.limits import payment_limits
@@ -48,12 +48,6 @@ RECEIPTED = PaymentStatus.CAPTURED
 
 # Security fix (tests/security): ids were cut to 19 characters, so /status/<id>junk showed
 # (and /cancel/<id>junk cancelled) the attempt; only the exact id names it.
-
-
-def exact_id(transaction_id: str) -> str:
-    if not TRANSACTION_ID.matches(transaction_id):
-        raise NotFound("No such payment.")
-    return transaction_id
 
 
 def _gateways() -> Gateways:
