@@ -121,3 +121,27 @@ def test_imports_run_down_the_layers(
     importers: tuple[str, ...], forbidden: tuple[str, ...]
 ) -> None:
     assert offending(importers, forbidden) == []
+
+
+def calls_of(module: str, attribute: str) -> list[str]:
+    """Modules that call `<module>.<attribute>(...)` (as `from railserve.payment import
+    service` names it)."""
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == attribute
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == module
+            ):
+                found.append(module_name(path))
+    return sorted(set(found))
+
+
+def test_a_settlement_is_entered_from_one_place() -> None:
+    assert calls_of("service", "settle") == ["railserve.payment.settlement"]
+    assert "railserve.payment.refunds.settle_and_follow_up" not in {
+        target for targets in IMPORTS.values() for target in targets
+    }

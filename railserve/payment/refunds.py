@@ -594,23 +594,6 @@ async def refund_by_operator(
     return await Refund.get(id=refund.id)
 
 
-async def settle_and_follow_up(
-    gateway: Gateway, settings: Settings, transaction_id: str, succeeded: bool, **kw
-) -> service.Settlement:
-    """Settle an attempt; a success its booking cannot take (expired, train full) is
-    refunded in full."""
-    result = await service.settle(transaction_id, succeeded, **kw)
-    if result.needs_refund:
-        await refund_in_full(
-            gateway,
-            settings,
-            result.payment.id,
-            actor=Actor.SYSTEM,
-            reason=service.LATE_REFUND_MESSAGE,
-        )
-    return result
-
-
 async def refund_in_full(
     gateway: Gateway, settings: Settings, payment_id: int, *, actor: Actor, reason: str
 ) -> Refund | None:

@@ -277,7 +277,7 @@ async def settle(
     receipt: Model | None = None,
 ) -> Settlement:
     """Apply the gateway's verdict on a pending attempt, with all its effects, atomically
-    (steps/settle.py).
+    (steps/settle.py). Other modules enter through `settlement.settle_and_follow_up`.
 
     `record` is written in the transaction whatever it decides (the event id of a webhook).
     `loaded`: the attempt as the caller just read it with its booking, train and user

@@ -23,7 +23,7 @@ from railserve.bounds import REFUND_ID, TRANSACTION_ID, clip
 from railserve.config import Settings
 from railserve.errors import BadRequest, BadSignature, Conflict, DomainError, NotFound
 from railserve.money import format_amount
-from railserve.payment import refunds, service
+from railserve.payment import refunds, service, settlement
 from railserve.payment.models import (
     Actor,
     Payment,
@@ -252,7 +252,7 @@ async def _apply(
     """Apply the event; its id is recorded in the same transaction as its effects."""
     seen = WebhookEvent(id=event.id, type=event.type, transaction_id=event.transaction_id)
     detail = f"webhook {event.id}"
-    result = await refunds.settle_and_follow_up(
+    result = await settlement.settle_and_follow_up(
         gateway,
         settings,
         event.transaction_id,
