@@ -27,11 +27,14 @@ class BookingStatus(StrEnum):
     PAID: ClassVar[tuple[BookingStatus, ...]]  # paid: holds a seat or a waitlist place
     OPEN: ClassVar[tuple[BookingStatus, ...]]  # not yet ended: awaiting payment or paid
     ENDED: ClassVar[tuple[BookingStatus, ...]]  # expired or cancelled, for good
+    # unpaid and not cancelled: a success, even a late one, settles into it
+    PAYABLE: ClassVar[tuple[BookingStatus, ...]]
 
 
 BookingStatus.PAID = (BookingStatus.CONFIRMED, BookingStatus.WAITLISTED)
 BookingStatus.OPEN = (BookingStatus.PENDING_PAYMENT, *BookingStatus.PAID)
 BookingStatus.ENDED = (BookingStatus.EXPIRED, BookingStatus.CANCELLED)
+BookingStatus.PAYABLE = (BookingStatus.PENDING_PAYMENT, BookingStatus.EXPIRED)
 
 
 class Role(StrEnum):

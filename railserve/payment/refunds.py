@@ -87,7 +87,7 @@ def ticket_of(booking: Booking, paid: bool) -> Ticket:
 
 
 def _cancellable_or_raise(booking: Booking) -> None:
-    if booking.status not in (*HOLDING, BookingStatus.PENDING_PAYMENT):
+    if booking.status not in BookingStatus.OPEN:
         raise Conflict(f"This booking is already {booking.status.value.replace('_', ' ')}.")
 
 
@@ -259,9 +259,7 @@ async def _open_refund(
         await _cancel_passengers(booking, positions, remaining, whole)
     elif refundable and whole and booking.status != BookingStatus.CANCELLED:
         # A payment its booking could not take (the hold expired): the booking ends too.
-        await move_booking(
-            booking, (BookingStatus.EXPIRED, BookingStatus.PENDING_PAYMENT), BookingStatus.CANCELLED
-        )
+        await move_booking(booking, BookingStatus.PAYABLE, BookingStatus.CANCELLED)
     await _tell_owner_refund_opened(payment, booking, refund)
     return refund
 

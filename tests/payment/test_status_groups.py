@@ -52,6 +52,10 @@ def test_booking_groups_partition_the_statuses() -> None:
     assert set(BookingStatus.OPEN) | set(BookingStatus.ENDED) == set(BookingStatus)
     assert not set(BookingStatus.OPEN) & set(BookingStatus.ENDED)
     assert set(BookingStatus.PAID) == set(BookingStatus.OPEN) - {BookingStatus.PENDING_PAYMENT}
+    # A success arriving late still settles into an expired hold, never a cancelled one.
+    assert set(BookingStatus.PAYABLE) == set(BookingStatus) - set(BookingStatus.PAID) - {
+        BookingStatus.CANCELLED
+    }
 
 
 def test_groups_are_not_members() -> None:
