@@ -13,7 +13,7 @@ from quart import Blueprint, Response, redirect, render_template, request, url_f
 from quart_auth import AuthUser, current_user, login_user, logout_user
 from tortoise.exceptions import IntegrityError
 
-from railserve.bounds import NAME, PASSWORD
+from railserve.bounds import EMAIL_MAX, NAME, PASSWORD
 from railserve.errors import BadCredentials, Conflict, Invalid
 from railserve.limits import login_limits, register_limits
 from railserve.models import User
@@ -55,7 +55,7 @@ def current_user_id() -> int:
 
 def normalise_email(raw: str) -> str | None:
     raw = raw.strip()
-    if not raw or len(raw) > 254:
+    if not raw or len(raw) > EMAIL_MAX:
         return None
     try:
         result = validate_email(raw, check_deliverability=False)

@@ -35,6 +35,7 @@ REASON = Length(3, 300)  # an operator's reason, a train cancellation's
 NAME = Length(1, 60)  # a passenger's, an account holder's, the name on a card
 PASSWORD = Length(8, 128)
 REFERENCE = Length(1, 64)  # the reference of money returned another way (a transfer)
+EMAIL_MAX = 254  # the longest address SMTP carries (RFC 5321's path, less its brackets)
 
 # Width of the reason, detail and message columns: audit text longer than this is clipped.
 TEXT_COLUMN = 300

@@ -13,7 +13,7 @@ from typing import ClassVar
 from tortoise import fields
 from tortoise.models import Model
 
-from railserve.bounds import NAME, TEXT_COLUMN
+from railserve.bounds import EMAIL_MAX, NAME, TEXT_COLUMN
 
 
 class BookingStatus(StrEnum):
@@ -59,7 +59,7 @@ class TravelClass(StrEnum):
 class User(Model):
     id = fields.IntField(primary_key=True)
     name = fields.CharField(max_length=NAME.max)
-    email = fields.CharField(max_length=254, unique=True)
+    email = fields.CharField(max_length=EMAIL_MAX, unique=True)
     password_hash = fields.CharField(max_length=255)
     role = fields.CharEnumField(Role, max_length=10, default=Role.PASSENGER, db_default="passenger")
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -173,7 +173,7 @@ class Mail(Model):
     booking: fields.ForeignKeyNullableRelation[Booking] = fields.ForeignKeyField(
         "railserve.Booking", related_name="mails", null=True, on_delete=fields.SET_NULL
     )
-    to_address = fields.CharField(max_length=254)
+    to_address = fields.CharField(max_length=EMAIL_MAX)
     subject = fields.CharField(max_length=200)
     body = fields.TextField()
     created_at = fields.DatetimeField(auto_now_add=True)

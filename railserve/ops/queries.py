@@ -16,7 +16,7 @@ from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
 from railserve import display
-from railserve.bounds import TRANSACTION_ID
+from railserve.bounds import EMAIL_MAX, TRANSACTION_ID
 from railserve.errors import Invalid
 from railserve.money import format_amount
 from railserve.payment.models import Payment, PaymentMethod, PaymentStatus
@@ -27,7 +27,7 @@ MAX_PAGE = 10**6
 GATEWAY = re.compile(r"[a-z0-9_-]{1,20}")
 # A prefix this long of a transaction id or PNR finds it; shorter text matches e-mails only.
 MIN_PREFIX = 4
-MAX_Q = 254
+MAX_Q = EMAIL_MAX  # an e-mail address, the longest thing searched
 ID_PREFIX = re.compile(rf"[A-Z0-9]{{{MIN_PREFIX},19}}")
 CSV_FIELDS = (
     "transaction_id",
