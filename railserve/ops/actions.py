@@ -34,8 +34,6 @@ from railserve.vocabulary import phrase
 if TYPE_CHECKING:  # the console is handed a gateway; it names the protocol only for types
     from railserve.payment.providers import Gateway
 
-REFUNDABLE = PaymentStatus.REFUNDABLE
-
 
 @dataclass(frozen=True)
 class Done:

@@ -40,7 +40,6 @@ OUTCOME_OF = {
     PaymentStatus.CANCELLED: "cancelled",
     PaymentStatus.PENDING: "pending",
 }
-CAPTURED = PaymentStatus.CAPTURED
 ATTENTION_LIMIT = 20
 
 
@@ -92,7 +91,7 @@ async def figures(now: datetime, stuck_after: timedelta) -> Figures:
     by_status = dict(
         await recent.annotate(n=Count("id")).group_by("status").values_list("status", "n")
     )
-    captured = [s.value for s in CAPTURED]
+    captured = [s.value for s in PaymentStatus.CAPTURED]
     amount = (
         await recent.filter(status__in=captured)
         .annotate(total=Sum("amount"))

@@ -138,7 +138,7 @@ async def detail_context(transaction_id: str) -> dict:
         .order_by("-id")
         .limit(100),
         "refundable": payment.amount - (payment.refunded_amount or 0),
-        "can_refund": payment.status in actions.REFUNDABLE,
+        "can_refund": payment.status in PaymentStatus.REFUNDABLE,
         "can_cancel": payment.status == PaymentStatus.PENDING,
         "lifecycle": diagram.render(str(payment.status)),
     }

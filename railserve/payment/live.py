@@ -49,9 +49,6 @@ RECONNECT_WAIT = 1.0  # PostgreSQL: first wait before listening again after a dr
 KEEP_CHANGES = timedelta(minutes=5)  # SQLite: live_changes rows older than this go
 
 
-FINAL_PAYMENT = PaymentStatus.FINAL
-
-
 def card_is_final(payment_status: PaymentStatus, refund_open: bool = False) -> bool:
     """Whether nothing can change this attempt's card any more (its stream sends `close`).
 
@@ -61,7 +58,7 @@ def card_is_final(payment_status: PaymentStatus, refund_open: bool = False) -> b
     a refund, an operator's action or a promotion from the waitlist can still change it,
     so its stream stays open (until RAILSERVE_STREAM_MAX_AGE).
     """
-    return payment_status in FINAL_PAYMENT and not refund_open
+    return payment_status in PaymentStatus.FINAL and not refund_open
 
 
 def transaction_key(transaction_id: str) -> str:

@@ -21,8 +21,6 @@ from railserve.payment import refunds, service
 from railserve.payment.models import Actor, Payment, Refund, RefundStatus
 from railserve.payment.providers import Gateway
 
-OPEN = BookingStatus.OPEN
-
 
 @dataclass
 class TrainCancellation:
@@ -63,7 +61,7 @@ async def cancel_train(
     ):
         await refunds.ask_gateway(gateway, settings, refund.id)
         report.handed_over += 1
-    bookings = await Booking.filter(train_id=train.id, status__in=list(OPEN)).order_by("id")
+    bookings = await Booking.filter(train_id=train.id, status__in=BookingStatus.OPEN).order_by("id")
     for done, booking in enumerate(bookings, 1):
         await booking.fetch_related("train")
         if booking.status == BookingStatus.PENDING_PAYMENT:
