@@ -13,6 +13,7 @@ from quart import Blueprint, Response, redirect, render_template, request, url_f
 from quart_auth import AuthUser, current_user, login_user, logout_user
 from tortoise.exceptions import IntegrityError
 
+from railserve.bounds import EMAIL_MAX, NAME, PASSWORD
 from railserve.errors import BadCredentials, Conflict, Invalid
 from railserve.limits import login_limits, register_limits
 from railserve.models import User
@@ -54,7 +55,7 @@ def current_user_id() -> int:
 
 def normalise_email(raw: str) -> str | None:
     raw = raw.strip()
-    if not raw or len(raw) > 254:
+    if not raw or len(raw) > EMAIL_MAX:
         return None
     try:
         result = validate_email(raw, check_deliverability=False)
@@ -76,13 +77,13 @@ def safe_next(target: str | None) -> str:
 async def register_user(name: str, email: str, password: str) -> User:
     errors: dict[str, str] = {}
     name = name.strip()
-    if not (0 < len(name) <= 60 and name.isprintable()):
-        errors["name"] = "Enter your name (1 to 60 characters)."
+    if not (NAME.fits(name) and name.isprintable()):
+        errors["name"] = f"Enter your name ({NAME.words} characters)."
     normalised = normalise_email(email)
     if normalised is None:
         errors["email"] = "Enter a valid e-mail address."
-    if not 8 <= len(password) <= 128:
-        errors["password"] = "Use 8 to 128 characters."
+    if not PASSWORD.fits(password):
+        errors["password"] = f"Use {PASSWORD.words} characters."
     if errors:
         raise Invalid("Please correct the highlighted fields.", errors=errors)
     if await User.exists(email=normalised):
@@ -102,7 +103,7 @@ def _duplicate() -> Conflict:
 async def authenticate(email: str, password: str) -> User:
     normalised = normalise_email(email)
     user = await User.get_or_none(email=normalised) if normalised else None
-    if not password or len(password) > 128:
+    if not password or len(password) > PASSWORD.max:
         raise BadCredentials(WRONG_LOGIN, errors={"password": WRONG_LOGIN})
     try:
         await asyncio.to_thread(_verify, user.password_hash if user else None, password)

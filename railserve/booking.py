@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
-import string
 from collections import defaultdict
 from functools import partial
 
@@ -12,6 +10,7 @@ from quart_auth import login_required
 from tortoise.exceptions import IntegrityError
 
 from railserve.auth import current_user_id
+from railserve.bounds import NAME, PNR
 from railserve.errors import Conflict, Invalid
 from railserve.htmx import render_page_or_partial, wants_json
 from railserve.models import Booking, Mail, Notification, Train, User, closed_reason
@@ -24,13 +23,12 @@ from railserve.seats import waitlist_positions
 
 bp = Blueprint("booking", __name__)
 
-PNR_ALPHABET = string.ascii_uppercase + "23456789"
 MAX_PASSENGERS = 6
 MAX_ID = 2**31 - 1
 
 
 def new_pnr() -> str:
-    return "".join(secrets.choice(PNR_ALPHABET) for _ in range(10))
+    return PNR.new()
 
 
 def clean_passengers(names: list[str]) -> list[str]:
@@ -40,8 +38,8 @@ def clean_passengers(names: list[str]) -> list[str]:
             f"Add between 1 and {MAX_PASSENGERS} passengers.",
             errors={"passenger_name": f"Add between 1 and {MAX_PASSENGERS} passengers."},
         )
-    if not all(0 < len(name) <= 60 and name.isprintable() for name in cleaned):
-        message = "Each passenger needs a name of 1 to 60 printable characters."
+    if not all(NAME.fits(name) and name.isprintable() for name in cleaned):
+        message = f"Each passenger needs a name of {NAME.words} printable characters."
         raise Invalid(message, errors={"passenger_name": message})
     return cleaned
 

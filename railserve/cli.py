@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from railserve import auth, db, display
 from railserve import config as config_module
+from railserve.bounds import REASON
 from railserve.models import TravelClass
 from railserve.money import digits, format_amount, known_currency, parse_amount
 
@@ -190,8 +191,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_cancel_train(args: argparse.Namespace) -> int:
     reason = args.reason.strip()
-    if not 3 <= len(reason) <= 300:
-        _fail("--reason must be 3 to 300 characters")
+    if not REASON.fits(reason):
+        _fail(f"--reason must be {REASON.words} characters")
 
     async def work() -> int:
         from railserve.errors import NotFound

@@ -155,14 +155,22 @@ async def retried(once: Callable[[], Awaitable[T]]) -> T:
     raise AssertionError("unreachable")
 
 
+# Called after each commit of this process. Layers above register here when they start
+# (the live streams' poller: this worker's own commits reach them at once, not at the next
+# poll), so this module imports nothing from them.
+COMMIT_HOOKS: list[Callable[[], None]] = []
+
+
+def on_commit(hook: Callable[[], None]) -> None:
+    """Have `hook` called after each commit of this process (once, however often asked)."""
+    if hook not in COMMIT_HOOKS:
+        COMMIT_HOOKS.append(hook)
+
+
 def committed() -> None:
-    """Runs in this process after every transaction of `atomic` or `batch.run` commits.
-
-    This worker's live streams learn of its own commits at once, not at the next poll.
-    """
-    from railserve.payment.live import wake_pollers  # the payment layer imports this module
-
-    wake_pollers()
+    """Runs in this process after every transaction of `atomic` or `batch.run` commits."""
+    for hook in COMMIT_HOOKS:
+        hook()
 
 
 # What `init` was last given: asked several times per payment, and looking the connection

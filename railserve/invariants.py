@@ -17,9 +17,9 @@ from railserve.payment.models import (
 )
 from railserve.payment.plans import FULL
 
-PAID = (PaymentStatus.SUCCESS, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED)
-CAPTURED = (PaymentStatus.SUCCESS, PaymentStatus.PARTIALLY_REFUNDED)
-HOLDING = (BookingStatus.CONFIRMED, BookingStatus.WAITLISTED)
+PAID = PaymentStatus.CAPTURED
+CAPTURED = PaymentStatus.REFUNDABLE
+HOLDING = BookingStatus.PAID
 
 
 async def violations() -> list[str]:

@@ -36,6 +36,8 @@ from quart_rate_limiter.store import MemoryStore
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
+from railserve.bounds import EMAIL_MAX
+
 log = logging.getLogger(__name__)
 
 MINUTE = timedelta(minutes=1)
@@ -74,7 +76,7 @@ async def _by_user() -> str:
 
 async def _by_email() -> str:
     form = await request.form
-    return "email:" + form.get("email", "").strip().lower()[:254]
+    return "email:" + form.get("email", "").strip().lower()[:EMAIL_MAX]
 
 
 async def _reads_only() -> bool:

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import ClassVar
 
 from tortoise import fields
 from tortoise.models import Model
+
+from railserve.bounds import EMAIL_MAX, NAME, TEXT_COLUMN
 
 
 class BookingStatus(StrEnum):
@@ -19,6 +22,19 @@ class BookingStatus(StrEnum):
     WAITLISTED = "waitlisted"
     EXPIRED = "expired"
     CANCELLED = "cancelled"
+
+    # Groups, each defined here only (set below, once the members exist).
+    PAID: ClassVar[tuple[BookingStatus, ...]]  # paid: holds a seat or a waitlist place
+    OPEN: ClassVar[tuple[BookingStatus, ...]]  # not yet ended: awaiting payment or paid
+    ENDED: ClassVar[tuple[BookingStatus, ...]]  # expired or cancelled, for good
+    # unpaid and not cancelled: a success, even a late one, settles into it
+    PAYABLE: ClassVar[tuple[BookingStatus, ...]]
+
+
+BookingStatus.PAID = (BookingStatus.CONFIRMED, BookingStatus.WAITLISTED)
+BookingStatus.OPEN = (BookingStatus.PENDING_PAYMENT, *BookingStatus.PAID)
+BookingStatus.ENDED = (BookingStatus.EXPIRED, BookingStatus.CANCELLED)
+BookingStatus.PAYABLE = (BookingStatus.PENDING_PAYMENT, BookingStatus.EXPIRED)
 
 
 class Role(StrEnum):
@@ -42,8 +58,8 @@ class TravelClass(StrEnum):
 
 class User(Model):
     id = fields.IntField(primary_key=True)
-    name = fields.CharField(max_length=60)
-    email = fields.CharField(max_length=254, unique=True)
+    name = fields.CharField(max_length=NAME.max)
+    email = fields.CharField(max_length=EMAIL_MAX, unique=True)
     password_hash = fields.CharField(max_length=255)
     role = fields.CharEnumField(Role, max_length=10, default=Role.PASSENGER, db_default="passenger")
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -68,7 +84,7 @@ class Train(Model):
     )
     # Set by `railserve cancel-train`: the railway cancelled the run; no new bookings.
     cancelled_at = fields.DatetimeField(null=True)
-    cancellation_reason = fields.CharField(max_length=300, null=True)
+    cancellation_reason = fields.CharField(max_length=TEXT_COLUMN, null=True)
 
     class Meta:
         table = "trains"
@@ -140,7 +156,7 @@ class Notification(Model):
         "railserve.Booking", related_name="notifications", null=True, on_delete=fields.SET_NULL
     )
     kind = fields.CharField(max_length=20)
-    message = fields.CharField(max_length=300)
+    message = fields.CharField(max_length=TEXT_COLUMN)
     read = fields.BooleanField(default=False)
     created_at = fields.DatetimeField(auto_now_add=True)
 
@@ -161,7 +177,7 @@ class Mail(Model):
     booking: fields.ForeignKeyNullableRelation[Booking] = fields.ForeignKeyField(
         "railserve.Booking", related_name="mails", null=True, on_delete=fields.SET_NULL
     )
-    to_address = fields.CharField(max_length=254)
+    to_address = fields.CharField(max_length=EMAIL_MAX)
     subject = fields.CharField(max_length=200)
     body = fields.TextField()
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -172,7 +188,7 @@ class Mail(Model):
     claimed_at = fields.DatetimeField(null=True)
     next_attempt_at = fields.DatetimeField(null=True)
     failed_at = fields.DatetimeField(null=True)
-    last_error = fields.CharField(max_length=300, null=True)
+    last_error = fields.CharField(max_length=TEXT_COLUMN, null=True)
 
     user_id: int
 

@@ -14,7 +14,7 @@ from railserve import store
 from railserve.config import Settings
 from railserve.models import Booking, BookingStatus
 from railserve.notify import deliver_outbox
-from railserve.payment import dues, live, refunds, service
+from railserve.payment import dues, live, refunds, service, settlement
 from railserve.payment.models import Actor, Payment, PaymentStatus
 from railserve.payment.providers import Gateway
 from railserve.payment.steps.expire import DEPARTED_UNPAID, HELD_TOO_LONG, expire
@@ -107,7 +107,7 @@ async def reconcile_one(
     answer = await gateway.query(payment.transaction_id)
     if answer.state not in ("succeeded", "failed"):
         return answer.state
-    result = await refunds.settle_and_follow_up(
+    result = await settlement.settle_and_follow_up(
         gateway,
         settings,
         payment.transaction_id,
@@ -166,7 +166,7 @@ async def refund_late_payments(settings: Settings, gateway: Gateway, report: Swe
     """Successes whose booking could not take them (expired and full, or cancelled)."""
     orphans = await Payment.filter(
         status=PaymentStatus.SUCCESS,
-        booking__status__in=[BookingStatus.EXPIRED, BookingStatus.CANCELLED],
+        booking__status__in=BookingStatus.ENDED,
     ).limit(BATCH)
     for payment in orphans:
         if await refunds.refund_in_full(

@@ -12,7 +12,9 @@ from enum import Enum
 
 from jinja2 import Environment
 
-from railserve import display
+from railserve import bounds, display
+from railserve.models import BookingStatus
+from railserve.payment.models import PaymentStatus, RefundStatus
 
 # One word per stored value. Values shared by several enums (pending, failed, cancelled)
 # read the same in each, which is why one table serves them all.
@@ -150,3 +152,9 @@ def install(env: Environment) -> None:
     env.filters["refund_kind"] = refund_kind
     env.filters["local"] = display.format_local
     env.globals["zone_name"] = display.zone_name
+    # The status groups, so templates test membership by name, never by listing values.
+    env.globals["BookingStatus"] = BookingStatus
+    env.globals["PaymentStatus"] = PaymentStatus
+    env.globals["RefundStatus"] = RefundStatus
+    # Field lengths for minlength/maxlength, the same the forms check.
+    env.globals["bounds"] = bounds

@@ -10,7 +10,9 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from railserve.bounds import REASON, REFERENCE, clip
 from railserve.config import Settings
 from railserve.display import format_money
 from railserve.errors import Conflict, Invalid, NotFound
@@ -26,11 +28,11 @@ from railserve.payment.models import (
     RefundStatus,
     WebhookLog,
 )
-from railserve.payment.providers import Gateway
 from railserve.sweep import reconcile_one
 from railserve.vocabulary import phrase
 
-REFUNDABLE = (PaymentStatus.SUCCESS, PaymentStatus.PARTIALLY_REFUNDED)
+if TYPE_CHECKING:  # the console is handed a gateway; it names the protocol only for types
+    from railserve.payment.providers import Gateway
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,8 @@ class Done:
 
 def reason_from(form: Mapping[str, str]) -> str:
     reason = " ".join((form.get("reason") or "").split())
-    if not (3 <= len(reason) <= 300 and reason.isprintable()):
-        message = "Give a reason of 3 to 300 printable characters."
+    if not (REASON.fits(reason) and reason.isprintable()):
+        message = f"Give a reason of {REASON.words} printable characters."
         raise Invalid(message, errors={"reason": message})
     return reason
 
@@ -70,7 +72,7 @@ async def _record(
         action=action,
         transaction_id=transaction_id,
         reason=reason,
-        detail=detail[:300],
+        detail=clip(detail),
     )
 
 
@@ -80,7 +82,7 @@ async def record_refusal(
     """An action the checks refused is audited too, with why: an over-refund or a bad amount
     an operator tried is as much a part of the record as the refunds that happened."""
     reason = " ".join(str(form.get("reason") or "").split())
-    reason = "".join(c for c in reason if c.isprintable())[:300] or "(no reason given)"
+    reason = clip("".join(c for c in reason if c.isprintable())) or "(no reason given)"
     await _record(
         operator,
         f"{action} refused"[:20],
@@ -174,8 +176,8 @@ async def replay(
 
 def reference_from(form: Mapping[str, str]) -> str:
     reference = (form.get("reference") or "").strip()
-    if not (1 <= len(reference) <= 64 and reference.isprintable()):
-        message = "Give the reference of the transfer: 1 to 64 printable characters."
+    if not (REFERENCE.fits(reference) and reference.isprintable()):
+        message = f"Give the reference of the transfer: {REFERENCE.words} printable characters."
         raise Invalid(message, errors={"reference": message})
     return reference
 

@@ -41,7 +41,6 @@ OUTCOME_OF = {
     PaymentStatus.CANCELLED: "cancelled",
     PaymentStatus.PENDING: "pending",
 }
-CAPTURED = [PaymentStatus.SUCCESS, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED]
 ATTENTION_LIMIT = 20
 
 
@@ -94,7 +93,7 @@ async def figures(now: datetime, stuck_after: timedelta) -> Figures:
     by_status = dict(
         await recent.annotate(n=Count("id")).group_by("status").values_list("status", "n")
     )
-    captured = [s.value for s in CAPTURED]
+    captured = [s.value for s in PaymentStatus.CAPTURED]
     amount = (
         await recent.filter(status__in=captured)
         .annotate(total=Sum("amount"))
@@ -105,7 +104,7 @@ async def figures(now: datetime, stuck_after: timedelta) -> Figures:
         await recent.annotate(n=Count("id")).group_by("method").values_list("method", "n")
     )
     refund_counts = dict(
-        await Refund.filter(status__in=[RefundStatus.PENDING, RefundStatus.FAILED])
+        await Refund.filter(status__in=RefundStatus.OPEN)
         .annotate(n=Count("id"))
         .group_by("status")
         .values_list("status", "n")
@@ -207,7 +206,7 @@ async def _money_returned(transaction_ids: set[str]) -> set[str]:
         return set()
     ended = await Payment.filter(
         transaction_id__in=transaction_ids,
-        status__in=[PaymentStatus.FAILED, PaymentStatus.CANCELLED],
+        status__in=PaymentStatus.UNSUCCESSFUL,
     ).values_list("transaction_id", "amount", "refunded_amount")
     open_refunds = set(
         await Refund.filter(

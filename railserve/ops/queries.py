@@ -16,6 +16,7 @@ from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
 from railserve import display
+from railserve.bounds import EMAIL_MAX, TRANSACTION_ID
 from railserve.errors import Invalid
 from railserve.money import format_amount
 from railserve.payment.models import Payment, PaymentMethod, PaymentStatus
@@ -23,11 +24,10 @@ from railserve.payment.models import Payment, PaymentMethod, PaymentStatus
 PAGE_SIZE = 50
 CSV_BATCH = 1000
 MAX_PAGE = 10**6
-TRANSACTION_ID = re.compile(r"TXN[A-Z0-9]{16}")
 GATEWAY = re.compile(r"[a-z0-9_-]{1,20}")
 # A prefix this long of a transaction id or PNR finds it; shorter text matches e-mails only.
 MIN_PREFIX = 4
-MAX_Q = 254
+MAX_Q = EMAIL_MAX  # an e-mail address, the longest thing searched
 ID_PREFIX = re.compile(rf"[A-Z0-9]{{{MIN_PREFIX},19}}")
 CSV_FIELDS = (
     "transaction_id",
@@ -148,7 +148,7 @@ def filtered(filters: PaymentFilters) -> QuerySet[Payment]:
 def _matching(text: str) -> Q:
     """An exact id, a prefix of a transaction id or PNR, or part of an e-mail."""
     upper = text.upper()
-    if TRANSACTION_ID.fullmatch(upper):
+    if TRANSACTION_ID.matches(upper):
         return Q(transaction_id=upper)
     by_email = Q(user__email__icontains=text.lower())
     if ID_PREFIX.fullmatch(upper):

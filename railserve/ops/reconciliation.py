@@ -23,8 +23,8 @@ from railserve.payment.models import (
     SimulatedRefund,
 )
 
-CAPTURED = (PaymentStatus.SUCCESS, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED)
-NOT_CAPTURED = (PaymentStatus.FAILED, PaymentStatus.CANCELLED, PaymentStatus.PENDING)
+CAPTURED = PaymentStatus.CAPTURED
+NOT_CAPTURED = PaymentStatus.NOT_CAPTURED
 
 
 @dataclass(frozen=True)

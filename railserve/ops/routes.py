@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 from quart import Response, current_app, flash, g, jsonify, redirect, request, url_for
 
+from railserve.bounds import REFUND_ID, exact_transaction_id
 from railserve.errors import DomainError, Invalid, NotFound
 from railserve.htmx import is_htmx, render_page_or_partial, wants_json
 from railserve.limits import operator_limits
@@ -28,7 +28,6 @@ from railserve.payment.models import (
     WebhookLog,
 )
 from railserve.payment.parts import standing
-from railserve.payment.routes import exact_id
 
 
 def _settings():
@@ -139,7 +138,7 @@ async def payments_csv() -> Response:
 
 
 async def detail_context(transaction_id: str) -> dict:
-    payment = await actions.payment_or_404(exact_id(transaction_id))
+    payment = await actions.payment_or_404(exact_transaction_id(transaction_id))
     booking = await Booking.get(id=payment.booking_id).select_related("train", "user")
     return {
         "payment": payment,
@@ -151,7 +150,7 @@ async def detail_context(transaction_id: str) -> dict:
         .order_by("-id")
         .limit(100),
         "refundable": payment.amount - (payment.refunded_amount or 0),
-        "can_refund": payment.status in actions.REFUNDABLE,
+        "can_refund": payment.status in PaymentStatus.REFUNDABLE,
         "can_cancel": payment.status == PaymentStatus.PENDING,
         "lifecycle": diagram.render(str(payment.status)),
         "standing": await standing(booking.id, booking.plan),
@@ -221,7 +220,7 @@ REFUSED_AS = {"retry_refund": "refund_retry", "settle_refund_offline": "offline"
 
 
 async def _act(transaction_id: str, do) -> Response:
-    payment = await actions.payment_or_404(exact_id(transaction_id))
+    payment = await actions.payment_or_404(exact_transaction_id(transaction_id))
     form = await request.form
     try:
         done = await do(payment, form)
@@ -282,14 +281,11 @@ async def cancel(transaction_id: str) -> Response:
     return await _act(transaction_id, lambda p, form: actions.cancel(g.operator, p, form))
 
 
-REFUND_ID = re.compile(r"RFD[A-Z0-9]{16}")
-
-
 async def _act_on_refund(refund_id: str, do) -> Response:
     """An action on a refund answers like one on its payment (its detail page)."""
     refund = (
         await Refund.get_or_none(refund_id=refund_id).select_related("payment")
-        if REFUND_ID.fullmatch(refund_id)
+        if REFUND_ID.matches(refund_id)
         else None
     )
     if refund is None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from railserve.payment.models import PaymentStatus
+
 
 class FailureKind(StrEnum):
     DECLINED = "declined"
@@ -66,7 +68,7 @@ MONEY_RETURNED = (
 def advice_for(status: str, reason: str | None, refunded: int = 0) -> str | None:
     """What to do next; None unless the attempt failed or was cancelled. `refunded`: how
     much of money taken anyway is being returned."""
-    if status not in ("failed", "cancelled"):
+    if status not in PaymentStatus.UNSUCCESSFUL:
         return None
     if refunded:
         return MONEY_RETURNED

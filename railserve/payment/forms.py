@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from railserve.bounds import NAME
 from railserve.errors import Invalid
 from railserve.money import format_amount, parse_amount
 from railserve.payment.models import PaymentMethod
@@ -90,8 +91,8 @@ def _card(form: Mapping[str, str], now: datetime, errors: dict[str, str]) -> str
     cvv = form.get("card_cvv", "")
     if not (cvv.isascii() and cvv.isdigit() and 3 <= len(cvv) <= 4):
         errors["card_cvv"] = "Enter the 3 or 4 digit security code."
-    if not _printable(form.get("card_name", "").strip(), 60):
-        errors["card_name"] = "Enter the name on the card (up to 60 characters)."
+    if not _printable(form.get("card_name", "").strip(), NAME.max):
+        errors["card_name"] = f"Enter the name on the card (up to {NAME.max} characters)."
     return f"{card_brand(digits)} •••• {digits[-4:]}" if "card_number" not in errors else ""
 
 

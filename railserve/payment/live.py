@@ -10,8 +10,8 @@ payment's status or refunded amount, a refund's status or a booking's status (mi
 - SQLite (one host, several workers): a `LiveChange` row; one poller task per worker reads
   the new rows and wakes that worker's streams — one query per worker, whatever the number
   of streams, and none while nobody watches. It reads at once after each of its own
-  worker's commits (`db.committed` calls `wake_pollers`), and every 50 ms while streams are
-  open for what other workers commit.
+  worker's commits (`wake_pollers`, registered with `db.on_commit`), and every 50 ms
+  while streams are open for what other workers commit.
 
 Keys name what changed: a transaction id (`TXN…`) or a booking (`b:<id>`). Streams wait
 on in-memory subscriptions, so an idle stream holds no database connection; one timer per
@@ -34,7 +34,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from tortoise.connection import get_connections
 
-from railserve import running
+from railserve import db, running
 from railserve.payment.models import LiveChange, PaymentStatus
 
 log = logging.getLogger(__name__)
@@ -49,9 +49,6 @@ RECONNECT_WAIT = 1.0  # PostgreSQL: first wait before listening again after a dr
 KEEP_CHANGES = timedelta(minutes=5)  # SQLite: live_changes rows older than this go
 
 
-FINAL_PAYMENT = (PaymentStatus.FAILED, PaymentStatus.CANCELLED, PaymentStatus.REFUNDED)
-
-
 def card_is_final(payment_status: PaymentStatus, refund_open: bool = False) -> bool:
     """Whether nothing can change this attempt's card any more (its stream sends `close`).
 
@@ -61,7 +58,7 @@ def card_is_final(payment_status: PaymentStatus, refund_open: bool = False) -> b
     a refund, an operator's action or a promotion from the waitlist can still change it,
     so its stream stays open (until RAILSERVE_STREAM_MAX_AGE).
     """
-    return payment_status in FINAL_PAYMENT and not refund_open
+    return payment_status in PaymentStatus.FINAL and not refund_open
 
 
 def transaction_key(transaction_id: str) -> str:
@@ -156,7 +153,7 @@ _pollers: weakref.WeakSet[Hub] = weakref.WeakSet()
 
 
 def wake_pollers() -> None:
-    """`db.committed` calls this after each commit of this worker: read its changes now.
+    """Called after each commit of this worker (`db.on_commit`): read its changes now.
 
     The commit is this worker's own, so its streams need not wait for the next poll.
     """
@@ -261,6 +258,7 @@ class Hub:
         else:
             self._task = asyncio.create_task(self._poll_changes(), name="railserve-live-poll")
             _pollers.add(self)
+            db.on_commit(wake_pollers)
 
     async def _stopped_within(self, seconds: float) -> bool:
         try:

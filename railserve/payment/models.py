@@ -10,10 +10,12 @@ part instead: its attempts' `part_success_lock` holds the part's id once they su
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import ClassVar
 
 from tortoise import fields
 from tortoise.models import Model
 
+from railserve.bounds import REFERENCE, TEXT_COLUMN
 from railserve.running import with_request_id
 
 
@@ -25,11 +27,31 @@ class PaymentStatus(StrEnum):
     PARTIALLY_REFUNDED = "partially_refunded"
     REFUNDED = "refunded"
 
+    # Groups, each defined here only (set below, once the members exist); a test holds
+    # them to what PaymentMachine allows.
+    REFUNDABLE: ClassVar[tuple[PaymentStatus, ...]]  # holds money: `refund` is allowed
+    CAPTURED: ClassVar[tuple[PaymentStatus, ...]]  # money was taken (a receipt exists)
+    UNSUCCESSFUL: ClassVar[tuple[PaymentStatus, ...]]  # ended without taking money
+    NOT_CAPTURED: ClassVar[tuple[PaymentStatus, ...]]  # no money taken, yet or ever
+    FINAL: ClassVar[tuple[PaymentStatus, ...]]  # no move leaves it
+
+
+PaymentStatus.REFUNDABLE = (PaymentStatus.SUCCESS, PaymentStatus.PARTIALLY_REFUNDED)
+PaymentStatus.CAPTURED = (*PaymentStatus.REFUNDABLE, PaymentStatus.REFUNDED)
+PaymentStatus.UNSUCCESSFUL = (PaymentStatus.FAILED, PaymentStatus.CANCELLED)
+PaymentStatus.NOT_CAPTURED = (*PaymentStatus.UNSUCCESSFUL, PaymentStatus.PENDING)
+PaymentStatus.FINAL = (*PaymentStatus.UNSUCCESSFUL, PaymentStatus.REFUNDED)
+
 
 class RefundStatus(StrEnum):
     PENDING = "pending"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+
+    OPEN: ClassVar[tuple[RefundStatus, ...]]  # money not yet returned: not final
+
+
+RefundStatus.OPEN = (RefundStatus.PENDING, RefundStatus.FAILED)
 
 
 class PartStatus(StrEnum):
@@ -164,7 +186,7 @@ class PaymentEvent(Model):
     to_status = fields.CharField(max_length=20)
     event = fields.CharField(max_length=40)
     actor = fields.CharEnumField(Actor, max_length=10)
-    detail = fields.CharField(max_length=300, default="")
+    detail = fields.CharField(max_length=TEXT_COLUMN, default="")
     created_at = fields.DatetimeField(auto_now_add=True)
 
     payment_id: int
@@ -193,7 +215,7 @@ class Refund(Model):
     charge = fields.BigIntField(default=0)
     gst = fields.BigIntField(default=0)
     currency = fields.CharField(max_length=3, default="INR")
-    reason = fields.CharField(max_length=300, default="")
+    reason = fields.CharField(max_length=TEXT_COLUMN, default="")
     actor = fields.CharEnumField(Actor, max_length=10)
     operator: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
         "railserve.User", related_name="refunds_made", null=True, on_delete=fields.RESTRICT
@@ -209,7 +231,7 @@ class Refund(Model):
     retried_attempts = fields.IntField(null=True)
     # Money returned outside the gateway (a bank transfer, say) by an operator: its
     # reference. Reconciliation lists such refunds apart, not as differences.
-    offline_reference = fields.CharField(max_length=64, null=True)
+    offline_reference = fields.CharField(max_length=REFERENCE.max, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
     settled_at = fields.DatetimeField(null=True)
@@ -250,7 +272,7 @@ class WebhookLog(Model):
     transaction_id = fields.CharField(max_length=19, null=True)
     signature_valid = fields.BooleanField()
     status_code = fields.IntField()
-    result = fields.CharField(max_length=300, default="")
+    result = fields.CharField(max_length=TEXT_COLUMN, default="")
     # The raw body (capped at 64 KiB like every request body) and the signature header,
     # kept so that an operator can replay a validly signed event through the same handler.
     body = fields.TextField()
@@ -271,8 +293,8 @@ class OperatorAction(Model):
     )
     action = fields.CharField(max_length=20)
     transaction_id = fields.CharField(max_length=19, null=True)
-    reason = fields.CharField(max_length=300)
-    detail = fields.CharField(max_length=300, default="")
+    reason = fields.CharField(max_length=TEXT_COLUMN)
+    detail = fields.CharField(max_length=TEXT_COLUMN, default="")
     created_at = fields.DatetimeField(auto_now_add=True)
 
     operator_id: int

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
-import string
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from functools import lru_cache, partial
@@ -20,6 +18,7 @@ from functools import lru_cache, partial
 from tortoise.expressions import F
 
 from railserve import db, running
+from railserve.bounds import REASON, REFUND_ID, clip
 from railserve.config import Settings
 from railserve.display import format_money
 from railserve.errors import Conflict, Invalid, NotFound
@@ -51,15 +50,14 @@ from railserve.seats import move_booking, promote_waitlist, release_seats
 
 log = logging.getLogger(__name__)
 
-REFUNDABLE = (PaymentStatus.SUCCESS, PaymentStatus.PARTIALLY_REFUNDED)
-HOLDING = (BookingStatus.CONFIRMED, BookingStatus.WAITLISTED)
-RFD_ALPHABET = string.ascii_uppercase + string.digits
+REFUNDABLE = PaymentStatus.REFUNDABLE
+HOLDING = BookingStatus.PAID
 BATCH = 500
 CARD_METHODS = ("credit_card", "debit_card")
 
 
 def new_refund_id() -> str:
-    return "RFD" + "".join(secrets.choice(RFD_ALPHABET) for _ in range(16))
+    return REFUND_ID.new()
 
 
 @lru_cache(maxsize=8)
@@ -90,7 +88,7 @@ def ticket_of(booking: Booking, paid: bool) -> Ticket:
 
 
 def _cancellable_or_raise(booking: Booking) -> None:
-    if booking.status not in (*HOLDING, BookingStatus.PENDING_PAYMENT):
+    if booking.status not in BookingStatus.OPEN:
         raise Conflict(f"This booking is already {booking.status.value.replace('_', ' ')}.")
 
 
@@ -251,7 +249,7 @@ async def _open_refund(
         charge=charge,
         gst=gst,
         currency=payment.currency,
-        reason=reason[:300],
+        reason=clip(reason),
         actor=actor,
         operator_id=operator_id,
         status=RefundStatus.PENDING if amount else RefundStatus.SUCCEEDED,
@@ -269,9 +267,7 @@ async def _open_refund(
         await _cancel_passengers(booking, positions, remaining, whole)
     elif refundable and whole and booking.status != BookingStatus.CANCELLED:
         # A payment its booking could not take (the hold expired): the booking ends too.
-        await move_booking(
-            booking, (BookingStatus.EXPIRED, BookingStatus.PENDING_PAYMENT), BookingStatus.CANCELLED
-        )
+        await move_booking(booking, BookingStatus.PAYABLE, BookingStatus.CANCELLED)
     await _tell_owner_refund_opened(payment, booking, refund)
     return refund
 
@@ -477,7 +473,7 @@ async def _audit(payment: Payment, event: str, actor: Actor, detail: str) -> Non
         to_status=payment.status,
         event=event,
         actor=actor,
-        detail=detail[:300],
+        detail=clip(detail),
     )
 
 
@@ -551,11 +547,9 @@ async def refund_by_operator(
 ) -> Refund:
     """A refund without cancellation charges; the whole remainder cancels the booking."""
     reason = (reason or "").strip()
-    if not 3 <= len(reason) <= 300:
-        raise Invalid(
-            "Give a reason of 3 to 300 characters.",
-            errors={"reason": "Give a reason of 3 to 300 characters."},
-        )
+    if not REASON.fits(reason):
+        message = f"Give a reason of {REASON.words} characters."
+        raise Invalid(message, errors={"reason": message})
     if amount is not None and amount <= 0:
         raise Invalid("The amount must be more than zero.", errors={"amount": "More than zero."})
     found = await Payment.get_or_none(transaction_id=transaction_id).only("id")
@@ -610,23 +604,6 @@ async def refund_by_operator(
     if created:
         await _hand_over(gateway, settings, refund.id)
     return await Refund.get(id=refund.id)
-
-
-async def settle_and_follow_up(
-    gateway: Gateway, settings: Settings, transaction_id: str, succeeded: bool, **kw
-) -> service.Settlement:
-    """Settle an attempt; a success its booking cannot take (expired, train full) is
-    refunded in full."""
-    result = await service.settle(transaction_id, succeeded, **kw)
-    if result.needs_refund:
-        await refund_in_full(
-            gateway,
-            settings,
-            result.payment.id,
-            actor=Actor.SYSTEM,
-            reason=service.LATE_REFUND_MESSAGE,
-        )
-    return result
 
 
 async def refund_in_full(
@@ -767,7 +744,7 @@ async def _operator_action(
         action=action,
         transaction_id=payment.transaction_id,
         reason=reason,
-        detail=detail[:300],
+        detail=clip(detail),
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import secrets
 from datetime import datetime, timedelta
 
@@ -22,6 +21,7 @@ from quart import (
 from quart_auth import login_required
 
 from railserve.auth import current_user_id
+from railserve.bounds import exact_transaction_id as exact_id
 from railserve.config import Settings
 from railserve.errors import Conflict, Invalid, NotFound, Unavailable
 from railserve.htmx import is_htmx, render_page_or_partial, wants_json
@@ -45,18 +45,11 @@ from railserve.payment.providers.router import Gateways
 from railserve.seats import waitlist_position
 
 payment_bp = Blueprint("payment", __name__, url_prefix="/payment")
-RECEIPTED = (PaymentStatus.SUCCESS, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED)
+RECEIPTED = PaymentStatus.CAPTURED
 
 
 # Security fix (tests/security): ids were cut to 19 characters, so /status/<id>junk showed
 # (and /cancel/<id>junk cancelled) the attempt; only the exact id names it.
-TRANSACTION_ID = re.compile(r"TXN[A-Z0-9]{16}")
-
-
-def exact_id(transaction_id: str) -> str:
-    if not TRANSACTION_ID.fullmatch(transaction_id):
-        raise NotFound("No such payment.")
-    return transaction_id
 
 
 def _gateways() -> Gateways:
@@ -107,7 +100,7 @@ async def status_context(payment: Payment, booking: Booking | None = None) -> di
     if booking is None:
         booking = await Booking.get(id=payment.booking_id).select_related("train")
     refunds = await refunds_of(payment)
-    refund_open = any(r.status in (RefundStatus.PENDING, RefundStatus.FAILED) for r in refunds)
+    refund_open = any(r.status in RefundStatus.OPEN for r in refunds)
     context = {
         "payment": payment,
         "booking": booking,
@@ -122,7 +115,7 @@ async def status_context(payment: Payment, booking: Booking | None = None) -> di
         if standing is not None:
             context["standing"] = standing
             context["part"] = next((p for p in standing.parts if p.id == payment.part_id), None)
-    if payment.status in (PaymentStatus.FAILED, PaymentStatus.CANCELLED):
+    if payment.status in PaymentStatus.UNSUCCESSFUL:
         # Advice and a retry belong to the latest attempt of a booking still to pay; an older
         # card says what became of the booking instead.
         later = await Payment.filter(booking_id=booking.id, id__gt=payment.id).exists()
@@ -186,7 +179,7 @@ async def status_json(summary: dict) -> dict:
         "currency": summary["currency"],
         "method": str(summary["method"]),
         "failure_reason": summary["failure_reason"]
-        if status in (PaymentStatus.FAILED, PaymentStatus.CANCELLED)
+        if status in PaymentStatus.UNSUCCESSFUL
         else None,
         "refunded_amount": format_amount(summary["refunded_amount"], summary["currency"]),
         "gateway": summary["gateway"],
@@ -204,7 +197,7 @@ async def pay(booking_id: int) -> Response:
     now = service.now_utc()
     due: parts.Due | None = None
     offer: tuple[parts.Choice, ...] = ()
-    if booking.status in (BookingStatus.CONFIRMED, BookingStatus.WAITLISTED):
+    if booking.status in BookingStatus.PAID:
         part = await parts.next_due(booking)
         if part is None or (part.due_at is not None and part.due_at <= now):
             await flash(f"Booking {booking.pnr} is already paid.", "info")

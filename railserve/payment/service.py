@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
-import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +22,7 @@ from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
 from railserve import running, store
+from railserve.bounds import TRANSACTION_ID
 from railserve.config import Settings
 from railserve.errors import Conflict, Invalid, NotFound
 from railserve.models import Booking, BookingStatus, Train, closed_reason
@@ -40,12 +39,11 @@ from railserve.prepared import PreparedRead
 
 log = logging.getLogger(__name__)
 
-TXN_ALPHABET = string.ascii_uppercase + string.digits
 LATE_REFUND_MESSAGE = "Payment received after the booking expired: refunded in full"
 
 
 def new_transaction_id() -> str:
-    return "TXN" + "".join(secrets.choice(TXN_ALPHABET) for _ in range(16))
+    return TRANSACTION_ID.new()
 
 
 class AttemptPending(Conflict):
@@ -108,7 +106,7 @@ def open_or_raise(booking: Booking, now: datetime) -> None:
 
 
 def payable_or_raise(booking: Booking) -> None:
-    if booking.status in (BookingStatus.CONFIRMED, BookingStatus.WAITLISTED):
+    if booking.status in BookingStatus.PAID:
         raise Conflict("This booking is already paid.")
     open_or_raise(booking, now_utc())
     if booking.status != BookingStatus.PENDING_PAYMENT:
@@ -297,7 +295,7 @@ async def settle(
     receipt: Model | None = None,
 ) -> Settlement:
     """Apply the gateway's verdict on a pending attempt, with all its effects, atomically
-    (steps/settle.py).
+    (steps/settle.py). Other modules enter through `settlement.settle_and_follow_up`.
 
     `record` is written in the transaction whatever it decides (the event id of a webhook).
     `loaded`: the attempt as the caller just read it with its booking, train and user

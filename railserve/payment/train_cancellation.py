@@ -13,14 +13,13 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from railserve.bounds import clip
 from railserve.config import Settings
 from railserve.errors import Conflict, NotFound
 from railserve.models import Booking, BookingStatus, Train
 from railserve.payment import refunds, service
 from railserve.payment.models import Actor, Payment, Refund, RefundStatus
 from railserve.payment.providers import Gateway
-
-OPEN = (BookingStatus.PENDING_PAYMENT, BookingStatus.CONFIRMED, BookingStatus.WAITLISTED)
 
 
 @dataclass
@@ -52,7 +51,7 @@ async def cancel_train(
     now = service.now_utc()
     # First, so that nobody books it while we work (a second run keeps the first reason).
     await Train.filter(id=train.id, cancelled_at=None).update(
-        cancelled_at=now, cancellation_reason=reason[:300]
+        cancelled_at=now, cancellation_reason=clip(reason)
     )
     why = f"Train {train.number} was cancelled by the railway: {reason}"
     report = TrainCancellation(train.number)
@@ -62,7 +61,7 @@ async def cancel_train(
     ):
         await refunds.ask_gateway(gateway, settings, refund.id)
         report.handed_over += 1
-    bookings = await Booking.filter(train_id=train.id, status__in=list(OPEN)).order_by("id")
+    bookings = await Booking.filter(train_id=train.id, status__in=BookingStatus.OPEN).order_by("id")
     for done, booking in enumerate(bookings, 1):
         await booking.fetch_related("train")
         if booking.status == BookingStatus.PENDING_PAYMENT:

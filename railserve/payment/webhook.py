@@ -20,10 +20,11 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Subquery
 
 from railserve import running
+from railserve.bounds import REFUND_ID, TRANSACTION_ID, clip
 from railserve.config import Settings
 from railserve.errors import BadRequest, BadSignature, Conflict, DomainError, NotFound
 from railserve.money import format_amount
-from railserve.payment import refunds, service
+from railserve.payment import refunds, service, settlement
 from railserve.payment.models import (
     Actor,
     Payment,
@@ -42,8 +43,6 @@ from railserve.prepared import PreparedRead
 EVENT_TYPES = ("payment.succeeded", "payment.failed", "refund.succeeded", "refund.failed")
 REFUND_EVENTS = ("refund.succeeded", "refund.failed")
 EVENT_ID = re.compile(r"evt_[A-Za-z0-9_-]{1,60}")
-TXN = re.compile(r"TXN[A-Z0-9]{16}")
-RFD = re.compile(r"RFD[A-Z0-9]{16}")
 
 # What each payment event means for each status: apply it, or it was already so.
 APPLIES_TO = {
@@ -51,11 +50,7 @@ APPLIES_TO = {
     "payment.failed": PaymentStatus.PENDING,
 }
 ALREADY = {
-    "payment.succeeded": (
-        PaymentStatus.SUCCESS,
-        PaymentStatus.PARTIALLY_REFUNDED,
-        PaymentStatus.REFUNDED,
-    ),
+    "payment.succeeded": PaymentStatus.CAPTURED,
     "payment.failed": (PaymentStatus.FAILED,),
 }
 
@@ -89,7 +84,7 @@ def from_data(data: object) -> Event:
         raise BadRequest("The event id is missing or malformed.")
     if kind not in EVENT_TYPES:
         raise BadRequest(f"Unknown event type; expected one of {', '.join(EVENT_TYPES)}.")
-    if not (isinstance(txn, str) and TXN.fullmatch(txn)):
+    if not (isinstance(txn, str) and TRANSACTION_ID.matches(txn)):
         raise BadRequest("The transaction id is missing or malformed.")
     amount, currency = data.get("amount"), data.get("currency")
     if not (isinstance(amount, str) and isinstance(currency, str)):
@@ -102,7 +97,7 @@ def from_data(data: object) -> Event:
         raise BadRequest("failure_reason must be a string or null.")
     retryable = data.get("retryable")
     refund_id = data.get("refund_id")
-    if kind in REFUND_EVENTS and not (isinstance(refund_id, str) and RFD.fullmatch(refund_id)):
+    if kind in REFUND_EVENTS and not (isinstance(refund_id, str) and REFUND_ID.matches(refund_id)):
         raise BadRequest("The refund id is missing or malformed.")
     reference = data.get("reference")
     return Event(
@@ -258,7 +253,7 @@ async def _apply(
     """Apply the event; its id is recorded in the same transaction as its effects."""
     seen = WebhookEvent(id=event.id, type=event.type, transaction_id=event.transaction_id)
     detail = f"webhook {event.id}"
-    result = await refunds.settle_and_follow_up(
+    result = await settlement.settle_and_follow_up(
         gateway,
         settings,
         event.transaction_id,
@@ -282,10 +277,7 @@ async def _contradiction(
     we will never use: ask it to give the money back, and say so in the audit trail.
     """
     why = f"{event.type} contradicts status {payment.status}"
-    if event.type == "payment.succeeded" and payment.status in (
-        PaymentStatus.CANCELLED,
-        PaymentStatus.FAILED,
-    ):
+    if event.type == "payment.succeeded" and payment.status in PaymentStatus.UNSUCCESSFUL:
         refund = await refunds.refund_in_full(
             gateway,
             settings,
@@ -309,7 +301,7 @@ async def _record_rejection(payment: Payment, event: Event, why: str) -> None:
         to_status=payment.status,
         event="webhook_rejected",
         actor=Actor.GATEWAY,
-        detail=f"{event.id}: {why}"[:300],
+        detail=clip(f"{event.id}: {why}"),
     )
 
 
@@ -444,7 +436,7 @@ def _entry(
         provider=provider,
         signature_valid=signature_valid,
         status_code=status,
-        result=str(result)[:300],
+        result=clip(str(result)),
         body=_storable(raw[:LOG_BODY_LIMIT].decode("utf-8", errors="replace")),
         signature=_storable(signature[:1000]) if signature else None,
         **_fields(raw),

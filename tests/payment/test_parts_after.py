@@ -21,7 +21,7 @@ from railserve.payment.models import (
     PaymentStatus,
     Refund,
 )
-from railserve.payment.refunds import settle_and_follow_up
+from railserve.payment.settlement import settle_and_follow_up
 from railserve.payment.steps.start import start
 from railserve.payment.train_cancellation import cancel_train
 from railserve.sweep import sweep

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from types import SimpleNamespace
 
+from railserve.bounds import clip
 from railserve.notify import notice_rows
 from railserve.payment.machine import PaymentMachine
 from railserve.payment.models import Actor, PaymentEvent, PaymentStatus
@@ -84,7 +85,7 @@ def move(
             to_status=target,
             event=event,
             actor=actor,
-            detail=detail[:300],
+            detail=clip(detail),
         )
     )
     return target

@@ -36,7 +36,7 @@ from railserve.seats import confirmation_notice, waitlist_notice
 from railserve.store import Insert, Read, Step, Write
 
 PENDING = PaymentStatus.PENDING
-PAYABLE = (BookingStatus.PENDING_PAYMENT.value, BookingStatus.EXPIRED.value)
+PAYABLE = tuple(status.value for status in BookingStatus.PAYABLE)
 TAKE_SEATS = (
     'UPDATE "trains" SET "seats_left"="seats_left"-? '
     'WHERE "id"=? AND "seats_left">=? AND "cancelled_at" IS NULL'
