@@ -11,16 +11,18 @@ from railserve.payment.models import (
     PaymentStatus,
     Refund,
     RefundStatus,
-    SimulatedRefund,
 )
+from railserve.payment.providers.router import Gateways, configured
 
 PAID = (PaymentStatus.SUCCESS, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED)
 CAPTURED = (PaymentStatus.SUCCESS, PaymentStatus.PARTIALLY_REFUNDED)
 HOLDING = (BookingStatus.CONFIRMED, BookingStatus.WAITLISTED)
 
 
-async def violations() -> list[str]:
-    """Every broken invariant, one readable line each; empty when all hold."""
+async def violations(gateways: Gateways | None = None) -> list[str]:
+    """Every broken invariant, one readable line each; empty when all hold. The refunds
+    are checked against each configured provider's ledger (`gateways`: see
+    railserve.payment.providers.router.configured)."""
     problems: list[str] = []
     payments = await Payment.all().values(
         "id", "transaction_id", "booking_id", "status", "pending_lock", "amount", "refunded_amount"
@@ -67,7 +69,7 @@ async def violations() -> list[str]:
     problems += await _audit_problems(payments)
     problems += _waitlist_problems(bookings)
     problems += _passenger_problems(bookings)
-    problems += await _refund_problems(payments)
+    problems += await _refund_problems(payments, gateways)
     return problems
 
 
@@ -87,7 +89,7 @@ def _passenger_problems(bookings: dict[int, dict]) -> list[str]:
     return problems
 
 
-async def _refund_problems(payments: list[dict]) -> list[str]:
+async def _refund_problems(payments: list[dict], gateways: Gateways | None) -> list[str]:
     """Refunds never exceed their payment, and agree with the gateway's ledger both ways."""
     problems = []
     refunds = await Refund.all().values(
@@ -107,12 +109,11 @@ async def _refund_problems(payments: list[dict]) -> list[str]:
                 f"payment {p['transaction_id']} records {p['refunded_amount']} refunded but its "
                 f"refunds add up to {total[p['id']]}"
             )
-    # The simulators' ledger: the latest attempt of each refund they were asked for.
+    # Each provider's ledger: the latest attempt of each refund it was asked for.
     ledger: dict[str, dict] = {}
-    for row in (
-        await SimulatedRefund.all().order_by("attempt").values("refund_id", "succeeded", "amount")
-    ):
-        ledger[row["refund_id"]] = row
+    for entry in await configured(gateways).ledger():
+        if entry.refund_id is not None:
+            ledger[entry.refund_id] = {"succeeded": entry.succeeded, "amount": entry.amount}
     ours = {r["refund_id"]: r for r in refunds}
     for refund_id, row in ledger.items():
         if refund_id not in ours:
