@@ -19,7 +19,7 @@ from tortoise.exceptions import IntegrityError
 
 from railserve.config import Settings
 from railserve.payment import providers
-from railserve.payment.models import SimulatedCharge, SimulatedRefund
+from railserve.payment.providers.models import SimulatedCharge, SimulatedRefund
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from tortoise.exceptions import IntegrityError
 from railserve import batch, db
 from railserve.money import format_amount
 from railserve.payment import providers
-from railserve.payment.models import SimulatedCharge, SimulatedRefund
 from railserve.payment.providers import ledger
+from railserve.payment.providers.models import SimulatedCharge, SimulatedRefund
 from railserve.payment.signature import sign
 
 

@@ -27,8 +27,8 @@ from tortoise.exceptions import IntegrityError
 from railserve.errors import BadRequest, BadSignature
 from railserve.money import format_amount
 from railserve.payment import providers
-from railserve.payment.models import SimulatedCharge, SimulatedRefund
 from railserve.payment.providers import ledger
+from railserve.payment.providers.models import SimulatedCharge, SimulatedRefund
 
 NAME = "simupi"
 SIGNATURE_HEADER = "X-SimUPI-Signature"
