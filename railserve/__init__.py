@@ -14,10 +14,10 @@ from quart_auth import Unauthorized, current_user
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
-from railserve import auth, db, display, limits, security
+from railserve import auth, db, display, limits, running, security
 from railserve import config as config_module
 from railserve.config import Settings
-from railserve.display import format_clock, format_money, format_when
+from railserve.display import format_clock, format_due, format_money, format_when
 from railserve.errors import DomainError
 from railserve.htmx import is_htmx, wants_event_stream, wants_json
 from railserve.money import format_amount
@@ -105,6 +105,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     # `/status/%2F0` is a bad id (404), not a path to merge into `/status/0` (308).
     app.url_map.merge_slashes = False
     security.RememberingAuth(app)
+    running.init_app(app, settings)
     limits.init_app(app, enabled=settings.rate_limits, redis_url=settings.redis_url)
     security.init_app(app)
     _register_templates(app)
@@ -146,16 +147,12 @@ def _register_blueprints(app: Quart) -> None:
         """Serve the icon browsers ask for."""
         return await app.send_static_file("favicon.svg")
 
-    @app.get("/healthz")
-    async def healthz() -> Response:
-        """Answer a load balancer: the process is up."""
-        return Response("ok", mimetype="text/plain")
-
 
 def _register_templates(app: Quart) -> None:
     app.jinja_env.filters["amount"] = format_amount
     app.jinja_env.filters["money"] = format_money
     app.jinja_env.filters["when"] = format_when
+    app.jinja_env.filters["due"] = format_due
     app.jinja_env.filters["clock"] = format_clock
     app.jinja_env.globals["refund_eta"] = expected_time
     install_vocabulary(app.jinja_env)

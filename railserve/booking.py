@@ -16,7 +16,7 @@ from railserve.errors import Conflict, Invalid
 from railserve.htmx import render_page_or_partial, wants_json
 from railserve.models import Booking, Mail, Notification, Train, User, closed_reason
 from railserve.money import format_amount, parse_amount
-from railserve.payment import refunds
+from railserve.payment import parts, refunds
 from railserve.payment.models import Payment, Refund
 from railserve.payment.rules import Quote
 from railserve.payment.service import now_utc
@@ -149,8 +149,11 @@ def parse_positions(raw: list[str]) -> list[int]:
     return [p for p in positions if p is not None]
 
 
-def quote_json(booking: Booking, offer: Quote) -> dict:
+def quote_json(booking: Booking, offer: Quote, paid: int = 0, balance_due: bool = False) -> dict:
+    """The quote as JSON; `paid` is what the booking's payments took, less refunds. While a
+    part is still due only the totals apply: what was paid less the charges."""
     digits = partial(format_amount, currency=offer.currency)
+    refund = max(paid - offer.charge - offer.gst, 0) if balance_due else offer.refund
     return {
         "booking_id": booking.id,
         "currency": offer.currency,
@@ -164,13 +167,14 @@ def quote_json(booking: Booking, offer: Quote) -> dict:
                 "fare": digits(p.fare),
                 "charge": digits(p.charge),
                 "gst": digits(p.gst),
-                "refund": digits(p.refund),
+                "refund": None if balance_due else digits(p.refund),
             }
             for p in offer.passengers
         ],
         "charge": digits(offer.charge),
         "gst": digits(offer.gst),
-        "refund": digits(offer.refund),
+        "refund": digits(refund),
+        "paid": digits(paid),
     }
 
 
@@ -181,8 +185,10 @@ async def cancel_quote(booking_id: int) -> Response:
     settings = current_app.config["RAILSERVE"]
     positions = parse_positions(request.args.getlist("passenger"))
     booking, offer = await refunds.quote_for(settings, current_user_id(), booking_id, positions)
+    paid = await parts.paid_in(booking.id)
+    due = booking.plan != "full" and await parts.balance_due(booking.id)
     if wants_json():
-        return jsonify(quote_json(booking, offer))
+        return jsonify(quote_json(booking, offer, paid, due))
     # No passenger asked for means every passenger still booked (as in the JSON); the page
     # says so in words, so nobody confirms a whole cancellation without noticing.
     all_by_default = not positions and len(booking.active_passengers) > 1
@@ -192,6 +198,8 @@ async def cancel_quote(booking_id: int) -> Response:
         booking=booking,
         quote=offer,
         all_by_default=all_by_default,
+        balance_due=due,
+        refund=max(paid - offer.charge - offer.gst, 0) if due else offer.refund,
     )
 
 
@@ -248,6 +256,7 @@ async def profile() -> Response:
         notifications=notifications,
         mails=mails,
         bookings_by_id={b.id: b for b in bookings},
+        standings=await parts.standings(bookings),
     )
 
 

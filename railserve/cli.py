@@ -282,6 +282,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config_module.from_env()  # refuse to start on a bad configuration, before forking
     # The app is imported by module path, from the project's root (where app.py is).
     sys.path.insert(0, os.getcwd())
+    with _metrics_folder():
+        return _serve(args)
+
+
+@contextlib.contextmanager
+def _metrics_folder():
+    """prometheus-client's multiprocess folder, in the environment before any worker starts
+    and emptied first (PROMETHEUS_MULTIPROC_DIR when set, else a folder of this server's)."""
+    import shutil
+    import tempfile
+
+    from railserve import running
+
+    given = running.multiprocess_dir()
+    path = given or tempfile.mkdtemp(prefix="railserve-metrics-")
+    running.prepare_multiprocess_dir(path)
+    try:
+        yield
+    finally:
+        if not given:  # the environment as it was (a test may serve in-process)
+            os.environ.pop(running.MULTIPROC_ENV, None)
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _serve(args: argparse.Namespace) -> int:
     if args.server == "uvicorn":
         return _serve_uvicorn(args)
     if args.server == "granian":

@@ -82,10 +82,19 @@ class Settings:
     password_time_cost: int = PASSWORD_TIME_COST
     password_memory_cost: int = PASSWORD_MEMORY_COST  # KiB
     currency: str = "INR"
+    # Bearer token that may read /metrics besides signed-in operators (empty: operators only).
+    metrics_token: str = ""
+    # `json` or `text`; empty: text in development, json in production.
+    log_format: str = ""
 
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def log_lines(self) -> str:
+        """`json` or `text`: RAILSERVE_LOG_FORMAT, else text in development, json in production."""
+        return self.log_format or ("json" if self.production else "text")
 
     @property
     def webhook_secrets(self) -> list[str]:
@@ -138,6 +147,8 @@ class Settings:
             raise ConfigError("delays, timeouts and holds must be positive numbers of seconds")
         self._check_presentation()
         self._check_payment_plans()
+        if self.log_format not in ("", "json", "text"):
+            raise ConfigError("RAILSERVE_LOG_FORMAT must be 'json' or 'text'")
         if self.gateway_cooldown < 0:
             raise ConfigError("RAILSERVE_GATEWAY_COOLDOWN must not be negative")
         if not self.gateway_names:

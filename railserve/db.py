@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from tortoise import Tortoise
 from tortoise.transactions import in_transaction
 
+from railserve import running
 from railserve.store import compat
 
 T = TypeVar("T")
@@ -124,13 +125,18 @@ async def atomic(work: Callable[[], Awaitable[T]]) -> T:
     serialization failure runs the unit again, at most `ATTEMPTS` times in all.
     """
 
-    async def once() -> T:
-        async with in_transaction():
-            return await work()
-
     async def unit() -> T:
-        result = await retried(once)
+        with running.told_after_commit() as moves:
+
+            async def once() -> T:
+                moves.clear()  # a transaction run again tells only its own moves
+                async with in_transaction():
+                    return await work()
+
+            result = await retried(once)
         committed()
+        for tell in moves:  # logged and counted once they hold
+            tell()
         return result
 
     task = asyncio.ensure_future(unit())

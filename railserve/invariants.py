@@ -6,12 +6,15 @@ from collections import Counter, defaultdict
 
 from railserve.models import Booking, BookingStatus, Train
 from railserve.payment.models import (
+    PartStatus,
     Payment,
     PaymentEvent,
+    PaymentPart,
     PaymentStatus,
     Refund,
     RefundStatus,
 )
+from railserve.payment.plans import FULL
 from railserve.payment.providers.router import Gateways, configured
 
 PAID = (PaymentStatus.SUCCESS, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.REFUNDED)
@@ -25,7 +28,14 @@ async def violations(gateways: Gateways | None = None) -> list[str]:
     railserve.payment.providers.router.configured)."""
     problems: list[str] = []
     payments = await Payment.all().values(
-        "id", "transaction_id", "booking_id", "status", "pending_lock", "amount", "refunded_amount"
+        "id",
+        "transaction_id",
+        "booking_id",
+        "status",
+        "pending_lock",
+        "amount",
+        "refunded_amount",
+        "part_id",
     )
     bookings = {
         b["id"]: b
@@ -38,15 +48,17 @@ async def violations(gateways: Gateways | None = None) -> list[str]:
             "paid_at",
             "passengers",
             "cancelled_positions",
+            "plan",
+            "amount",
         )
     }
     paid_per_booking: Counter[int] = Counter()
     success_per_booking: Counter[int] = Counter()
     pending_per_booking: Counter[int] = Counter()
     for p in payments:
-        if p["status"] in PAID:
+        if p["status"] in PAID and p["part_id"] is None:
             paid_per_booking[p["booking_id"]] += 1
-        if p["status"] in CAPTURED:
+        if p["status"] in CAPTURED and p["part_id"] is None:
             success_per_booking[p["booking_id"]] += 1
         if p["status"] == PaymentStatus.PENDING:
             pending_per_booking[p["booking_id"]] += 1
@@ -60,7 +72,8 @@ async def violations(gateways: Gateways | None = None) -> list[str]:
         if count > 1:
             problems.append(f"booking {bookings[booking_id]['pnr']} has {count} pending attempts")
     for booking in bookings.values():
-        if booking["status"] in HOLDING and success_per_booking[booking["id"]] != 1:
+        on_full = booking["plan"] == FULL
+        if on_full and booking["status"] in HOLDING and success_per_booking[booking["id"]] != 1:
             problems.append(
                 f"booking {booking['pnr']} is {booking['status']} with "
                 f"{success_per_booking[booking['id']]} successful payments (expected 1)"
@@ -70,6 +83,54 @@ async def violations(gateways: Gateways | None = None) -> list[str]:
     problems += _waitlist_problems(bookings)
     problems += _passenger_problems(bookings)
     problems += await _refund_problems(payments, gateways)
+    problems += await _part_problems(payments, bookings)
+    return problems
+
+
+async def _part_problems(payments: list[dict], bookings: dict[int, dict]) -> list[str]:
+    """Paying in parts: the parts add up to the amount, each paid part has exactly one
+    successful attempt of its amount, a held booking has its first part paid, and a
+    booking's refunds never exceed what its payments took."""
+    problems = []
+    parts = await PaymentPart.all().values("id", "booking_id", "seq", "amount", "status")
+    successes: defaultdict[int, list[dict]] = defaultdict(list)
+    for p in payments:
+        if p["part_id"] is not None and p["status"] in PAID:
+            successes[p["part_id"]].append(p)
+    by_booking: defaultdict[int, list[dict]] = defaultdict(list)
+    for part in parts:
+        by_booking[part["booking_id"]].append(part)
+        if len(successes[part["id"]]) > 1:
+            pnr = bookings[part["booking_id"]]["pnr"]
+            problems.append(
+                f"booking {pnr} part {part['seq']} has {len(successes[part['id']])} successful attempts"
+            )
+        if part["status"] == PartStatus.PAID and [p["amount"] for p in successes[part["id"]]] != [
+            part["amount"]
+        ]:
+            pnr = bookings[part["booking_id"]]["pnr"]
+            problems.append(
+                f"booking {pnr} part {part['seq']} is paid without one attempt of its amount"
+            )
+    for booking in bookings.values():
+        if booking["plan"] == FULL:
+            continue
+        mine = by_booking[booking["id"]]
+        if sum(part["amount"] for part in mine) != booking["amount"]:
+            problems.append(f"booking {booking['pnr']}: its parts do not add up to its amount")
+        first = next((part for part in mine if part["seq"] == 1), None)
+        if booking["status"] in HOLDING and (first is None or first["status"] != PartStatus.PAID):
+            problems.append(f"booking {booking['pnr']} is {booking['status']} without part 1 paid")
+    taken: Counter[int] = Counter()
+    returned: Counter[int] = Counter()
+    for p in payments:
+        if p["status"] in PAID:  # (money captured for a cancelled attempt: checked above)
+            taken[p["booking_id"]] += p["amount"]
+            returned[p["booking_id"]] += p["refunded_amount"]
+    for booking_id, amount in returned.items():
+        if amount > taken[booking_id]:
+            pnr = bookings[booking_id]["pnr"]
+            problems.append(f"booking {pnr} refunds {amount}, more than its payments took")
     return problems
 
 

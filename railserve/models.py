@@ -111,6 +111,10 @@ class Booking(Model):
     created_at = fields.DatetimeField(auto_now_add=True)
     # When the payment succeeded: the waitlist is ordered by it.
     paid_at = fields.DatetimeField(null=True)
+    # The payment plan ("Paying in parts"): `full`, or a plan whose parts are rows of
+    # `payment_parts`, chosen until the first part is paid (`plan_fixed_at`), fixed after.
+    plan = fields.CharField(max_length=32, default="full", db_default="full")
+    plan_fixed_at = fields.DatetimeField(null=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
     user_id: int

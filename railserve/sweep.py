@@ -14,7 +14,7 @@ from railserve import store
 from railserve.config import Settings
 from railserve.models import Booking, BookingStatus
 from railserve.notify import deliver_outbox
-from railserve.payment import live, refunds, service
+from railserve.payment import dues, live, refunds, service
 from railserve.payment.models import Actor, Payment, PaymentStatus
 from railserve.payment.providers import Gateway
 from railserve.payment.steps.expire import DEPARTED_UNPAID, HELD_TOO_LONG, expire
@@ -34,6 +34,8 @@ class SweepReport:
     refunded_late: list[str] = field(default_factory=list)
     refunds_settled: int = 0
     mails_sent: int = 0
+    parts_reminded: list[str] = field(default_factory=list)
+    cancelled_for_non_payment: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return (
@@ -42,6 +44,12 @@ class SweepReport:
             f"waitlisted at departure refunded {len(self.departed_refunded)}, "
             f"late payments refunded {len(self.refunded_late)}, "
             f"refunds settled {self.refunds_settled}, mails sent {self.mails_sent}"
+            + (
+                f", parts reminded {len(self.parts_reminded)}, "
+                f"cancelled for non-payment {len(self.cancelled_for_non_payment)}"
+                if self.parts_reminded or self.cancelled_for_non_payment
+                else ""
+            )
         )
 
 
@@ -52,6 +60,8 @@ async def sweep(settings: Settings, gateway: Gateway, now: datetime | None = Non
     await expire_holds(settings, now, report)
     await close_departed(settings, gateway, now, report)
     await refund_late_payments(settings, gateway, report)
+    report.parts_reminded = await dues.send_reminders(settings, now)
+    report.cancelled_for_non_payment = await dues.cancel_missed(settings, gateway, now)
     report.refunds_settled = await refunds.reconcile_refunds(gateway, settings, now=now)
     report.mails_sent = await deliver_outbox(settings.smtp_url, now=now)
     await live.forget_old_changes(now)

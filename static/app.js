@@ -103,6 +103,8 @@
 
   function enhance(root, live) {
     root.querySelectorAll("form[data-passengers]").forEach(setupPassengers);
+    // The pay form may itself be what htmx swapped in (a plan chosen): wire it too.
+    if (root.matches && root.matches("form[data-pay-form]")) setupPayForm(root);
     root.querySelectorAll("form[data-pay-form]").forEach(setupPayForm);
     root.querySelectorAll("[data-dismiss], [data-print]").forEach(function (button) {
       button.hidden = false;

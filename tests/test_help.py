@@ -75,3 +75,9 @@ async def test_support_contacts_come_from_settings(settings, app_with):
     async with app_with(changed) as app:
         page = await (await app.test_client().get("/help")).get_data(as_text=True)
     assert "help@rail.test" in page and "1800 11 2222" in page
+
+
+async def test_help_explains_paying_in_parts_from_the_plans(app):
+    html = await (await app.test_client().get("/help")).get_data(as_text=True)
+    assert "Paying in parts" in html and "Deposit now, balance later" in html
+    assert "Part 2: 75 % of the fare by 72 h before departure." in html

@@ -38,6 +38,8 @@ async def test_status_summary_matches_the_orm_query(slow_app):
             "refunded_amount": payment.refunded_amount,
             "gateway": payment.gateway,
             "booking_status": payment.booking.status.value,
+            "part_id": payment.part_id,
+            "booking_plan": payment.booking.plan,
         }
 
 

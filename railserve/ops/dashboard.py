@@ -20,6 +20,7 @@ from tortoise.functions import Count, Sum
 from railserve import display
 from railserve.models import Mail
 from railserve.notify import MAX_MAIL_ATTEMPTS
+from railserve.ops import parts as part_list
 from railserve.payment.models import (
     METHOD_LABELS,
     Payment,
@@ -76,6 +77,7 @@ class Figures:
     webhooks_refused: int
     mails_failed: int
     attention: list[Attention]
+    parts_due: int = 0  # parts of bookings paid in parts falling due in the next 24 h
 
     @property
     def success_rate(self) -> float | None:
@@ -128,6 +130,7 @@ async def figures(now: datetime, stuck_after: timedelta) -> Figures:
         .count(),
         mails_failed=await Mail.filter(failed_at__not_isnull=True).count(),
         attention=await _attention(now, stuck_after, since),
+        parts_due=await part_list.due_within(now),
     )
 
 
@@ -192,6 +195,8 @@ async def _attention(now: datetime, stuck_after: timedelta, since: datetime) -> 
         for i, code, t in refused
         if not (code == 409 and t in returned)
     ]
+    unpaid = await part_list.cancelled_for_non_payment(since, ATTENTION_LIMIT)
+    items += [Attention(f"Booking {pnr} cancelled for non-payment", t) for pnr, t in unpaid]
     return items[:ATTENTION_LIMIT]
 
 

@@ -17,6 +17,7 @@ from railserve.models import Booking
 from railserve.money import format_amount
 from railserve.ops import actions, dashboard, diagram, queries
 from railserve.ops import ops_bp as bp
+from railserve.ops import parts as part_list
 from railserve.ops.reconciliation import differences, offline_settlements
 from railserve.payment.models import (
     METHOD_LABELS,
@@ -26,6 +27,7 @@ from railserve.payment.models import (
     Refund,
     WebhookLog,
 )
+from railserve.payment.parts import standing
 from railserve.payment.routes import exact_id
 
 
@@ -100,6 +102,16 @@ async def payments() -> Response:
     )
 
 
+@bp.get("/parts")
+async def parts() -> Response:
+    """List parts falling due in the next `hours` and parts missed in the last 7 days."""
+    hours = part_list.parse_hours(request.args)
+    rows = await part_list.listing(datetime.now(UTC), hours)
+    if wants_json():
+        return jsonify({"parts": rows})
+    return await render_page_or_partial("ops/parts.html", "ops/parts.html", parts=rows, hours=hours)
+
+
 @bp.get("/payments.csv")
 async def payments_csv() -> Response:
     """Stream every matching attempt as CSV."""
@@ -142,6 +154,7 @@ async def detail_context(transaction_id: str) -> dict:
         "can_refund": payment.status in actions.REFUNDABLE,
         "can_cancel": payment.status == PaymentStatus.PENDING,
         "lifecycle": diagram.render(str(payment.status)),
+        "standing": await standing(booking.id, booking.plan),
     }
 
 
@@ -158,9 +171,11 @@ def detail_json(context: dict) -> dict:
             "email": context["passenger"].email,
         }
     )
+    standing = context["standing"]
     record.update(
         booking_id=booking.id,
         booking_status=str(booking.status),
+        plan=standing.json(booking.currency) if standing else None,
         passenger={"name": context["passenger"].name, "email": context["passenger"].email},
         events=[
             {

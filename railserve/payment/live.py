@@ -34,6 +34,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from tortoise.connection import get_connections
 
+from railserve import running
 from railserve.payment.models import LiveChange, PaymentStatus
 
 log = logging.getLogger(__name__)
@@ -419,6 +420,7 @@ async def stream(
 
     # One timer per stream for its whole life, not one per wait.
     old_age = asyncio.get_running_loop().call_later(max_age, expire)
+    running.stream_opened()
     try:
         shown = None  # a digest of the card last sent: thousands of streams keep no copies
         while True:
@@ -447,4 +449,5 @@ async def stream(
                     break
     finally:
         old_age.cancel()
+        running.stream_closed()
         hub.unsubscribe(subscription)

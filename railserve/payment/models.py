@@ -3,7 +3,8 @@
 Two nullable unique columns let the database itself refuse what must never happen, on
 SQLite and PostgreSQL alike: `pending_lock` holds the booking id while an attempt is
 pending (one pending attempt per booking), `success_lock` holds it once an attempt has
-succeeded (one success per booking, ever).
+succeeded (one success per booking, ever). A booking paid in parts has one success per
+part instead: its attempts' `part_success_lock` holds the part's id once they succeed.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from enum import StrEnum
 
 from tortoise import fields
 from tortoise.models import Model
+
+from railserve.running import with_request_id
 
 
 class PaymentStatus(StrEnum):
@@ -27,6 +30,13 @@ class RefundStatus(StrEnum):
     PENDING = "pending"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+
+
+class PartStatus(StrEnum):
+    DUE = "due"
+    PAID = "paid"  # and still paid after a refund
+    MISSED = "missed"  # its due time passed unpaid (and those after it): cancelled for it
+    CANCELLED = "cancelled"  # still due when the booking was cancelled otherwise
 
 
 class PaymentMethod(StrEnum):
@@ -61,6 +71,37 @@ class Actor(StrEnum):
     OPERATOR = "operator"
 
 
+class PaymentPart(Model):
+    """One part of a booking paid on a plan ("Paying in parts"): its amount and due time
+    are written when an attempt for the first part starts and fixed once it is paid."""
+
+    id = fields.IntField(primary_key=True)
+    booking: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "railserve.Booking", related_name="parts", on_delete=fields.RESTRICT
+    )
+    seq = fields.IntField()  # 1-based
+    of = fields.IntField()
+    amount = fields.BigIntField()
+    currency = fields.CharField(max_length=3, default="INR")
+    due_at = fields.DatetimeField(null=True)  # None for the first part, paid now
+    status = fields.CharEnumField(PartStatus, max_length=10, default=PartStatus.DUE)
+    # How many of the plan's reminders (in time order) are done with, sent or passed over:
+    # the sweep claims the next with a compare-and-set of this count, so each goes once
+    # across sweeps and workers.
+    reminders_sent = fields.IntField(default=0, db_default=0)
+    paid_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    booking_id: int
+
+    class Meta:
+        table = "payment_parts"
+        ordering = ["booking_id", "seq"]
+        unique_together = (("booking_id", "seq"),)
+        indexes = [("status", "due_at")]
+
+
 class Payment(Model):
     id = fields.IntField(primary_key=True)
     transaction_id = fields.CharField(max_length=19, unique=True)
@@ -86,12 +127,19 @@ class Payment(Model):
     idempotency_key = fields.CharField(max_length=64)
     pending_lock = fields.IntField(null=True, unique=True)
     success_lock = fields.IntField(null=True, unique=True)
+    # The part this attempt pays (None on `full`), and its id once the attempt succeeded:
+    # the per-part form of `success_lock` for a booking paid in parts.
+    part: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "railserve.PaymentPart", related_name="payments", null=True, on_delete=fields.RESTRICT
+    )
+    part_success_lock = fields.IntField(null=True, unique=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
     completed_at = fields.DatetimeField(null=True)
 
     booking_id: int
     user_id: int
+    part_id: int | None
 
     class Meta:
         table = "payments"
@@ -120,6 +168,10 @@ class PaymentEvent(Model):
     created_at = fields.DatetimeField(auto_now_add=True)
 
     payment_id: int
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.detail = with_request_id(self.detail)  # made here, in the request's context
 
     class Meta:
         table = "payment_events"
@@ -224,6 +276,10 @@ class OperatorAction(Model):
     created_at = fields.DatetimeField(auto_now_add=True)
 
     operator_id: int
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.detail = with_request_id(self.detail)  # made here, in the request's context
 
     class Meta:
         table = "operator_actions"

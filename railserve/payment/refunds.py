@@ -13,12 +13,13 @@ import asyncio
 import logging
 import secrets
 import string
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from functools import lru_cache, partial
 
 from tortoise.expressions import F
 
-from railserve import db
+from railserve import db, running
 from railserve.config import Settings
 from railserve.display import format_money
 from railserve.errors import Conflict, Invalid, NotFound
@@ -103,18 +104,20 @@ async def quote_for(
     chosen = chosen_positions(ticket, positions)
     offer = quote(ticket, chosen, rules_in_force(settings), service.now_utc())
     if ticket.paid and (
-        payment := await Payment.filter(booking_id=booking.id, status__in=list(REFUNDABLE))
-        .only("id", "amount", "refunded_amount", "currency")
-        .first()
+        payments := await Payment.filter(booking_id=booking.id, status__in=list(REFUNDABLE)).only(
+            "id", "amount", "refunded_amount", "currency"
+        )
     ):
-        offer = within_payment(offer, payment)
+        offer = within_payments(offer, payments)
     return booking, offer
 
 
-def within_payment(offer: Quote, payment: Payment) -> Quote:
-    """The quote, capped by what earlier refunds left of the payment."""
-    already = format_money(payment.refunded_amount, payment.currency)
-    return capped(offer, payment.amount - payment.refunded_amount, already)
+def within_payments(offer: Quote, payments: list[Payment]) -> Quote:
+    """The quote, capped by what earlier refunds left of the booking's payments (one, or
+    each part's when it is paid in parts)."""
+    refunded = sum(p.refunded_amount for p in payments)
+    left = sum(p.amount for p in payments) - refunded
+    return capped(offer, left, format_money(refunded, payments[0].currency))
 
 
 async def cancel(
@@ -136,6 +139,10 @@ async def cancel(
                 errors={"passenger": "Cancel every passenger of an unpaid booking."},
             )
         return await service.cancel_unpaid(booking)
+    if booking.plan != "full":  # paid in parts (issue 20): payment/dues.py
+        from railserve.payment.dues import cancel_on_plan  # dues imports this module
+
+        return await cancel_on_plan(gateway, settings, booking, positions, expected_refund)
     now = service.now_utc()
     rules = rules_in_force(settings)
 
@@ -146,7 +153,7 @@ async def cancel(
             raise Conflict(f"This booking is already {locked.status.value.replace('_', ' ')}.")
         ticket = ticket_of(locked, paid=True)
         offer = quote(ticket, chosen_positions(ticket, positions), rules, now)
-        offer = within_payment(offer, payment)
+        offer = within_payments(offer, [payment])
         if not offer.cancellable:
             raise Conflict(offer.reason or "This booking can no longer be cancelled online.")
         if expected_refund is not None and expected_refund != offer.refund:
@@ -251,6 +258,7 @@ async def _open_refund(
         settled_at=None if amount else now,
         updated_at=now,
     )
+    running.refund_moved(refund, None, actor)
     if refundable:
         detail = f"{refund.refund_id}: {format_money(amount, payment.currency)} — {reason}"
         if not await service.transition(
@@ -284,6 +292,8 @@ async def _cancel_passengers(
         id=booking.id, status=booking.status, passenger_count=booking.passenger_count
     ).update(status=target, passenger_count=remaining, cancelled_positions=cancelled):
         raise Conflict("This booking changed meanwhile. Reload and try again.")
+    if target == BookingStatus.CANCELLED and booking.plan != "full":
+        await cancel_parts_due(booking.id)  # paid in parts (issue 20): nothing more is owed
     freed = booking.passenger_count - remaining
     booking.status, booking.passenger_count, booking.cancelled_positions = (
         target,
@@ -410,7 +420,7 @@ async def settle_refund(
             changes = {"settled_at": now, "failure_reason": None, "updated_at": now}
             if reference:
                 changes["gateway_reference"] = reference
-            if not await _move(refund, "succeed", **changes):
+            if not await _move(refund, "succeed", actor, **changes):
                 return False
             await _audit(payment, "refund_succeeded", actor, f"{refund_id}: {money} {detail}")
             await _tell(
@@ -424,7 +434,9 @@ async def settle_refund(
             )
             await _audit(payment, "refund_refused", actor, f"{refund_id}: {why}; will retry")
             return True
-        if not await _move(refund, "fail", failure_reason=why, settled_at=now, updated_at=now):
+        if not await _move(
+            refund, "fail", actor, failure_reason=why, settled_at=now, updated_at=now
+        ):
             return False
         # Money not returned no longer counts as refunded: an operator may refund the rest.
         await Payment.filter(id=payment.id).update(
@@ -443,14 +455,16 @@ async def settle_refund(
     return await db.atomic(work)
 
 
-async def _move(refund: Refund, event: str, **changes: object) -> bool:
-    """Compare-and-set a refund's status through the refund machine."""
+async def _move(refund: Refund, event: str, by: Actor, **changes: object) -> bool:
+    """Compare-and-set a refund's status through the refund machine; logged and counted
+    (running.refund_moved) once the transaction commits."""
     source = RefundStatus(refund.status)
     RefundMachine(model=refund, state_field="status").send(event)
     moved = await Refund.filter(id=refund.id, status=source).update(status=refund.status, **changes)
     if not moved:
         refund.status = source
         return False
+    running.refund_moved(refund, source, by)
     # The attempt's card lists its refunds: a trigger on `refunds.status` tells its open
     # streams (migration 0003), in this transaction.
     return True
@@ -740,7 +754,7 @@ async def _move_failed(refund_id: str, event: str, **changes: object) -> tuple[P
         )
     # A retry starts a fresh count of gateway attempts (see Refund.tries).
     changes.setdefault("retried_attempts", refund.attempts)
-    if not await _move(refund, event, failure_reason=None, **changes):
+    if not await _move(refund, event, Actor.OPERATOR, failure_reason=None, **changes):
         raise Conflict("This refund changed meanwhile. Reload and try again.")
     return payment, refund
 
@@ -754,4 +768,77 @@ async def _operator_action(
         transaction_id=payment.transaction_id,
         reason=reason,
         detail=detail[:300],
+    )
+
+
+# Paying in parts (issue 20): a booking on a plan has several payments. Its refund is
+# spread over them, newest first (the charges are kept out of the oldest, the deposit);
+# cancelled as a whole, every payment moves to `refunded`, with a zero refund where
+# nothing of it is returned.
+Decision = tuple[int, int, int, list[int]]  # (refund in all, charge, gst, positions)
+
+
+async def cancel_spread(
+    gateway: Gateway,
+    settings: Settings,
+    booking_id: int,
+    decide: Callable[[Booking, list[Payment]], Awaitable[Decision | None]],
+    *,
+    actor: Actor,
+    reason: str,
+) -> list[Refund] | None:
+    """Cancel passengers of a booking (all: `positions` empty), its refund spread over its
+    payments newest first.
+
+    `decide` runs in the transaction with the payments and the booking locked (in that
+    order): it answers the refund, charge, GST and positions, or None to change nothing."""
+
+    async def work() -> list[Refund] | None:
+        payments = list(
+            await Payment.filter(booking_id=booking_id, status__in=list(REFUNDABLE))
+            .order_by("-id")
+            .select_for_update()
+        )
+        booking = await Booking.filter(id=booking_id).select_for_update().get()
+        await booking.fetch_related("train")
+        decided = await decide(booking, payments)
+        if decided is None or not payments:
+            return None
+        left, charge, gst, positions = decided
+        whole = not positions or len(positions) >= booking.passenger_count
+        made = []
+        for index, payment in enumerate(payments):
+            take = min(left, payment.amount - payment.refunded_amount)
+            if not whole and index and not take:
+                break  # a part of the booking: payments nothing is taken from stay as they are
+            left -= take
+            oldest = index == len(payments) - 1 or (not whole and not left)
+            made.append(
+                await _open_refund(
+                    payment,
+                    booking,
+                    positions if index == 0 else [],
+                    take,
+                    charge=charge if oldest else 0,
+                    gst=gst if oldest else 0,
+                    actor=actor,
+                    reason=reason,
+                    whole=True if whole else None if index == 0 else False,
+                )
+            )
+        return made
+
+    made = await db.atomic(work)
+    for refund in made or ():
+        if refund.amount:
+            await _hand_over(gateway, settings, refund.id)
+    return made
+
+
+async def cancel_parts_due(booking_id: int) -> None:
+    """Parts still due when their booking is cancelled otherwise than for non-payment."""
+    from railserve.payment.models import PartStatus, PaymentPart
+
+    await PaymentPart.filter(booking_id=booking_id, status=PartStatus.DUE).update(
+        status=PartStatus.CANCELLED
     )

@@ -15,6 +15,7 @@ import secrets
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from tortoise.exceptions import DoesNotExist, IntegrityError
 from tortoise.expressions import Q, Subquery
@@ -22,9 +23,11 @@ from tortoise.functions import Min
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
-from railserve import store
+from railserve import running, store
+from railserve.config import Settings
 from railserve.errors import Conflict, Invalid, NotFound
 from railserve.models import Booking, BookingStatus, Train, closed_reason
+from railserve.payment import parts
 from railserve.payment.forms import idempotency_key, parse_payment
 from railserve.payment.models import Actor, Payment, PaymentEvent, PaymentStatus
 from railserve.payment.providers import ChargeRequest, GatewayError
@@ -70,6 +73,7 @@ async def transition(
     payment.status = target
     for name, value in changes.items():
         setattr(payment, name, value)
+    running.payment_moved(payment, source, target, actor)
     return True
 
 
@@ -95,14 +99,18 @@ async def owned_payment(user_id: int, transaction_id: str) -> Payment:
     return payment
 
 
+def open_or_raise(booking: Booking, now: datetime) -> None:
+    """Booking closes when the train departs or is cancelled, also once the sweep has
+    expired or cancelled the booking: the train's message, and nothing is charged.
+    (Every caller but `_lost_race` reads the booking with its train joined.)"""
+    if isinstance(train := booking.train, Train) and (why := closed_reason(train, now)):
+        raise Conflict(why)
+
+
 def payable_or_raise(booking: Booking) -> None:
     if booking.status in (BookingStatus.CONFIRMED, BookingStatus.WAITLISTED):
         raise Conflict("This booking is already paid.")
-    # Booking closes when the train departs or is cancelled, also once the sweep has
-    # expired or cancelled the booking: the train's message, and nothing is charged.
-    # (Every caller but `_lost_race` reads the booking with its train joined.)
-    if isinstance(train := booking.train, Train) and (why := closed_reason(train, now_utc())):
-        raise Conflict(why)
+    open_or_raise(booking, now_utc())
     if booking.status != BookingStatus.PENDING_PAYMENT:
         raise Conflict(
             f"This booking is {booking.status.value.replace('_', ' ')} and cannot be paid."
@@ -153,7 +161,11 @@ async def _booking_to_pay(
 
 
 async def start_attempt(
-    gateways: Gateways, user_id: int, booking_id: int, form: Mapping[str, str]
+    gateways: Gateways,
+    user_id: int,
+    booking_id: int,
+    form: Mapping[str, str],
+    settings: Settings | None = None,
 ) -> tuple[Payment, bool]:
     """Create a pending attempt and hand it to the gateway its method is routed to;
     (attempt, created).
@@ -168,8 +180,12 @@ async def start_attempt(
         (p for p in found if p.user_id == user_id and p.idempotency_key == key), None
     ):
         return _same_booking(existing, booking.id), False
-    payable_or_raise(booking)
-    request = parse_payment(form, booking.amount, now_utc(), booking.currency)
+    now = now_utc()
+    if booking.status not in (BookingStatus.CONFIRMED, BookingStatus.WAITLISTED):
+        open_or_raise(booking, now)  # a later part is due before departure anyway
+    # What this attempt pays: the whole amount, a plan's first part, or the next part due.
+    due = await parts.what_to_pay(settings or Settings(), booking, form.get("plan"), now)
+    request = parse_payment(form, due.amount, now, booking.currency)
     if found:
         # Perhaps this very key, posted at the same moment: answer with its attempt.
         return await _lost_race(user_id, booking.id, key), False
@@ -180,9 +196,10 @@ async def start_attempt(
         booking_id=booking.id,
         user_id=user_id,
         method=request.method,
-        amount=booking.amount,
+        amount=due.amount,
         currency=booking.currency,
         gateway=provider,
+        part_id=due.part_id,
         instrument=request.masked_instrument,
         idempotency_key=key,
         pending_lock=booking.id,
@@ -198,11 +215,12 @@ async def start_attempt(
     async def create_and_hand_over() -> Payment | None:
         try:
             now = now_utc()
-            payment = await store.run(lambda: start(attempt, started, now))
+            payment = await store.run(lambda: start(attempt, started, now, due.plan, due.parts))
         except IntegrityError:
             return None  # the same key, or another attempt pending: the caller finds out
         if payment is None:
             return None  # the booking was paid or cancelled meanwhile
+        running.payment_moved(payment, None, payment.status, Actor.USER)
         charge = ChargeRequest(
             payment.transaction_id,
             payment.amount,
@@ -313,6 +331,7 @@ async def settle(
         if outcome.booking_status is not None:
             payment.booking.status = outcome.booking_status
             payment.booking.paid_at = outcome.paid_at
+        running.payment_moved(payment, PaymentStatus.PENDING, outcome.status, actor)
     return Settlement(payment, outcome.applied, needs_refund=outcome.needs_refund)
 
 
@@ -331,9 +350,18 @@ async def cancel_attempt(user_id: int, transaction_id: str) -> Payment:
 async def cancel_pending(payment_id: int, reason: str, *, actor: Actor) -> bool:
     """pending → cancelled (steps/cancel.py); False when the attempt was no longer pending."""
     now = now_utc()
-    return await store.run(
+    cancelled = await store.run(
         lambda: cancelling.cancel_attempt(payment_id, reason, actor, retryable=True, now=now)
     )
+    if cancelled:
+        await _told_cancelled([payment_id], actor)
+    return cancelled
+
+
+async def _told_cancelled(payment_ids: list[int], actor: Actor) -> None:
+    """Log and count attempts a committed step cancelled (running.payment_moved)."""
+    for payment in await Payment.filter(id__in=payment_ids):
+        running.payment_moved(payment, PaymentStatus.PENDING, PaymentStatus.CANCELLED, actor)
 
 
 async def cancel_unpaid(
@@ -342,10 +370,12 @@ async def cancel_unpaid(
     """Cancel a booking before payment, with its pending attempts: free of charge."""
     try:
         now = now_utc()
-        await store.run(lambda: cancelling.cancel_unpaid(booking, actor, why, now))
+        cancelled = await store.run(lambda: cancelling.cancel_unpaid(booking, actor, why, now))
     except cancelling.BookingMoved:
         raise Conflict(
             "This booking changed meanwhile (was it just paid?). Reload and try again."
         ) from None
+    if cancelled:
+        await _told_cancelled(cancelled, actor)
     booking.status = BookingStatus.CANCELLED
     return f"Booking {booking.pnr} cancelled."

@@ -26,7 +26,9 @@ _STATUS_SUMMARY = PreparedRead(
         "failure_reason",
         "refunded_amount",
         "gateway",
+        "part_id",
         booking_status="booking__status",
+        booking_plan="booking__plan",
     ),
 )
 
@@ -57,6 +59,7 @@ _CARD_COLUMNS: dict[type[Model], tuple[str, ...]] = {
         "failure_reason",
         "instrument",
         "refunded_amount",
+        "part_id",
     ),
     Booking: (
         "id",
@@ -71,6 +74,7 @@ _CARD_COLUMNS: dict[type[Model], tuple[str, ...]] = {
         "passenger_count",
         "created_at",
         "paid_at",
+        "plan",
     ),
     Train: ("id", "number", "name"),
 }

@@ -72,13 +72,20 @@ async def cancel_train(
             except Conflict:  # paid meanwhile: refunded below on the next run
                 pass
         else:
-            payment = await Payment.get_or_none(
+            # Every payment in full: a booking paid in parts has several (issue 20).
+            paid = await Payment.filter(
                 booking_id=booking.id, status__in=list(refunds.REFUNDABLE)
-            ).only("id")
-            if payment is not None and await refunds.refund_in_full(
-                gateway, settings, payment.id, actor=Actor.SYSTEM, reason=f"{why}. Full refund."
-            ):
+            ).values_list("id", flat=True)
+            returned = [
+                await refunds.refund_in_full(
+                    gateway, settings, payment_id, actor=Actor.SYSTEM, reason=f"{why}. Full refund."
+                )
+                for payment_id in paid
+            ]
+            if any(returned):
                 report.refunded += 1
+            if booking.plan != "full":
+                await refunds.cancel_parts_due(booking.id)
         progress(done, len(bookings))
         if pause:
             await asyncio.sleep(pause)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Subquery
 
+from railserve import running
 from railserve.config import Settings
 from railserve.errors import BadRequest, BadSignature, Conflict, DomainError, NotFound
 from railserve.money import format_amount
@@ -342,6 +343,7 @@ async def handle_logged(
         status, result = error.status, error.message
         raise
     finally:
+        running.webhook_answered(provider, status)
         if not receipt._saved_in_db:
             # An answer of 200 comes only after `handle` verified the signature.
             held = status == 200 or signature_holds(

@@ -65,6 +65,7 @@ async def test_quote_json_page_and_partial(passenger, train):
         "charge": "180.00",
         "gst": "9.00",
         "refund": "1061.00",
+        "paid": "2500.00",
     }
     assert "flat charge" in body["rule"]
     assert [p["position"] for p in (await quote(passenger, booking_id))[1]["passengers"]] == [1, 2]

@@ -46,6 +46,8 @@ async def test_plain_post_redirects_to_status_page_then_json(passenger, train):
         "refunded_amount": "0.00",
         "gateway": "simulated",
         "advice": None,
+        "part": None,
+        "plan": None,
     }
     page = await passenger.text(f"/payment/status/{txn}")
     assert page.lstrip().lower().startswith("<!doctype html>")

@@ -19,7 +19,10 @@ class Breaker:
         cooldown: float,
         clock: Callable[[], float] = time.monotonic,
         threshold: int = THRESHOLD,
+        on_change: Callable[[float | None], None] | None = None,
     ) -> None:
+        # Told the cooldown when the breaker opens, None when it closes (metrics).
+        self.on_change = on_change
         self.cooldown = cooldown
         self.clock = clock
         self.threshold = threshold
@@ -35,10 +38,15 @@ class Breaker:
         return self.clock() - self.opened_at < self.cooldown
 
     def succeeded(self) -> None:
+        was_open = self.opened_at is not None
         self.failures = 0
         self.opened_at = None
+        if was_open and self.on_change:
+            self.on_change(None)
 
     def failed(self) -> None:
         self.failures += 1
         if self.failures >= self.threshold:
             self.opened_at = self.clock()
+            if self.on_change:
+                self.on_change(self.cooldown)

@@ -12,7 +12,9 @@ import time
 import weakref
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import partial
 
+from railserve import running
 from railserve.config import Settings
 from railserve.errors import NotFound, Unavailable
 from railserve.payment.models import Payment, PaymentMethod, Refund
@@ -57,7 +59,10 @@ class Gateways:
         self.routes = routes
         self.charge_timeout = charge_timeout
         self._clock = clock
-        self.breakers = {name: Breaker(cooldown, self.now) for name in providers}
+        self.breakers = {
+            name: Breaker(cooldown, self.now, on_change=partial(running.breaker_changed, name))
+            for name in providers
+        }
 
     @classmethod
     def from_settings(cls, settings: Settings, deliver_for: Callable[[str], Deliver]) -> Gateways:

@@ -42,6 +42,7 @@ def machine_target(source: PaymentStatus, event: str) -> PaymentStatus:
 MOVABLE = (
     "pending_lock",
     "success_lock",
+    "part_success_lock",
     "failure_reason",
     "retryable",
     "completed_at",

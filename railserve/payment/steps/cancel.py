@@ -36,14 +36,20 @@ def cancel_attempt(
     return target is not None
 
 
-def cancel_unpaid(booking: Booking, actor: Actor, why: str | None, now: datetime) -> Step[None]:
-    """Cancel an unpaid booking and its pending attempts, free of charge; BookingMoved when
-    it is no longer unpaid."""
+def cancel_unpaid(
+    booking: Booking, actor: Actor, why: str | None, now: datetime
+) -> Step[list[int]]:
+    """Cancel an unpaid booking and its pending attempts, free of charge: the ids of the
+    attempts it cancelled. BookingMoved when it is no longer unpaid."""
     pending = yield Read(PENDING_OF_BOOKING, [booking.id, PaymentStatus.PENDING.value])
+    cancelled_attempts = []
     for (payment_id,) in pending:
-        yield from cancel_attempt(
-            payment_id, why or "Booking cancelled", actor, retryable=False, now=now
-        )
+        if (
+            yield from cancel_attempt(
+                payment_id, why or "Booking cancelled", actor, retryable=False, now=now
+            )
+        ):
+            cancelled_attempts.append(payment_id)
     unpaid = (BookingStatus.PENDING_PAYMENT.value,)
     cancelled = move_booking(booking.id, unpaid, BookingStatus.CANCELLED.value)
     if not (yield cancelled):
@@ -56,3 +62,4 @@ def cancel_unpaid(booking: Booking, actor: Actor, why: str | None, now: datetime
         f"Your unpaid booking {booking.pnr} was cancelled. Nothing was charged.{tail}",
     )
     yield from tell(booking.user_id, booking.id, "cancellation", words, email)
+    return cancelled_attempts

@@ -14,6 +14,12 @@ that is already where the order is decided). Where the decision has to wait for 
 train's row (a full train, on PostgreSQL), it is taken again once that row is held and
 both rows carry the new reading (STAMP_SUCCESS; that path always reads, so it is never
 sent as one statement, in which a row may not be written twice).
+
+Paying in parts: the success of an attempt bound to a part takes the part's own success
+lock (`part_success_lock`: one success per part) instead of the booking's. The first
+part's success does what a full payment's does and fixes the plan; a later part's marks
+the part paid, or, when the part is no longer due (its booking was cancelled), asks for
+the payment to be refunded in full.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from datetime import datetime
 from tortoise.models import Model
 
 from railserve.models import Booking, BookingStatus, Train
-from railserve.payment.models import Actor, Payment, PaymentStatus
+from railserve.payment.models import Actor, PartStatus, Payment, PaymentStatus
 from railserve.payment.steps import move, move_booking, now_utc, tell
 from railserve.seats import confirmation_notice, waitlist_notice
 from railserve.store import Insert, Read, Step, Write
@@ -54,6 +60,11 @@ LOCK_TRAIN = {
 }
 # The success's instant, read again holding the train's row (see the module's docstring).
 STAMP_SUCCESS = 'UPDATE "payments" SET "completed_at"=? WHERE "id"=? AND "status"=?'
+PART_OF = 'SELECT "seq","of" FROM "payment_parts" WHERE "id"=?'
+PART_PAID = (
+    'UPDATE "payment_parts" SET "status"=?,"paid_at"=?,"updated_at"=? WHERE "id"=? AND "status"=?'
+)
+PLAN_FIXED = 'UPDATE "bookings" SET "plan_fixed_at"=? WHERE "id"=? AND "plan_fixed_at" IS NULL'
 AHEAD_ON_WAITLIST = (
     'SELECT COUNT(*) FROM "bookings" WHERE "train_id"=? AND "status"=? '
     'AND ("paid_at"<? OR ("paid_at"=? AND "id"<?))'
@@ -104,6 +115,8 @@ def settle(
     if verdict.succeeded:
         detail = verdict.detail or "payment captured"
         changes = {"pending_lock": None, "success_lock": booking.id, "completed_at": now}
+        if payment.part_id is not None:  # one success per part, not per booking
+            changes = {**changes, "success_lock": None, "part_success_lock": payment.part_id}
     else:
         detail = verdict.detail or (verdict.reason or "")
         changes = {
@@ -117,11 +130,24 @@ def settle(
     if target is None:
         return Outcome(False)  # another worker settled it first
     place: tuple[BookingStatus, datetime] | None = None
-    if verdict.succeeded:
-        place = yield from seat(booking, booking.train, payment.user.email, now, seats_first)
-        if place is not None and place[1] != now:  # decided holding the train's row
-            yield Write(STAMP_SUCCESS, [place[1], payment.id, target.value], expect=1)
-            changes = {**changes, "completed_at": place[1]}
+    seated = True
+    email = payment.user.email
+    if verdict.succeeded and payment.part_id is not None:
+        ((seq, _of),) = yield Read(PART_OF, [payment.part_id])
+        if seq == 1:
+            place = yield from seat(booking, booking.train, email, now, seats_first)
+            seated = place is not None
+            if seated:
+                yield Write(PLAN_FIXED, [now, booking.id])
+        paid = (PartStatus.PAID.value, now, now, payment.part_id, PartStatus.DUE.value)
+        if seated and not (yield Write(PART_PAID, list(paid))):
+            seated = False  # the booking was cancelled meanwhile: refunded in full
+    elif verdict.succeeded:
+        place = yield from seat(booking, booking.train, email, now, seats_first)
+        seated = place is not None
+    if place is not None and place[1] != now:  # decided holding the train's row
+        yield Write(STAMP_SUCCESS, [place[1], payment.id, target.value], expect=1)
+        changes = {**changes, "completed_at": place[1]}
     if receipt is not None:
         yield Insert(receipt)
     return Outcome(
@@ -130,7 +156,7 @@ def settle(
         changes,
         booking_status=place[0] if place else None,
         paid_at=place[1] if place else None,
-        needs_refund=verdict.succeeded and place is None,
+        needs_refund=verdict.succeeded and not seated,
     )
 
 
