@@ -222,7 +222,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     async def work() -> int:
         from railserve.invariants import violations
 
-        problems = await violations()
+        async with _gateways(config_module.from_env()) as gateways:
+            problems = await violations(gateways)
         for problem in problems:
             print(f"VIOLATION: {problem}")
         if problems:
@@ -261,7 +262,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     async def work() -> int:
         from railserve.ops.reconciliation import differences, offline_settlements
 
-        found = await differences()
+        async with _gateways(config_module.from_env()) as gateways:
+            found = await differences(gateways=gateways)
         for difference in found:
             print(f"DIFFERENCE {difference}")
         for settled in await offline_settlements():

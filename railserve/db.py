@@ -24,7 +24,11 @@ from railserve.store import compat
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-MODEL_MODULES = ["railserve.models", "railserve.payment.models"]
+MODEL_MODULES = [
+    "railserve.models",
+    "railserve.payment.models",
+    "railserve.payment.providers.models",
+]
 APP_LABEL = "railserve"
 
 

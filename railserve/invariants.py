@@ -13,17 +13,19 @@ from railserve.payment.models import (
     PaymentStatus,
     Refund,
     RefundStatus,
-    SimulatedRefund,
 )
 from railserve.payment.plans import FULL
+from railserve.payment.providers.router import Gateways, configured
 
 PAID = PaymentStatus.CAPTURED
 CAPTURED = PaymentStatus.REFUNDABLE
 HOLDING = BookingStatus.PAID
 
 
-async def violations() -> list[str]:
-    """Every broken invariant, one readable line each; empty when all hold."""
+async def violations(gateways: Gateways | None = None) -> list[str]:
+    """Every broken invariant, one readable line each; empty when all hold. The refunds
+    are checked against each configured provider's ledger (`gateways`: see
+    railserve.payment.providers.router.configured)."""
     problems: list[str] = []
     payments = await Payment.all().values(
         "id",
@@ -80,7 +82,7 @@ async def violations() -> list[str]:
     problems += await _audit_problems(payments)
     problems += _waitlist_problems(bookings)
     problems += _passenger_problems(bookings)
-    problems += await _refund_problems(payments)
+    problems += await _refund_problems(payments, gateways)
     problems += await _part_problems(payments, bookings)
     return problems
 
@@ -148,7 +150,7 @@ def _passenger_problems(bookings: dict[int, dict]) -> list[str]:
     return problems
 
 
-async def _refund_problems(payments: list[dict]) -> list[str]:
+async def _refund_problems(payments: list[dict], gateways: Gateways | None) -> list[str]:
     """Refunds never exceed their payment, and agree with the gateway's ledger both ways."""
     problems = []
     refunds = await Refund.all().values(
@@ -168,12 +170,11 @@ async def _refund_problems(payments: list[dict]) -> list[str]:
                 f"payment {p['transaction_id']} records {p['refunded_amount']} refunded but its "
                 f"refunds add up to {total[p['id']]}"
             )
-    # The simulators' ledger: the latest attempt of each refund they were asked for.
+    # Each provider's ledger: the latest attempt of each refund it was asked for.
     ledger: dict[str, dict] = {}
-    for row in (
-        await SimulatedRefund.all().order_by("attempt").values("refund_id", "succeeded", "amount")
-    ):
-        ledger[row["refund_id"]] = row
+    for entry in await configured(gateways).ledger():
+        if entry.refund_id is not None:
+            ledger[entry.refund_id] = {"succeeded": entry.succeeded, "amount": entry.amount}
     ours = {r["refund_id"]: r for r in refunds}
     for refund_id, row in ledger.items():
         if refund_id not in ours:

@@ -9,7 +9,8 @@ import pytest
 from railserve.invariants import violations
 from railserve.models import Booking, Mail, Notification, Train
 from railserve.payment import service
-from railserve.payment.models import Payment, PaymentEvent, Refund, SimulatedCharge
+from railserve.payment.models import Payment, PaymentEvent, Refund
+from railserve.payment.providers.models import SimulatedCharge
 from railserve.payment.providers.simulated import SUCCESS, event_body
 from railserve.payment.signature import sign
 from railserve.sweep import sweep

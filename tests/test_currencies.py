@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from railserve.models import Booking, Train
-from railserve.payment.models import Payment, Refund, SimulatedCharge, SimulatedRefund
+from railserve.payment.models import Payment, Refund
+from railserve.payment.providers.models import SimulatedCharge, SimulatedRefund
 from tests.support.passenger import JSON, card
 from tests.support.server import railserve
 from tests.support.waiting import eventually

@@ -1,7 +1,8 @@
 """The gateway's ledger beside ours: every place where the two tell different stories.
 
-The simulators keep their own ledger (SimulatedCharge, SimulatedRefund), as a real
-provider does on its side. `differences()` compares it with our payments and refunds;
+Each provider keeps its own ledger and hands it out through the `Gateway` protocol
+(`ledger`: its charges and refund attempts); nothing here knows how or where it keeps
+them. `differences()` compares every configured provider's with our payments and refunds;
 the console shows the list and `railserve reconcile` prints it (exit 1 when not empty).
 Charges still inside their settlement delay and refunds still pending are in flight,
 not differences.
@@ -19,9 +20,9 @@ from railserve.payment.models import (
     PaymentStatus,
     Refund,
     RefundStatus,
-    SimulatedCharge,
-    SimulatedRefund,
 )
+from railserve.payment.providers import LedgerEntry
+from railserve.payment.providers.router import Gateways, configured
 
 CAPTURED = PaymentStatus.CAPTURED
 NOT_CAPTURED = PaymentStatus.NOT_CAPTURED
@@ -39,14 +40,18 @@ class Difference:
         return f"{self.kind}: {self.transaction_id}{where}: {self.message}"
 
 
-async def differences(now: datetime | None = None) -> list[Difference]:
+async def differences(
+    now: datetime | None = None, gateways: Gateways | None = None
+) -> list[Difference]:
+    """Every difference between the configured providers' ledgers and the database."""
     now = now or datetime.now(UTC)
     found: list[Difference] = []
-    charges = {c["transaction_id"]: c for c in await SimulatedCharge.all().values()}
-    gateway_refunds = await SimulatedRefund.filter(succeeded=True).values()
+    entries = await configured(gateways).ledger()
+    charges = {e.transaction_id: e for e in entries if e.refund_id is None}
+    gateway_refunds = [e for e in entries if e.refund_id is not None and e.succeeded]
     refunded_by_gateway: dict[str, int] = defaultdict(int)
-    for row in gateway_refunds:
-        refunded_by_gateway[row["transaction_id"]] += row["amount"]
+    for entry in gateway_refunds:
+        refunded_by_gateway[entry.transaction_id] += entry.amount
     payments = await Payment.all().values(
         "id", "transaction_id", "status", "amount", "currency", "gateway"
     )
@@ -63,7 +68,7 @@ async def differences(now: datetime | None = None) -> list[Difference]:
     return found
 
 
-def _compare_charge(payment: dict, charge: dict | None, now: datetime, refunded: int):
+def _compare_charge(payment: dict, charge: LedgerEntry | None, now: datetime, refunded: int):
     txn, status = payment["transaction_id"], PaymentStatus(payment["status"])
     money = format_money(payment["amount"], payment["currency"])
     if charge is None:
@@ -72,21 +77,21 @@ def _compare_charge(payment: dict, charge: dict | None, now: datetime, refunded:
                 "missing_capture", txn, f"we show {status} ({money}); the gateway has no charge"
             )
         return
-    settled = charge["settles_at"] <= now
-    if (charge["amount"], charge["currency"]) != (payment["amount"], payment["currency"]):
-        theirs = format_money(charge["amount"], charge["currency"])
+    settled = charge.settled(now)
+    if (charge.amount, charge.currency) != (payment["amount"], payment["currency"]):
+        theirs = format_money(charge.amount, charge.currency)
         yield Difference("amount", txn, f"we charged {money}; the gateway has {theirs}")
-    if status in CAPTURED and settled and not charge["succeeded"]:
+    if status in CAPTURED and settled and not charge.succeeded:
         yield Difference(
             "missing_capture", txn, f"we show {status} ({money}); the gateway's charge failed"
         )
-    if status in NOT_CAPTURED and charge["succeeded"] and settled:
-        kept = charge["amount"] - refunded
+    if status in NOT_CAPTURED and charge.succeeded and settled:
+        kept = charge.amount - refunded
         if kept > 0:
             yield Difference(
                 "captured_not_shown",
                 txn,
-                f"the gateway captured {format_money(kept, charge['currency'])} "
+                f"the gateway captured {format_money(kept, charge.currency)} "
                 f"on an attempt we show as {status}",
             )
 
@@ -127,9 +132,9 @@ async def offline_settlements() -> list[OfflineSettlement]:
     ]
 
 
-async def _compare_refunds(gateway_refunds: list[dict]) -> list[Difference]:
+async def _compare_refunds(gateway_refunds: list[LedgerEntry]) -> list[Difference]:
     found: list[Difference] = []
-    by_refund: dict[str, dict] = {row["refund_id"]: row for row in gateway_refunds}
+    by_refund = {entry.refund_id: entry for entry in gateway_refunds}
     ours = await Refund.all().values(
         "refund_id",
         "status",
@@ -160,17 +165,17 @@ async def _compare_refunds(gateway_refunds: list[dict]) -> list[Difference]:
                     "refund_only_gateway",
                     refund["transaction_id"],
                     f"we show this refund as failed; the gateway paid "
-                    f"{format_money(theirs['amount'], theirs['currency'])}",
+                    f"{format_money(theirs.amount, theirs.currency)}",
                     refund["refund_id"],
                 )
             )
-        elif theirs is not None and theirs["amount"] != refund["amount"]:
+        elif theirs is not None and theirs.amount != refund["amount"]:
             found.append(
                 Difference(
                     "amount",
                     refund["transaction_id"],
                     f"we refunded {money}; the gateway paid "
-                    f"{format_money(theirs['amount'], theirs['currency'])}",
+                    f"{format_money(theirs.amount, theirs.currency)}",
                     refund["refund_id"],
                 )
             )
@@ -179,9 +184,9 @@ async def _compare_refunds(gateway_refunds: list[dict]) -> list[Difference]:
             found.append(
                 Difference(
                     "refund_only_gateway",
-                    theirs["transaction_id"],
+                    theirs.transaction_id,
                     f"the gateway paid a refund of "
-                    f"{format_money(theirs['amount'], theirs['currency'])} we have no record of",
+                    f"{format_money(theirs.amount, theirs.currency)} we have no record of",
                     refund_id,
                 )
             )

@@ -315,7 +315,7 @@ async def settle_refund_offline(refund_id: str) -> Response:
 @bp.get("/reconciliation")
 async def reconciliation() -> Response:
     """Show where the gateway's ledger and the database disagree."""
-    found = await differences()
+    found = await differences(gateways=current_app.extensions["railserve.gateways"])
     offline = await offline_settlements()
     if wants_json():
         return jsonify(

@@ -16,14 +16,8 @@ from datetime import UTC, datetime
 import pytest
 
 from railserve.models import Booking, BookingStatus
-from railserve.payment.models import (
-    Payment,
-    PaymentStatus,
-    Refund,
-    RefundStatus,
-    SimulatedCharge,
-    SimulatedRefund,
-)
+from railserve.payment.models import Payment, PaymentStatus, Refund, RefundStatus
+from railserve.payment.providers.models import SimulatedCharge, SimulatedRefund
 from tests.concurrency.conftest import World, http_world
 from tests.support.database import DatabaseFactory
 from tests.support.passenger import card

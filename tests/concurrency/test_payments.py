@@ -7,7 +7,8 @@ import re
 from collections import Counter
 
 from railserve.models import Booking, BookingStatus, Notification, Train
-from railserve.payment.models import Payment, PaymentEvent, PaymentStatus, SimulatedCharge
+from railserve.payment.models import Payment, PaymentEvent, PaymentStatus
+from railserve.payment.providers.models import SimulatedCharge
 from railserve.seats import waitlist_position
 from tests.concurrency.conftest import World, new_key
 from tests.support.passenger import card

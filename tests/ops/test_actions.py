@@ -15,8 +15,8 @@ from railserve.payment.models import (
     PaymentEvent,
     PaymentStatus,
     Refund,
-    SimulatedCharge,
 )
+from railserve.payment.providers.models import SimulatedCharge
 from tests.ops import seed
 from tests.support.passenger import JSON
 

@@ -10,14 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from railserve.ops.reconciliation import differences
-from railserve.payment.models import (
-    Actor,
-    PaymentStatus,
-    Refund,
-    RefundStatus,
-    SimulatedCharge,
-    SimulatedRefund,
-)
+from railserve.payment.models import Actor, PaymentStatus, Refund, RefundStatus
+from railserve.payment.providers.models import SimulatedCharge, SimulatedRefund
 from tests.ops import seed
 from tests.support.server import railserve
 

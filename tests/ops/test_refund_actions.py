@@ -10,15 +10,8 @@ import pytest
 
 from railserve.invariants import violations
 from railserve.ops.reconciliation import differences
-from railserve.payment.models import (
-    Actor,
-    OperatorAction,
-    Payment,
-    PaymentEvent,
-    Refund,
-    SimulatedCharge,
-    SimulatedRefund,
-)
+from railserve.payment.models import Actor, OperatorAction, Payment, PaymentEvent, Refund
+from railserve.payment.providers.models import SimulatedCharge, SimulatedRefund
 from tests.support.passenger import JSON, card
 
 REFUSES_REFUNDS = "4000 0000 0000 0341"

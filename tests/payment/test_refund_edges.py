@@ -12,8 +12,9 @@ from railserve.errors import Conflict, Invalid, NotFound
 from railserve.invariants import violations
 from railserve.models import Booking, Notification, Train
 from railserve.payment import refunds
-from railserve.payment.models import Payment, Refund, SimulatedRefund
+from railserve.payment.models import Payment, Refund
 from railserve.payment.providers import RefundResult, RefundState
+from railserve.payment.providers.models import SimulatedRefund
 from railserve.sweep import sweep
 from tests.payment.test_refunds import gateway_of, paid_booking
 from tests.support.passenger import JSON, card

@@ -9,7 +9,8 @@ import pytest
 from railserve.invariants import violations
 from railserve.models import Booking, Notification, Train
 from railserve.payment import refunds
-from railserve.payment.models import Payment, Refund, SimulatedRefund
+from railserve.payment.models import Payment, Refund
+from railserve.payment.providers.models import SimulatedRefund
 from railserve.sweep import sweep
 from tests.support.passenger import JSON, card, make_train
 from tests.support.waiting import eventually

@@ -11,7 +11,8 @@ from urllib.parse import urlencode
 from quart.testing import QuartClient
 
 from railserve.models import Booking, Mail, Notification, Train, User
-from railserve.payment.models import Payment, PaymentEvent, Refund, SimulatedCharge, WebhookEvent
+from railserve.payment.models import Payment, PaymentEvent, Refund, WebhookEvent
+from railserve.payment.providers.models import SimulatedCharge
 from railserve.payment.signature import sign
 from tests.conftest import WEBHOOK_SECRET
 from tests.support.passenger import Passenger

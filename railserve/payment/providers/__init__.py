@@ -2,7 +2,9 @@
 
 A gateway accepts a charge and reports its result later through its signed webhook; it
 can be asked about a charge (reconciliation after a crash), asked to refund one, and asked
-about a refund. Providers live one per module in this package and register themselves
+about a refund, and asked for its ledger (`ledger`: the charges and refunds on its books,
+which reconciliation, `railserve check` and the console compare with ours; nothing outside
+a provider reads its tables). Providers live one per module in this package and register themselves
 when imported; the registry imports them by name from RAILSERVE_GATEWAYS, so adding one is
 a new module and a line of configuration. `Gateways` (router.py) routes each method to a
 provider (RAILSERVE_GATEWAY_ROUTES), skips one whose circuit breaker is open, and finds
@@ -14,6 +16,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal, Protocol
 
 from railserve.config import Settings
@@ -90,6 +93,28 @@ class RefundState:
     failure_reason: str | None = None
 
 
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One line of a provider's books: a charge (`refund_id` None) or one attempt at a
+    refund. `status` is the outcome the provider decided; `settles_at` is when it becomes
+    final on its side (later than now: still in flight)."""
+
+    transaction_id: str
+    amount: int
+    currency: str
+    status: Literal["succeeded", "failed"]
+    settles_at: datetime
+    refund_id: str | None = None
+    attempt: int = 0
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "succeeded"
+
+    def settled(self, now: datetime) -> bool:
+        return self.settles_at <= now
+
+
 class Gateway(Protocol):
     """What a provider implements. Optional members (read with defaults by the router):
     `methods` (a frozenset of payment methods; default all five), `test_triggers()`
@@ -104,6 +129,11 @@ class Gateway(Protocol):
     async def refund(self, request: RefundRequest) -> RefundResult: ...
 
     async def query_refund(self, refund_id: str) -> RefundState: ...
+
+    async def ledger(self, since: datetime | None = None) -> list[LedgerEntry]:
+        """Every charge and refund attempt on the provider's books (created at or after
+        `since`), refund attempts in attempt order; a real provider pages its API."""
+        ...
 
     async def aclose(self) -> None: ...
 

@@ -1,18 +1,27 @@
-"""The simulators' shared refund ledger: both take and answer about refunds the same way.
+"""What the two simulators share: their ledger, and the gateway they are built on.
 
-A real provider keeps its own books; our two simulators share the `simulated_refunds`
-table (one row per refund attempt, keyed by refund id and attempt) and these two steps.
+A real provider keeps its own books; our two simulators share the `simulated_charges` and
+`simulated_refunds` tables (one row per charge; one per refund attempt, keyed by refund id
+and attempt), each reading only its own rows (`provider`). `Simulator` answers queries
+about charges and refunds, hands out the ledger, runs the background reports and closes;
+each simulator adds how it decides and how it reports.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets
+from collections.abc import Awaitable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from tortoise.exceptions import IntegrityError
 
+from railserve.config import Settings
 from railserve.payment import providers
-from railserve.payment.models import SimulatedCharge, SimulatedRefund
+from railserve.payment.providers.models import SimulatedCharge, SimulatedRefund
+
+log = logging.getLogger(__name__)
 
 
 async def take_refund(
@@ -75,3 +84,80 @@ async def refund_state(refund_id: str, provider: str) -> providers.RefundState:
     if latest.succeeded:
         return providers.RefundState("succeeded", latest.attempt, latest.reference)
     return providers.RefundState("failed", latest.attempt, latest.reference, latest.failure_reason)
+
+
+LEDGER_FIELDS = ("transaction_id", "amount", "currency", "succeeded", "settles_at")
+
+
+class Simulator:
+    """The part of a simulated gateway that does not depend on its flavour.
+
+    Subclasses set `name` (the `provider` of their ledger rows), `failures` (failure code:
+    customer-safe reason, retryable) and `default_failure`, and implement `charge` and
+    `refund` and `sign`."""
+
+    name: str
+    failures: Mapping[str, tuple[str, bool]]
+    default_failure: str
+
+    def __init__(self, settings: Settings, deliver: providers.Deliver) -> None:
+        self.settings = settings
+        self.deliver = deliver
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def charge_record(self, transaction_id: str) -> SimulatedCharge | None:
+        return await SimulatedCharge.get_or_none(transaction_id=transaction_id, provider=self.name)
+
+    async def query(self, transaction_id: str) -> providers.ChargeStatus:
+        charge = await self.charge_record(transaction_id)
+        if charge is None:
+            return providers.ChargeStatus("unknown")
+        if charge.settles_at > datetime.now(UTC):
+            return providers.ChargeStatus("pending")
+        if charge.succeeded:
+            return providers.ChargeStatus("succeeded")
+        reason, retryable = self.failures[charge.failure_code or self.default_failure]
+        return providers.ChargeStatus("failed", reason, retryable)
+
+    async def query_refund(self, refund_id: str) -> providers.RefundState:
+        return await refund_state(refund_id, self.name)
+
+    async def ledger(self, since: datetime | None = None) -> list[providers.LedgerEntry]:
+        """Its charges, then its refund attempts in attempt order."""
+        entries: list[providers.LedgerEntry] = []
+        for model, extra, order in (
+            (SimulatedCharge, (), "created_at"),
+            (SimulatedRefund, ("refund_id", "attempt"), "attempt"),
+        ):
+            rows = model.filter(provider=self.name)
+            if since is not None:
+                rows = rows.filter(created_at__gte=since)
+            for row in await rows.order_by(order, "created_at").values(*LEDGER_FIELDS, *extra):
+                status = "succeeded" if row.pop("succeeded") else "failed"
+                entries.append(providers.LedgerEntry(status=status, **row))
+        return entries
+
+    def sign(self, body: bytes) -> str:
+        """The signature header's value for a report (each simulator signs its own way)."""
+        raise NotImplementedError
+
+    async def report_later(self, body: bytes, what: str) -> None:
+        """Deliver a report, signed when sent, after the gateway's delay; the sweeper
+        reconciles what was not delivered."""
+        await asyncio.sleep(self.settings.gateway_delay)
+        try:
+            await self.deliver(body, self.sign(body))
+        except Exception:
+            log.exception("%s webhook delivery failed for %s", self.name, what)
+
+    def spawn(self, coroutine: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def aclose(self) -> None:
+        """Let reports already due finish; the sweeper reconciles any cut short."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=2)
+        for task in set(self._tasks):
+            task.cancel()

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from functools import partial
 
 from railserve import running
@@ -22,6 +24,7 @@ from railserve.payment.providers import (
     Deliver,
     Gateway,
     GatewayError,
+    LedgerEntry,
     RefundRequest,
     RefundResult,
     RefundState,
@@ -66,7 +69,10 @@ class Gateways:
         providers = {
             name: factory_for(name)(settings, deliver_for(name)) for name in settings.gateway_names
         }
-        return cls(providers, settings.routes, settings.gateway_cooldown)
+        gateways = cls(providers, settings.routes, settings.gateway_cooldown)
+        _latest.append(weakref.ref(gateways))
+        del _latest[:-1]
+        return gateways
 
     def now(self) -> float:
         return self._clock()
@@ -184,6 +190,21 @@ class Gateways:
         gateway = self.gateway_for(names[0] if names else self._default())
         return await gateway.query_refund(refund_id)
 
+    # The providers' books: reconciliation and `railserve check` ask each one.
+
+    async def ledgers(self, since: datetime | None = None) -> dict[str, list[LedgerEntry]]:
+        """Each configured provider's ledger, by provider name (a provider without
+        `ledger` has nothing to compare)."""
+        books: dict[str, list[LedgerEntry]] = {}
+        for name, gateway in self.providers.items():
+            read = getattr(gateway, "ledger", None)
+            books[name] = list(await read(since)) if read else []
+        return books
+
+    async def ledger(self, since: datetime | None = None) -> list[LedgerEntry]:
+        """Every provider's ledger, one after the other."""
+        return [entry for book in (await self.ledgers(since)).values() for entry in book]
+
     def test_triggers(self) -> Sequence[TestTrigger]:
         """Every provider's test instruments, once each."""
         rows: dict[tuple[str, str], TestTrigger] = {}
@@ -195,6 +216,25 @@ class Gateways:
     async def aclose(self) -> None:
         for gateway in self.providers.values():
             await gateway.aclose()
+
+
+_latest: list[weakref.ref[Gateways]] = []
+
+
+def configured(gateways: Gateways | None = None) -> Gateways:
+    """`gateways`, else the gateways this process made last (the running app's), else the
+    ones RAILSERVE_GATEWAYS configures (for reading ledgers only: they deliver nowhere)."""
+    if gateways is not None:
+        return gateways
+    if _latest and (latest := _latest[-1]()) is not None:
+        return latest
+    from railserve import config
+
+    return Gateways.from_settings(config.from_env(), lambda name: _deliver_nowhere)
+
+
+async def _deliver_nowhere(body: bytes, signature: str) -> None:
+    return None
 
 
 def _consume(task: asyncio.Future) -> None:

@@ -7,12 +7,10 @@ question asked again after a restart gets the same answer.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import hmac
 import json
-import logging
 import secrets
 import time
 from collections.abc import Mapping
@@ -22,14 +20,11 @@ from datetime import UTC, datetime, timedelta
 from tortoise.exceptions import IntegrityError
 
 from railserve import batch, db
-from railserve.config import Settings
 from railserve.money import format_amount
 from railserve.payment import providers
-from railserve.payment.models import SimulatedCharge, SimulatedRefund
 from railserve.payment.providers import ledger
+from railserve.payment.providers.models import SimulatedCharge, SimulatedRefund
 from railserve.payment.signature import sign
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -115,13 +110,11 @@ def card_digits(instrument: Mapping[str, str]) -> str:
     return "".join(ch for ch in dict(instrument).get("card_number", "") if ch.isdigit())
 
 
-class SimulatedGateway:
+class SimulatedGateway(ledger.Simulator):
+    name = "simulated"
     methods = providers.ALL_METHODS
-
-    def __init__(self, settings: Settings, deliver: providers.Deliver) -> None:
-        self.settings = settings
-        self.deliver = deliver
-        self._tasks: set[asyncio.Task[None]] = set()
+    failures = FAILURES
+    default_failure = "bank_declined"
 
     def outcome(self, request: providers.ChargeRequest) -> Outcome:
         return trigger_for(request.method, request.instrument) or random_outcome(
@@ -130,6 +123,9 @@ class SimulatedGateway:
 
     def test_triggers(self) -> tuple[providers.TestTrigger, ...]:
         return TEST_TRIGGERS
+
+    def sign(self, body: bytes) -> str:
+        return sign(self.settings.webhook_secrets[0], body, int(time.time()))
 
     async def charge(self, request: providers.ChargeRequest) -> None:
         if card_digits(request.instrument) == PROCESSING_ERROR_CARD:
@@ -153,34 +149,16 @@ class SimulatedGateway:
                 await batch.run(lambda unit: unit.insert(row), durable=False)
             else:
                 await charge.save(force_create=True)
-        self._spawn(self._report_later(request, outcome))
-
-    async def _report_later(self, request: providers.ChargeRequest, outcome: Outcome) -> None:
-        await asyncio.sleep(self.settings.gateway_delay)
         body = event_body(request.transaction_id, request.amount, request.currency, outcome)
-        try:
-            await self.deliver(body, sign(self.settings.webhook_secrets[0], body, int(time.time())))
-        except Exception:  # the sweeper reconciles what was not delivered
-            log.exception("webhook delivery failed for %s", request.transaction_id)
-
-    async def query(self, transaction_id: str) -> providers.ChargeStatus:
-        charge = await SimulatedCharge.get_or_none(transaction_id=transaction_id)
-        if charge is None:
-            return providers.ChargeStatus("unknown")
-        if charge.settles_at > datetime.now(UTC):
-            return providers.ChargeStatus("pending")
-        if charge.succeeded:
-            return providers.ChargeStatus("succeeded")
-        reason, retryable = FAILURES[charge.failure_code or "bank_declined"]
-        return providers.ChargeStatus("failed", reason, retryable)
+        self.spawn(self.report_later(body, request.transaction_id))
 
     async def refund(self, request: providers.RefundRequest) -> providers.RefundResult:
         """Take a refund like a real provider: answer at once, report through the webhook."""
-        charge = await SimulatedCharge.get_or_none(transaction_id=request.transaction_id)
+        charge = await self.charge_record(request.transaction_id)
         result, record = await ledger.take_refund(
             request,
             charge,
-            provider="simulated",
+            provider=self.name,
             delay=self.settings.gateway_delay,
             reference_prefix="GRF",
             no_charge="The gateway has no successful charge to refund",
@@ -188,31 +166,8 @@ class SimulatedGateway:
             refused_reason=ACCOUNT_CLOSED if charge and charge.refunds_refused else None,
         )
         if record is not None:
-            self._spawn(self._report_refund_later(record))
+            self.spawn(self.report_later(refund_event_body(record), record.refund_id))
         return result
-
-    async def _report_refund_later(self, record: SimulatedRefund) -> None:
-        await asyncio.sleep(self.settings.gateway_delay)
-        body = refund_event_body(record)
-        try:
-            await self.deliver(body, sign(self.settings.webhook_secrets[0], body, int(time.time())))
-        except Exception:  # the sweeper asks about refunds still pending
-            log.exception("refund webhook delivery failed for %s", record.refund_id)
-
-    async def query_refund(self, refund_id: str) -> providers.RefundState:
-        return await ledger.refund_state(refund_id, "simulated")
-
-    def _spawn(self, coroutine) -> None:
-        task = asyncio.create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def aclose(self) -> None:
-        """Let reports already due finish; the sweeper reconciles any cut short."""
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=2)
-        for task in set(self._tasks):
-            task.cancel()
 
 
 def event_body(transaction_id: str, amount: int, currency: str, outcome: Outcome) -> bytes:

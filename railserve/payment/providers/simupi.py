@@ -12,12 +12,10 @@ pure function of the seed and the transaction id.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import hmac
 import json
-import logging
 import re
 import secrets
 import time
@@ -26,14 +24,11 @@ from datetime import UTC, datetime, timedelta
 
 from tortoise.exceptions import IntegrityError
 
-from railserve.config import Settings
 from railserve.errors import BadRequest, BadSignature
 from railserve.money import format_amount
 from railserve.payment import providers
-from railserve.payment.models import SimulatedCharge, SimulatedRefund
 from railserve.payment.providers import ledger
-
-log = logging.getLogger(__name__)
+from railserve.payment.providers.models import SimulatedCharge, SimulatedRefund
 
 NAME = "simupi"
 SIGNATURE_HEADER = "X-SimUPI-Signature"
@@ -78,17 +73,18 @@ def verify(header: str | None, body: bytes, keys: Sequence[str]) -> bool:
     return matched
 
 
-class SimUPIGateway:
+class SimUPIGateway(ledger.Simulator):
+    name = NAME
     methods = frozenset({"upi"})
     signature_header = SIGNATURE_HEADER
-
-    def __init__(self, settings: Settings, deliver: providers.Deliver) -> None:
-        self.settings = settings
-        self.deliver = deliver
-        self._tasks: set[asyncio.Task[None]] = set()
+    failures = FAILURES
+    default_failure = "bank_declined"
 
     def test_triggers(self) -> Sequence[providers.TestTrigger]:
         return TEST_TRIGGERS
+
+    def sign(self, body: bytes) -> str:
+        return signature(self.settings.simupi_webhook_secrets[0], body)
 
     def decide(self, request: providers.ChargeRequest) -> str | None:
         upi_id = dict(request.instrument).get("upi_id", "").strip().lower()
@@ -112,27 +108,13 @@ class SimUPIGateway:
                 settles_at=datetime.now(UTC) + timedelta(seconds=self.settings.gateway_delay),
             )
         charge = await SimulatedCharge.get(transaction_id=request.transaction_id)
-        self._spawn(self._report(collect_event(charge)))
-
-    async def query(self, transaction_id: str) -> providers.ChargeStatus:
-        charge = await SimulatedCharge.get_or_none(transaction_id=transaction_id, provider=NAME)
-        if charge is None:
-            return providers.ChargeStatus("unknown")
-        if charge.settles_at > datetime.now(UTC):
-            return providers.ChargeStatus("pending")
-        if charge.succeeded:
-            return providers.ChargeStatus("succeeded")
-        reason, retryable = FAILURES[charge.failure_code or "bank_declined"]
-        return providers.ChargeStatus("failed", reason, retryable)
+        self.spawn(self.report_later(collect_event(charge), request.transaction_id))
 
     async def refund(self, request: providers.RefundRequest) -> providers.RefundResult:
         """Take a refund: answer at once with a reference, report `refund.processed` later."""
-        charge = await SimulatedCharge.get_or_none(
-            transaction_id=request.transaction_id, provider=NAME
-        )
         result, record = await ledger.take_refund(
             request,
-            charge,
+            await self.charge_record(request.transaction_id),
             provider=NAME,
             delay=self.settings.gateway_delay,
             reference_prefix="UPIR",
@@ -140,36 +122,14 @@ class SimUPIGateway:
             excess="The refund exceeds what was collected",
         )
         if record is not None:
-            self._spawn(self._report(refund_event(record)))
+            self.spawn(self.report_later(refund_event(record), record.refund_id))
         return result
-
-    async def query_refund(self, refund_id: str) -> providers.RefundState:
-        return await ledger.refund_state(refund_id, NAME)
 
     def read_webhook(self, raw: bytes, header: str | None) -> dict:
         """Verify a SimUPI event and return it in RailServe's event format."""
         if not verify(header, raw, self.settings.simupi_webhook_secrets):
             raise BadSignature("Missing or invalid X-SimUPI-Signature.")
         return translate(raw)
-
-    async def _report(self, body: bytes) -> None:
-        await asyncio.sleep(self.settings.gateway_delay)
-        try:
-            await self.deliver(body, signature(self.settings.simupi_webhook_secrets[0], body))
-        except Exception:  # the sweeper reconciles what was not delivered
-            log.exception("simupi webhook delivery failed")
-
-    def _spawn(self, coroutine) -> None:
-        task = asyncio.create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def aclose(self) -> None:
-        """Let reports already due finish; the sweeper reconciles any cut short."""
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=2)
-        for task in set(self._tasks):
-            task.cancel()
 
 
 def _envelope(event: str, payload: dict) -> bytes:

@@ -65,7 +65,8 @@ def test_signature_round_trip_and_tolerance():
 
 
 async def test_card_0119_is_a_processing_error_and_nothing_is_charged(app, passenger, train):
-    from railserve.payment.models import Payment, SimulatedCharge
+    from railserve.payment.models import Payment
+    from railserve.payment.providers.models import SimulatedCharge
     from tests.support.passenger import card
 
     final = await passenger.pay(await passenger.book(train), card("4000 0000 0000 0119"))

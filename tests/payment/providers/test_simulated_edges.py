@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from railserve.payment.models import SimulatedCharge, SimulatedRefund
 from railserve.payment.providers import RefundRequest
+from railserve.payment.providers.models import SimulatedCharge, SimulatedRefund
 from tests.support.passenger import Passenger, card, make_train
 
 DECLINED = "4000 0000 0000 0002"

@@ -10,8 +10,9 @@ from dataclasses import replace
 import pytest
 
 from railserve.models import Booking
-from railserve.payment.models import Payment, PaymentEvent, SimulatedCharge, WebhookEvent
+from railserve.payment.models import Payment, PaymentEvent, WebhookEvent
 from railserve.payment.providers import simupi
+from railserve.payment.providers.models import SimulatedCharge
 from tests.support.passenger import Passenger, card, make_train
 
 OLD, NEW = "simupi-old-secret", "simupi-new-secret"
@@ -154,7 +155,8 @@ def test_outcomes_are_a_pure_function_of_seed_and_id():
 async def test_sweep_and_refunds_ask_the_attempts_own_gateway(held, settings):
     from datetime import UTC, datetime, timedelta
 
-    from railserve.payment.models import Refund, SimulatedRefund
+    from railserve.payment.models import Refund
+    from railserve.payment.providers.models import SimulatedRefund
     from railserve.sweep import sweep
 
     person = await Passenger.sign_up(held)

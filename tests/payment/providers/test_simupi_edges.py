@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from railserve.payment.models import Payment, SimulatedCharge
+from railserve.payment.models import Payment
 from railserve.payment.providers import RefundRequest, simupi
+from railserve.payment.providers.models import SimulatedCharge
 from tests.payment.providers.test_simupi import NEW, OLD, UPI_DECLINED, UPI_OK, collect, post
 from tests.support.passenger import Passenger, make_train
 
