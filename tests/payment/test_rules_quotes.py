@@ -282,6 +282,7 @@ RULE_49H = "Confirmed ticket cancelled more than 48 h before departure: flat cha
     [
         # lowered from the last passenger backwards, charges and GST untouched
         (200000, [81100, 81100, 37800]),
+        (243299, [81100, 81100, 81099]),  # one paisa short of the quote: one paisa less
         (100000, [81100, 18900, 0]),
         (81099, [81099, 0, 0]),
         (0, [0, 0, 0]),
