@@ -79,29 +79,34 @@ async def one_read(transaction_id: str):
     return jsonify({**row, "status": str(row["status"]), "method": str(row["method"])})
 
 
+async def _succeeded_attempt(booking: Booking) -> None:
+    """The payment row and its audit event, as the app's settlement writes them."""
+    payment = await Payment.create(
+        transaction_id="TXN" + secrets.token_hex(8).upper(),
+        booking_id=booking.id,
+        user_id=booking.user_id,
+        method="credit_card",
+        amount=booking.amount,
+        currency="INR",
+        instrument="•••• 4242",
+        idempotency_key=secrets.token_urlsafe(16),
+        status=PaymentStatus.SUCCESS,
+    )
+    await PaymentEvent.create(
+        payment_id=payment.id,
+        from_status=PaymentStatus.PENDING,
+        to_status=PaymentStatus.SUCCESS,
+        event="succeed",
+        actor=Actor.GATEWAY,
+    )
+
+
 async def minimal_transaction(booking_id: int) -> bool:
     """Insert a payment and its event, take a seat by a conditional update: one
     transaction. True when the seat was taken."""
     booking = await Booking.get(id=booking_id).only("id", "user_id", "train_id", "amount")
     async with in_transaction():
-        payment = await Payment.create(
-            transaction_id="TXN" + secrets.token_hex(8).upper(),
-            booking_id=booking.id,
-            user_id=booking.user_id,
-            method="credit_card",
-            amount=booking.amount,
-            currency="INR",
-            instrument="•••• 4242",
-            idempotency_key=secrets.token_urlsafe(16),
-            status=PaymentStatus.SUCCESS,
-        )
-        await PaymentEvent.create(
-            payment_id=payment.id,
-            from_status=PaymentStatus.PENDING,
-            to_status=PaymentStatus.SUCCESS,
-            event="succeed",
-            actor=Actor.GATEWAY,
-        )
+        await _succeeded_attempt(booking)
         taken = await Train.filter(id=booking.train_id, seats_left__gte=1).update(
             seats_left=F("seats_left") - 1
         )
@@ -123,24 +128,7 @@ async def rush_txn(booking_id: int):
 async def rush_held(booking_id: int):
     booking = await Booking.get(id=booking_id).only("id", "user_id", "train_id", "amount")
     async with in_transaction():
-        payment = await Payment.create(
-            transaction_id="TXN" + secrets.token_hex(8).upper(),
-            booking_id=booking.id,
-            user_id=booking.user_id,
-            method="credit_card",
-            amount=booking.amount,
-            currency="INR",
-            instrument="•••• 4242",
-            idempotency_key=secrets.token_urlsafe(16),
-            status=PaymentStatus.SUCCESS,
-        )
-        await PaymentEvent.create(
-            payment_id=payment.id,
-            from_status=PaymentStatus.PENDING,
-            to_status=PaymentStatus.SUCCESS,
-            event="succeed",
-            actor=Actor.GATEWAY,
-        )
+        await _succeeded_attempt(booking)
         seats = Train.filter(id=booking.train_id, seats_left__gte=1)
         taken = await seats.update(seats_left=F("seats_left") - 1)
         if not taken:
