@@ -44,6 +44,11 @@ def test_operator_finds_a_payment_by_pnr_and_refunds_half(traveller, train, serv
     page.get_by_role("navigation", name="Operations").get_by_role("link", name="Payments").click()
 
     page.evaluate("window.sameDocument = 'yes'")
+    searches = []
+    page.on(
+        "request",
+        lambda request: request.headers.get("hx-request") and searches.append(request.url),
+    )
     page.get_by_label("Transaction id, PNR or e-mail").fill(pnr.lower())
     # Updated in place as the operator types, and the URL follows.
     expect(page).to_have_url(re.compile(r"/ops/payments\?q=" + pnr.lower()))
@@ -55,6 +60,9 @@ def test_operator_finds_a_payment_by_pnr_and_refunds_half(traveller, train, serv
     results.get_by_role("link", name=transaction_id).click()
 
     expect(page).to_have_url(re.compile(f"/ops/payments/{transaction_id}$"))
+    # Leaving the search box for the link searches nothing again: a second
+    # search pushing its URL would cancel the operator's navigation.
+    assert len(searches) == 1, searches
     timeline = page.locator("#timeline")
     expect(timeline).to_contain_text("Succeeded")
     expect(timeline).to_contain_text("Gateway")
@@ -78,6 +86,16 @@ def test_operator_finds_a_payment_by_pnr_and_refunds_half(traveller, train, serv
     expect(row).to_contain_text("₹625.00")
     expect(asha.page.locator(".refund")).to_contain_text("₹625.00")
     screenshot(asha.page, "ops-passenger-profile")
+
+    # A picked filter searches at once, in place.
+    page.goto(f"/ops/payments?q={pnr}")
+    page.evaluate("window.sameDocument = 'yes'")
+    page.get_by_label("Status").select_option(label="Failed")
+    expect(page.locator("#payment-total")).to_have_text("0")
+    expect(page).to_have_url(re.compile(r"status=failed"))
+    page.get_by_label("Status").select_option(label="Partly refunded")
+    expect(page.locator("#payment-total")).to_have_text("1")
+    assert page.evaluate("window.sameDocument") == "yes"
 
 
 def test_the_filters_work_as_a_plain_form_without_javascript(traveller, train, server):
