@@ -15,7 +15,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import asyncpg
 from tortoise import Tortoise
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.transactions import in_transaction
 
 from railserve import running
@@ -47,9 +49,34 @@ def normalise_url(url: str) -> str:
     return url
 
 
+class PooledConnection(asyncpg.Connection):
+    """A pooled PostgreSQL connection given back to its pool without asyncpg's reset query.
+
+    asyncpg sends `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;` on
+    every release: one round trip per pool acquisition, paid by each of a payment's
+    statements. Nothing of ours leaves session state on a pooled connection: no session
+    `SET` (none anywhere in railserve/), no advisory lock, no cursor outside a transaction
+    (asyncpg's cursors need one), and LISTEN only on live push's own dedicated connection
+    (payment/live.py). What asyncpg does without the query still happens on release: an
+    open transaction is rolled back (tests/store/test_pool.py)."""
+
+    def get_reset_query(self) -> str:  # asyncpg's documented override
+        return ""
+
+
+def connection_config(url: str) -> str | dict[str, Any]:
+    """Tortoise's connection: SQLite by its URL; PostgreSQL's pool of PooledConnection."""
+    url = normalise_url(url)
+    if is_sqlite(url):
+        return url
+    config = expand_db_url(url)
+    config["credentials"]["connection_class"] = PooledConnection
+    return config
+
+
 def tortoise_config(url: str) -> dict[str, Any]:
     return {
-        "connections": {"default": normalise_url(url)},
+        "connections": {"default": connection_config(url)},
         "apps": {
             APP_LABEL: {
                 "models": MODEL_MODULES,
