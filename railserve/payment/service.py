@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from tortoise.exceptions import DoesNotExist, IntegrityError
@@ -210,22 +210,24 @@ async def start_attempt(
         detail=f"{request.method.label} {request.masked_instrument}",
     )
 
+    charge = ChargeRequest(
+        attempt.transaction_id, attempt.amount, attempt.currency, request.method, request.instrument
+    )
+    # A simulator's record of the charge commits with the attempt (no transaction of its own).
+    booked = gateways.ledger_row(provider, charge)
+    charge = replace(charge, recorded=booked is not None)
+
     async def create_and_hand_over() -> Payment | None:
         try:
             now = now_utc()
-            payment = await store.run(lambda: start(attempt, started, now, due.plan, due.parts))
+            payment = await store.run(
+                lambda: start(attempt, started, now, due.plan, due.parts, booked)
+            )
         except IntegrityError:
             return None  # the same key, or another attempt pending: the caller finds out
         if payment is None:
             return None  # the booking was paid or cancelled meanwhile
         running.payment_moved(payment, None, payment.status, Actor.USER)
-        charge = ChargeRequest(
-            payment.transaction_id,
-            payment.amount,
-            payment.currency,
-            request.method,
-            request.instrument,
-        )
         try:
             await gateways.charge_with(provider, charge)
         except GatewayError as error:

@@ -18,6 +18,7 @@ from railserve import db, store
 from railserve.models import Booking, Mail, Notification, Train, User
 from railserve.payment import service
 from railserve.payment.models import Actor, Payment, PaymentEvent
+from railserve.payment.providers.models import SimulatedCharge
 from railserve.payment.steps.expire import expire
 from railserve.payment.steps.start import start
 
@@ -313,15 +314,28 @@ async def test_starting_an_attempt():
         event = PaymentEvent(from_status=None, to_status="pending", event="start", actor="user")
         return payment, event
 
+    def booked(payment: Payment) -> SimulatedCharge:  # the gateway's record, with the attempt
+        return SimulatedCharge(
+            transaction_id=payment.transaction_id,
+            amount=payment.amount,
+            currency=payment.currency,
+            succeeded=True,
+            settles_at=now,
+        )
+
     second, started = attempt(2)
-    assert await store.run(lambda: start(second, started, now)) is second
+    assert await store.run(lambda: start(second, started, now, ledger=booked(second))) is second
     assert second.id and second._saved_in_db and started.payment_id == second.id
+    third, _ = attempt(3)
     with pytest.raises(IntegrityError):  # another attempt is pending for the booking
-        await store.run(lambda: start(*attempt(3), now))
+        await store.run(lambda: start(third, _, now, ledger=booked(third)))
     await service.settle(second.transaction_id, True)
     fourth, _ = attempt(4)
     fourth.pending_lock = None
-    assert await store.run(lambda: start(fourth, _, now)) is None  # paid meanwhile: rolled back
+    # Paid meanwhile: rolled back, the gateway's record with it.
+    assert await store.run(lambda: start(fourth, _, now, ledger=booked(fourth))) is None
+    charges = await SimulatedCharge.all().values_list("transaction_id", flat=True)
+    assert charges == [second.transaction_id]
     snapshot = normal(await rows())
     assert snapshot["payments"] == [
         ("1", "failed", False, False, "Declined", True),

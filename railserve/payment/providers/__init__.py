@@ -52,6 +52,9 @@ class ChargeRequest:
     method: str
     # The raw instrument (card number, UPI id, ...): handed to the gateway, never stored.
     instrument: Mapping[str, str] = field(repr=False)
+    # The provider's `ledger_row` for this charge was committed with the attempt: its
+    # `charge` writes nothing more.
+    recorded: bool = False
 
 
 @dataclass(frozen=True)
@@ -118,9 +121,12 @@ class LedgerEntry:
 class Gateway(Protocol):
     """What a provider implements. Optional members (read with defaults by the router):
     `methods` (a frozenset of payment methods; default all five), `test_triggers()`
-    (rows for the pay page in test mode), `signature_header` (default RailServe-Signature)
-    and `read_webhook(raw, signature)` for a provider with its own webhook format (it
-    returns the event in RailServe's format, see railserve/payment/webhook.py)."""
+    (rows for the pay page in test mode), `signature_header` (default RailServe-Signature),
+    `read_webhook(raw, signature)` for a provider with its own webhook format (it
+    returns the event in RailServe's format, see railserve/payment/webhook.py), and
+    `ledger_row(request)` for a provider whose books are in our database (the simulators):
+    its record of the charge, which the attempt's start commits with the attempt (None: it
+    will refuse the charge); `charge` then gets the request `recorded`."""
 
     async def charge(self, request: ChargeRequest) -> None: ...
 

@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
 
+from tortoise.models import Model
+
 from railserve import running
 from railserve.config import Settings
 from railserve.errors import NotFound, Unavailable
@@ -104,6 +106,12 @@ class Gateways:
 
     def unavailable_methods(self) -> frozenset[str]:
         return frozenset(m.value for m in PaymentMethod if not self.candidates(m.value))
+
+    def ledger_row(self, name: str, request: ChargeRequest) -> Model | None:
+        """Provider `name`'s record of the charge `request` to commit with the attempt, if
+        it keeps its books in our database (see `Gateway`)."""
+        make = getattr(self.providers[name], "ledger_row", None)
+        return None if make is None else make(request)
 
     async def charge_with(self, name: str, request: ChargeRequest) -> None:
         """Hand a charge to provider `name`; an error or a slow answer counts against its

@@ -127,28 +127,35 @@ class SimulatedGateway(ledger.Simulator):
     def sign(self, body: bytes) -> str:
         return sign(self.settings.webhook_secrets[0], body, int(time.time()))
 
-    async def charge(self, request: providers.ChargeRequest) -> None:
+    def ledger_row(self, request: providers.ChargeRequest) -> SimulatedCharge | None:
+        """The charge as this gateway books it (None: a processing error, nothing booked)."""
         if card_digits(request.instrument) == PROCESSING_ERROR_CARD:
-            raise providers.GatewayError(PROCESSING_ERROR)
+            return None
         outcome = self.outcome(request)
-        settles_at = datetime.now(UTC) + timedelta(seconds=self.settings.gateway_delay)
-        charge = SimulatedCharge(
+        return SimulatedCharge(
             transaction_id=request.transaction_id,
             amount=request.amount,
             currency=request.currency,
             succeeded=outcome.succeeded,
             failure_code=outcome.code,
-            settles_at=settles_at,
+            settles_at=datetime.now(UTC) + timedelta(seconds=self.settings.gateway_delay),
             refunds_refused=refuses_refunds(request.method, request.instrument),
         )
-        with contextlib.suppress(IntegrityError):  # the same charge sent twice is one charge
-            if db.sqlite_in_use():  # committed with whatever else waits for the connection
-                row = batch.Insert(charge)
-                # The gateway's own record: made durable by the settlement that follows it
-                # (railserve/batch.py), so its COMMIT does not wait for the disk.
-                await batch.run(lambda unit: unit.insert(row), durable=False)
-            else:
-                await charge.save(force_create=True)
+
+    async def charge(self, request: providers.ChargeRequest) -> None:
+        charge = self.ledger_row(request)
+        if charge is None:
+            raise providers.GatewayError(PROCESSING_ERROR)
+        if not request.recorded:
+            with contextlib.suppress(IntegrityError):  # the same charge sent twice is one
+                if db.sqlite_in_use():  # committed with whatever else waits for the connection
+                    row = batch.Insert(charge)
+                    # The gateway's own record: made durable by the settlement that follows
+                    # it (railserve/batch.py), so its COMMIT does not wait for the disk.
+                    await batch.run(lambda unit: unit.insert(row), durable=False)
+                else:
+                    await charge.save(force_create=True)
+        outcome = Outcome(charge.succeeded, charge.failure_code)
         body = event_body(request.transaction_id, request.amount, request.currency, outcome)
         self.spawn(self.report_later(body, request.transaction_id))
 

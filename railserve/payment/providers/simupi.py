@@ -94,20 +94,26 @@ class SimUPIGateway(ledger.Simulator):
             self.settings.gateway_seed, request.transaction_id, self.settings.gateway_success_rate
         )
 
+    def ledger_row(self, request: providers.ChargeRequest) -> SimulatedCharge:
+        """The collect request as this gateway books it."""
+        code = self.decide(request)
+        return SimulatedCharge(
+            transaction_id=request.transaction_id,
+            provider=NAME,
+            amount=request.amount,
+            currency=request.currency,
+            succeeded=code is None,
+            failure_code=code,
+            settles_at=datetime.now(UTC) + timedelta(seconds=self.settings.gateway_delay),
+        )
+
     async def charge(self, request: providers.ChargeRequest) -> None:
         """Send the collect request; the payer's answer comes back through the webhook."""
-        code = self.decide(request)
-        with contextlib.suppress(IntegrityError):  # the same collect sent twice is one
-            await SimulatedCharge.create(
-                transaction_id=request.transaction_id,
-                provider=NAME,
-                amount=request.amount,
-                currency=request.currency,
-                succeeded=code is None,
-                failure_code=code,
-                settles_at=datetime.now(UTC) + timedelta(seconds=self.settings.gateway_delay),
-            )
-        charge = await SimulatedCharge.get(transaction_id=request.transaction_id)
+        charge = self.ledger_row(request)
+        if not request.recorded:
+            with contextlib.suppress(IntegrityError):  # the same collect sent twice is one
+                await charge.save(force_create=True)
+            charge = await SimulatedCharge.get(transaction_id=request.transaction_id)
         self.spawn(self.report_later(collect_event(charge), request.transaction_id))
 
     async def refund(self, request: providers.RefundRequest) -> providers.RefundResult:

@@ -11,11 +11,16 @@ Paying in parts: an attempt for a later part (`attempt.part_id` set) needs that 
 due and not yet fallen due; an attempt for the first part writes the booking's chosen plan
 and its parts (`parts`, rewritten by each first-part attempt until one succeeds, which
 fixes them: steps/settle.py) and binds itself to part 1.
+
+A simulated gateway's record of the charge (its ledger shares our database) is written
+here too, with the attempt, rather than in a transaction (a round trip, a commit) of its own.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+
+from tortoise.models import Model
 
 from railserve.models import BookingStatus
 from railserve.payment.models import PartStatus, Payment, PaymentEvent, PaymentPart
@@ -46,9 +51,12 @@ def start(
     now: datetime,
     plan: str | None = None,
     parts: tuple[Part, ...] = (),
+    ledger: Model | None = None,
 ) -> Step[Payment | None]:
     """`plan`: None when the booking stays on `full` as it was (no part), else the plan
-    chosen for the first part with its `parts` (`full`: an earlier choice undone)."""
+    chosen for the first part with its `parts` (`full`: an earlier choice undone).
+    `ledger`: the gateway's record of the charge to come, when the gateway keeps its books
+    in our database (a simulator's `ledger_row`), committed with the attempt."""
     payment_id = yield Insert(attempt)
     if attempt.part_id is not None:  # a later part of a booking paid in parts
         due = PartStatus.DUE.value
@@ -73,6 +81,8 @@ def start(
         yield Write(BIND_PART, [attempt.part_id, payment_id])
     started.payment_id = payment_id
     yield Insert(started)
+    if ledger is not None:
+        yield Insert(ledger)
     return attempt
 
 

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from railserve.payment.providers import RefundRequest
+from railserve.payment.models import Payment
+from railserve.payment.providers import ChargeRequest, RefundRequest
 from railserve.payment.providers.models import SimulatedCharge, SimulatedRefund
 from tests.support.passenger import Passenger, card, make_train
 
@@ -76,3 +77,35 @@ async def test_query_reports_unknown_pending_and_the_decline(held):
         "Card declined",
         True,
     )
+
+
+@pytest.mark.parametrize(
+    ("provider", "method", "instrument"),
+    [
+        ("simulated", "credit_card", {"card_number": "4242 4242 4242 4242"}),
+        ("simupi", "upi", {"upi_id": "success@upi"}),
+    ],
+)
+async def test_a_charge_asked_twice_outside_an_attempt_is_booked_once(
+    held, provider, method, instrument
+):
+    """Handed a charge that no attempt's start booked (`recorded` false), each simulator
+    books it itself, once however often it is asked."""
+    gateway = held.extensions["railserve.gateways"].gateway_for(provider)
+    txn = "TXN" + secrets.token_hex(8).upper()
+    request = ChargeRequest(txn, 12500, "INR", method, instrument)
+    await gateway.charge(request)
+    await gateway.charge(request)
+    (row,) = await SimulatedCharge.filter(transaction_id=txn)
+    assert (row.provider, row.amount, row.succeeded) == (provider, 12500, True)
+    assert (await gateway.query(txn)).state == "pending"
+
+
+async def test_an_attempt_and_the_gateways_record_of_it_commit_together(held):
+    """The start books the simulator's charge with the attempt; `charge` adds nothing."""
+    person = await Passenger.sign_up(held)
+    txn = await person.start(await person.book(await make_train()))
+    payment = await Payment.get(transaction_id=txn)
+    (row,) = await SimulatedCharge.filter(transaction_id=txn)
+    assert (row.provider, row.amount, row.currency) == ("simulated", payment.amount, "INR")
+    assert (await simulated(held).query(txn)).state == "pending"
