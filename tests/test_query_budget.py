@@ -16,7 +16,7 @@ from tests.support.passenger import HX, JSON, Passenger, card, make_train
 from tests.support.queries import count_queries
 
 STATUS_POLL = 1
-PAY_PAGE = 3
+PAY_PAGE = 2
 PROCESS_POST = 5
 # PostgreSQL: the start's statements (the simulator's record of the charge among them) are one.
 PROCESS_POST_POSTGRES = 2

@@ -193,7 +193,7 @@ async def status_json(summary: dict) -> dict:
 @login_required
 async def pay(booking_id: int) -> Response:
     """Show the payment page for a booking (`?plan=`: the form for that plan)."""
-    booking = await service.owned_booking(current_user_id(), booking_id)
+    booking, attempts = await service.booking_with_attempts(current_user_id(), booking_id)
     now = service.now_utc()
     due: parts.Due | None = None
     offer: tuple[parts.Choice, ...] = ()
@@ -214,7 +214,6 @@ async def pay(booking_id: int) -> Response:
     standing = (
         None if due is None or due.part is None else await parts.standing(booking.id, booking.plan)
     )
-    attempts = await Payment.filter(booking_id=booking.id).order_by("-id")
     pending = next((p for p in attempts if p.status == PaymentStatus.PENDING), None)
     return await render_page_or_partial(
         "payment/pay.html",

@@ -90,6 +90,33 @@ async def owned_booking(user_id: int, booking_id: int) -> Booking:
     return found[0]
 
 
+# The pay page's read: the booking with its train, and whether it has any attempt (not on
+# a first visit: then its attempts are not read at all).
+_BOOKING_TO_SHOW = PreparedRead(
+    Booking,
+    lambda attempts_of, booking_id, user_id: (
+        Booking.filter(id=booking_id, user_id=user_id)
+        .annotate(
+            attempt=Subquery(
+                Payment.filter(booking_id=attempts_of).annotate(first=Min("id")).values("first")
+            )
+        )
+        .select_related("train")
+    ),
+)
+
+
+async def booking_with_attempts(user_id: int, booking_id: int) -> tuple[Booking, list[Payment]]:
+    """The passenger's booking (with its train) and its attempts, newest first."""
+    found = await _BOOKING_TO_SHOW.objects(booking_id, booking_id, user_id)
+    if not found:
+        raise NotFound("No such booking.")
+    booking = found[0]
+    if booking.attempt is None:
+        return booking, []
+    return booking, await Payment.filter(booking_id=booking.id).order_by("-id")
+
+
 async def owned_payment(user_id: int, transaction_id: str) -> Payment:
     payment = await Payment.get_or_none(transaction_id=transaction_id, user_id=user_id)
     if payment is None:
