@@ -1,7 +1,9 @@
 """The simulators' own books, as a real gateway keeps them on its side.
 
 Only the simulators (railserve/payment/providers/) read or write these tables; the rest of
-RailServe asks a provider through the `Gateway` protocol (`ledger`, `query`, ...).
+RailServe asks a provider through the `Gateway` protocol (`ledger`, `query`, ...). The one
+row written elsewhere is a charge's, built by its simulator (`ledger_row`) and inserted by
+the attempt's start, in the attempt's own transaction.
 """
 
 from __future__ import annotations
