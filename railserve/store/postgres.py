@@ -194,8 +194,8 @@ _MARK = "\ufffc"
 @dataclass(frozen=True)
 class Counted:
     """The answer of the plan's `index`-th statement (a Count), as the plan's steps see
-    it: it can only be written into text (as a mark the statement replaces by the number);
-    used as a number, the step cannot be planned."""
+    it: it can be written into text (as a mark the statement replaces by the number) or
+    sent as a value; used as a number in Python, the step cannot be planned."""
 
     index: int
 
@@ -259,9 +259,10 @@ def compile_plan(
     known = known or {}
 
     def param(value: Any) -> str:
-        if isinstance(value, Key) and value.index not in known:
-            return f'(SELECT "id" FROM s{value.index})'
-        if isinstance(value, Key):
+        if isinstance(value, Key | Counted) and value.index not in known:
+            column = '"id"' if isinstance(value, Key) else "*"
+            return f"(SELECT {column} FROM s{value.index})"
+        if isinstance(value, Key | Counted):
             value = known[value.index]
         values.append(value)
         text = f"${len(values)}"
@@ -307,7 +308,7 @@ def _answered(row: Any, inserted: list, counted: list, known: dict, saved: list)
         known[index] = row[position]
     for instance, _index, _generated in inserted:
         for name, value in list(vars(instance).items()):
-            if isinstance(value, Key):
+            if isinstance(value, Key | Counted):
                 setattr(instance, name, known[value.index])
             elif isinstance(value, str) and _MARK in value:
                 for index in _marks(value):

@@ -476,6 +476,22 @@ async def test_a_count_used_as_a_number_is_read_for_real():
     assert await store.run(lambda: start_counted(train.id)) == 5
 
 
+def counted_as_a_value(train_id: int) -> store.Step[None]:
+    """A count written as a value (the train's total seats), after the train's lock."""
+    from railserve.payment.steps.settle import LOCK_TRAIN
+
+    yield store.Read(LOCK_TRAIN, [train_id])
+    ((seats,),) = yield store.Count('SELECT "seats_left"+1 FROM "trains" WHERE "id"=?', [train_id])
+    yield store.Write('UPDATE "trains" SET "total_seats"=? WHERE "id"=?', [seats, train_id])
+
+
+async def test_a_count_written_as_a_value():
+    await world(4, 1)
+    train = await Train.get(number="T100")
+    await store.run(lambda: counted_as_a_value(train.id))
+    assert (await Train.get(id=train.id)).total_seats == 5
+
+
 def start_counted(train_id: int) -> store.Step[int]:
     """The same count as the first statement: no lock, so the usual path is planned."""
     ((seats,),) = yield store.Count('SELECT "seats_left" FROM "trains" WHERE "id"=?', [train_id])
