@@ -496,3 +496,17 @@ def start_counted(train_id: int) -> store.Step[int]:
     """The same count as the first statement: no lock, so the usual path is planned."""
     ((seats,),) = yield store.Count('SELECT "seats_left" FROM "trains" WHERE "id"=?', [train_id])
     return seats + 1
+
+
+async def test_a_success_for_a_booking_closed_meanwhile_takes_no_seat():
+    """Seats free, but the booking left payable before the success arrived: decided
+    holding the train's row, no seat is taken, and the caller refunds the payment."""
+    (payment,) = await world(5, 2)
+    await Booking.filter(pnr="B000000001").update(status="cancelled")
+    result = await service.settle(payment.transaction_id, True)
+    assert result.applied and result.needs_refund
+    snapshot = normal(await rows())
+    assert snapshot["seats_left"] == [5]
+    assert snapshot["bookings"] == [("B000000001", "cancelled", False)]
+    assert (snapshot["notices"], snapshot["mails"]) == ([], [])
+    assert snapshot["payments"][0][:2] == ("1", "success")
