@@ -17,6 +17,9 @@ streams (1,000 and 5,000 by default) on one worker, summed up in one more table:
 commit-to-event latency while payments settle at a steady rate, the worker's CPU idle and
 under that rate, and what the same watchers would cost polling once a second.
 
+Then the Tatkal rush on PostgreSQL (bench/rush.py; `--rush` runs it alone, `--no-rush`
+skips it), and last, each of issue 19's targets with this run's ratio: met or not.
+
 Installs what it needs: the `bench` extra into this venv, and Debian's `wrk` with
 apt-get when it is missing (it says so).
 """
@@ -737,6 +740,40 @@ def print_push_table(results: list[tuple[str, int, dict | None]]) -> None:
         )
 
 
+# Issue 19's targets: the app's throughput as a share of its reference's, per database.
+TARGETS = {
+    "PostgreSQL": [
+        ("process post, 1 conn", 0.6),
+        ("process post, 8 conn", 0.75),
+        ("process post, 32 conn", 0.75),
+        ("pay page", 0.6),
+    ],
+    "SQLite": [
+        ("process post, 1 conn", 0.5),
+        ("process post, 8 conn", 0.75),
+        ("process post, 32 conn", 0.95),
+        ("pay page", 0.6),
+    ],
+}
+RUSH_TARGET = 0.6
+
+
+def print_targets(tables: list[tuple[str, list[Row], dict]], rush: float | None) -> None:
+    """Each target of issue 19 with this run's ratio: met or not."""
+    print("\n## Issue 19's targets (app / reference throughput, medians of the rounds)\n")
+    lines = []
+    for label, rows, _ in tables:
+        for case, goal in TARGETS[label]:
+            row = next((r for r in rows if r.case == case and r.app and r.ref), None)
+            ratio = row and median(row.app, "rps") / max(median(row.ref, "rps"), 1e-9)
+            lines.append((f"{label}, {case}", ratio, goal))
+    lines.append(("Tatkal rush (PostgreSQL, --rush)", rush, RUSH_TARGET))
+    for name, ratio, goal in lines:
+        verdict = "not measured" if ratio is None else "met" if ratio >= goal else "NOT MET"
+        shown = "" if ratio is None else f"{ratio:5.2f}"
+        print(f"{name:44} {shown:>5} (target >= {goal:.2f}): {verdict}")
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # so that `finally` stops the servers
 
@@ -778,7 +815,10 @@ def main() -> None:
     parser.add_argument(
         "--rush",
         action="store_true",
-        help="the Tatkal rush instead of the tables (bench/rush.py; PostgreSQL)",
+        help="the Tatkal rush alone, without the tables (bench/rush.py; PostgreSQL)",
+    )
+    parser.add_argument(
+        "--no-rush", action="store_true", help="the tables without the rush at their end"
     )
     parser.add_argument("--rush-passengers", type=int, default=2000)
     parser.add_argument("--rush-seats", type=int, default=100)
@@ -828,6 +868,13 @@ def main() -> None:
             pushes.append((label, streams, run_push(kind, streams, args.server)))
     if pushes:
         print_push_table(pushes)
+    figures: dict = {}
+    if not args.no_rush and "postgres" in args.databases:
+        from bench.rush import main as rush
+
+        print()
+        rush(args, figures)
+    print_targets(tables, figures.get("ratio"))
 
 
 if __name__ == "__main__":

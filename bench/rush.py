@@ -473,7 +473,8 @@ async def rush_window(app, url: str, database: str, items: list[dict], args) -> 
     return done, final_at, server_cpu, pg_cpu, busy, watcher, load_during
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace, figures: dict | None = None) -> int:
+    """The rush, printed; `figures` (if given) gets its ratio to the reference."""
     from bench.run import SECRET, Server, cookies_for, ensure_tools, free_port, new_database
 
     ensure_tools()
@@ -531,11 +532,16 @@ def main(args: argparse.Namespace) -> int:
         port = free_port()
         serve = [str(BIN / "railserve"), "serve", "--workers", str(args.rush_workers)]
         serve += ["--server", args.server, "--bind", f"127.0.0.1:{port}"]
+        app_env = {**env, "RAILSERVE_DATABASE_URL": url}
+        if args.app_root:  # another checkout (the "before" figures), on this venv's packages
+            app_env["PYTHONPATH"] = str(args.app_root)
+            print(f"app served from {args.app_root}")
         app = Server(
             "rush-app",
             serve,
-            {**env, "RAILSERVE_DATABASE_URL": url},
+            app_env,
             port,
+            cwd=args.app_root,
             cores=f"0-{(os.cpu_count() or 1) - 1}",
         )
         items = items_for(pool, cookies, "/payment/process/{}")
@@ -651,6 +657,8 @@ def main(args: argparse.Namespace) -> int:
             and left["seats_left"] == 0
             and check.returncode == 0
         )
+        if figures is not None:
+            figures["ratio"] = completed / ref_rps
         print(
             f"\nrush invariants {'hold' if ok else 'BROKEN'}; target ratio >= 0.6: "
             f"{'met' if completed / ref_rps >= 0.6 else 'not met'} ({completed / ref_rps:.2f})"

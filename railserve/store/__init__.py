@@ -1,14 +1,15 @@
 """Run a money step, written once, on whichever database is in use.
 
 A step (railserve/payment/steps/) is a generator: it yields the statements it sends —
-`Write`, `Read`, `Insert` — and receives each one's answer (rows changed, rows read, the
-new key), so what it reads, decides and writes is in one place, with no database in
-sight. An executor per database drives it inside one transaction:
+`Write`, `Read`, `Count`, `Insert` — and receives each one's answer (rows changed, rows
+read, the new key), so what it reads, decides and writes is in one place, with no
+database in sight. An executor per database drives it inside one transaction:
 
 - SQLite (`store.sqlite`): the whole step as one call on aiosqlite's thread, in
   `railserve.batch`'s group commit (one round trip, one fsync per group).
-- PostgreSQL (`store.postgres`): the step's statements on one asyncpg connection inside one
-  transaction, each a prepared statement (no ORM query building, no model objects).
+- PostgreSQL (`store.postgres`): the step's usual path as one statement; otherwise its
+  statements on one asyncpg connection inside one transaction, those after its first read
+  (a row lock) again as one statement (no ORM query building, no model objects).
 
 Every statement's SQL is text with `?` placeholders, written once for both databases (the
 PostgreSQL executor numbers them); values are always parameters. A statement that must
@@ -68,6 +69,13 @@ class Read:
 
 
 @dataclass(frozen=True)
+class Count(Read):
+    """A Read of one number (one row, one column) that the step only names in text it
+    writes (a waitlist position in a notice). Answered like a Read; PostgreSQL's planner
+    may count it within the statement that writes that text (store.postgres)."""
+
+
+@dataclass(frozen=True)
 class Insert:
     """A model instance's INSERT, as Tortoise's executor writes it for the dialect;
     answered with the new primary key. Marked saved on the instance once committed."""
@@ -75,7 +83,7 @@ class Insert:
     instance: Model
 
 
-Statement = Write | Read | Insert
+Statement = Write | Read | Count | Insert
 Step = Generator[Statement, Any, T]
 
 

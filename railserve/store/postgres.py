@@ -1,18 +1,26 @@
 """PostgreSQL's executor: a step in one round trip when it takes its usual path.
 
 First, the step is planned: run with the answers of its usual path (each write changes
-`usual` rows, an insert's key is a reference to it), which gives the statements of that
-path. They are sent as ONE statement of chained data-modifying CTEs, whose final SELECT
-checks that each changed what the plan assumed and fails the whole statement otherwise
-(nothing of it is committed). Then, or when the usual path cannot be planned (it reads),
-the step runs for real: its statements one by one on one connection in one transaction,
-each answer deciding the next. Either way each statement is asyncpg's prepared statement
-(no ORM query building, no model objects) and everything commits together or not at all.
-The work runs in a task of its own, shielded from a caller that is cancelled.
+`usual` rows, an insert's key is a reference to it, a `Count` is counted in the statement
+and written into the text that names it), which gives the statements of that path. They
+are sent as ONE statement of chained data-modifying CTEs, whose final SELECT checks that
+each changed what the plan assumed and fails the whole statement otherwise (nothing of it
+is committed). When the usual path reads (a row lock: the full-train settlement's train
+row), nothing is tried: the step runs for real on one connection in one transaction, each
+read sent alone and answered for real, and the statements between two reads planned as
+ONE statement. So a hot row locked by a read is held for one more statement and the
+COMMIT, whatever the step writes after it. When the one statement left its plan, the step
+runs for real too, one statement at a time up to its first read. A planned part that
+leaves its plan rolls the transaction back, and the step runs once more, every statement
+on its own. Each statement is asyncpg's prepared
+statement (no ORM query building, no model objects) and everything commits together or
+not at all. The work runs in a task of its own, shielded from a caller that is cancelled.
 
 Within one statement the CTEs share one snapshot and none sees another's writes; the
-steps' usual paths never read what they wrote before (the executors' comparison test,
-tests/payment/test_steps.py, holds both forms to the same rows).
+steps never read what they wrote in the same planned part (the executors' comparison
+test, tests/payment/test_steps.py, holds every form to the same rows). A read that locks
+a row is sent alone: the statement after it has a new snapshot (READ COMMITTED), which
+sees everything committed before the lock was granted.
 """
 
 from __future__ import annotations
@@ -85,13 +93,12 @@ async def run(make: Callable[[], store.Step[T]]) -> T:
     async def once() -> T:
         saved.clear()
         planned = await _in_one_statement(make, saved)
-        if planned is not _OFF_PLAN:
+        if planned is not _OFF_PLAN and planned is not _READS:
             return planned
-        saved.clear()
-        async with in_transaction() as transaction, transaction.acquire_connection() as connection:
-            return await store.drive_async(
-                make(), lambda statement: send(connection, statement, transaction), saved
-            )
+        try:  # parts planned from the start if the usual path was not tried, else after a read
+            return await _for_real(make(), saved, planned=True, at_once=planned is _READS)
+        except _LeftPlan:
+            return await _for_real(make(), saved, planned=False, at_once=False)
 
     try:
         # A deadlock or serialization failure runs the whole step again (db.retried).
@@ -104,9 +111,64 @@ async def run(make: Callable[[], store.Step[T]]) -> T:
     return result
 
 
+async def _for_real(step: store.Step[T], saved: list, *, planned: bool, at_once: bool) -> T:
+    """`step` in one transaction, each statement's answer deciding the next; if `planned`,
+    the statements between two reads (from the first one if `at_once`, else from the first
+    read) go as one statement (_LeftPlan: it left its plan; the transaction is rolled back)."""
+    saved.clear()
+    known: dict[int, Any] = {}  # keys and counts of planned parts, by statement number
+    async with in_transaction() as transaction, transaction.acquire_connection() as connection:
+        progress = store.Progress(step, saved)
+        statement, number, read = progress.next(None), 0, False
+        while statement is not None:
+            if (read or at_once) and planned and _plannable(statement):
+                statement, number = await _rest(progress, statement, number, connection, known)
+                continue
+            reply = await send(connection, statement, transaction)
+            read = read or isinstance(statement, store.Read)
+            statement, number = progress.next(reply), number + 1
+        return progress.result
+
+
+async def _rest(
+    progress: store.Progress, statement: store.Statement, number: int, connection: Any, known: dict
+) -> tuple[store.Statement | None, int]:
+    """From `statement` (the `number`-th of the step) to the step's next read or its end,
+    planned and sent as one statement: (the next statement, its number)."""
+    statements: list[store.Statement] = []
+    while statement is not None and _plannable(statement):
+        statements.append(statement)
+        try:
+            statement = progress.next((_assume(statement, number), None))
+        except (TypeError, Unplannable) as error:  # a count used as a number
+            raise _LeftPlan from error
+        number += 1
+    try:
+        compiled = compile_plan(statements, _client(), number - len(statements), known)
+    except Unplannable as error:
+        raise _LeftPlan from error
+    sql, values, inserted, counted = compiled
+    _observe(sql)
+    try:
+        row = await connection.fetchrow(sql, *values)
+    except asyncpg.PostgresError as error:
+        raise _LeftPlan from error
+    _answered(row, inserted, counted, known, progress.saved)
+    return statement, number
+
+
+class _LeftPlan(Exception):
+    """A planned part of a step did not go as planned: nothing of the step holds."""
+
+
+def _client() -> Any:
+    return connections.get("default")
+
+
 # --- the usual path as one statement ------------------------------------------------------
 
 _OFF_PLAN = object()
+_READS = object()  # the usual path reads: not tried as one statement
 # The final SELECT's refusal when a statement did not change what the plan assumed: a
 # failed cast aborts the whole statement, and its message says why in the server's log.
 # Its text depends on the rows (the counts), so the planner cannot fold it in advance.
@@ -125,6 +187,45 @@ class Key:
     index: int
 
 
+# Where a plan's count stands in text, until the statement replaces it by the number.
+_MARK = "\ufffc"
+
+
+@dataclass(frozen=True)
+class Counted:
+    """The answer of the plan's `index`-th statement (a Count), as the plan's steps see
+    it: it can be written into text (as a mark the statement replaces by the number) or
+    sent as a value; used as a number in Python, the step cannot be planned."""
+
+    index: int
+
+    def __format__(self, spec: str) -> str:
+        return f"{_MARK}{self.index}{_MARK}"
+
+    def __str__(self) -> str:
+        return format(self)
+
+    def __bool__(self) -> bool:
+        raise Unplannable("a count is known only when the statement runs")
+
+
+def _plannable(statement: store.Statement) -> bool:
+    if isinstance(statement, store.Insert):
+        return True
+    if store.text(statement.sql, "postgres") is None:
+        return False
+    return not isinstance(statement, store.Read) or isinstance(statement, store.Count)
+
+
+def _assume(statement: store.Statement, index: int) -> Any:
+    """The answer the plan gives the `index`-th statement."""
+    if isinstance(statement, store.Insert):
+        return Key(index)
+    if isinstance(statement, store.Count):
+        return [(Counted(index),)]
+    return statement.check(statement.usual)
+
+
 def plan(step: store.Step[T]) -> tuple[list[store.Statement], T] | None:
     """The statements of `step`'s usual path and what it returns then; None if it reads."""
     statements: list[store.Statement] = []
@@ -134,38 +235,53 @@ def plan(step: store.Step[T]) -> tuple[list[store.Statement], T] | None:
             statement = step.send(answer)
         except StopIteration as done:
             return statements, done.value
-        if isinstance(statement, store.Read) or (
-            isinstance(statement, store.Write) and store.text(statement.sql, "postgres") is None
-        ):
+        except (TypeError, Unplannable):  # a count used as a number
+            return None
+        if not _plannable(statement):
             step.close()
             return None
         statements.append(statement)
-        if isinstance(statement, store.Insert):
-            answer = Key(len(statements) - 1)
-        else:
-            answer = statement.check(statement.usual)
+        answer = _assume(statement, len(statements) - 1)
 
 
-def compile_plan(statements: list[store.Statement], client: Any) -> tuple[str, list, list]:
-    """(SQL, values, inserted rows) of the plan as one statement with chained CTEs."""
+def compile_plan(
+    statements: list[store.Statement], client: Any, first: int = 0, known: dict | None = None
+) -> tuple[str, list, list, list]:
+    """(SQL, values, inserted rows, counted statements) of the plan as one statement with
+    chained CTEs; its statements are numbered from `first`, `known` has the keys of earlier
+    ones."""
     parts: list[str] = []
     values: list = []
     counts: list[tuple[str, int]] = []
     keys: list[str] = []
     inserted: list = []
+    counted: list[int] = []
+    known = known or {}
 
     def param(value: Any) -> str:
-        if isinstance(value, Key):
-            return f'(SELECT "id" FROM s{value.index})'
+        if isinstance(value, Key | Counted) and value.index not in known:
+            column = '"id"' if isinstance(value, Key) else "*"
+            return f"(SELECT {column} FROM s{value.index})"
+        if isinstance(value, Key | Counted):
+            value = known[value.index]
         values.append(value)
-        return f"${len(values)}"
+        text = f"${len(values)}"
+        if isinstance(value, str) and _MARK in value:  # counts named in the text
+            for index in _marks(value):
+                values.append(f"{_MARK}{index}{_MARK}")
+                text = f"replace({text}::text, ${len(values)}, (SELECT * FROM s{index})::text)"
+        return text
 
-    for index, statement in enumerate(statements):
+    for index, statement in enumerate(statements, first):
         if isinstance(statement, store.Insert):
             head, row, returning, generated = _insert(statement.instance, client)
             parts.append(f"s{index} AS ({head} VALUES ({','.join(map(param, row))}){returning})")
             keys.append(f'(SELECT "id" FROM s{index})')
             inserted.append((statement.instance, index, generated))
+        elif isinstance(statement, store.Count):
+            sql = _numbered_from(store.text(statement.sql, "postgres"), statement.values, param)
+            parts.append(f"s{index} AS ({sql})")
+            counted.append(index)
         else:
             sql = _numbered_from(store.text(statement.sql, "postgres"), statement.values, param)
             parts.append(f"s{index} AS ({sql} RETURNING 1)")
@@ -173,9 +289,31 @@ def compile_plan(statements: list[store.Statement], client: Any) -> tuple[str, l
     ok = " AND ".join(f"{count} = {usual}" for count, usual in counts) or "TRUE"
     found = " || ',' || ".join(count for count, _ in counts) or "''"
     refuse = OFF_PLAN.format(counts=found)
-    select = ", ".join(keys) or "1"
+    select = ", ".join([*keys, *(f"(SELECT * FROM s{index})" for index in counted)]) or "1"
     sql = f"WITH {', '.join(parts)} SELECT CASE WHEN {ok} THEN 0 ELSE {refuse} END, {select}"
-    return sql, values, inserted
+    return sql, values, inserted, counted
+
+
+def _marks(text: str) -> list[int]:
+    return [int(index) for index in re.findall(f"{_MARK}(\\d+){_MARK}", text)]
+
+
+def _answered(row: Any, inserted: list, counted: list, known: dict, saved: list) -> None:
+    """The planned statement's answers given back to its rows: each insert's key (also in
+    the rows that refer to it) and each count in the text that named it."""
+    for position, (instance, index, generated) in enumerate(inserted):
+        known[index] = row[position + 1] if generated else instance.pk
+        saved.append((instance, known[index], generated))
+    for position, index in enumerate(counted, len(inserted) + 1):
+        known[index] = row[position]
+    for instance, _index, _generated in inserted:
+        for name, value in list(vars(instance).items()):
+            if isinstance(value, Key | Counted):
+                setattr(instance, name, known[value.index])
+            elif isinstance(value, str) and _MARK in value:
+                for index in _marks(value):
+                    value = value.replace(f"{_MARK}{index}{_MARK}", str(known[index]))
+                setattr(instance, name, value)
 
 
 def _numbered_from(sql: str, given: list, param: Callable[[Any], str]) -> str:
@@ -205,15 +343,15 @@ def _insert(instance: Any, client: Any) -> tuple[str, list, str, bool]:
 
 
 async def _in_one_statement(make: Callable[[], store.Step[T]], saved: list) -> Any:
-    """The step's usual path in one round trip; _OFF_PLAN when it took another (then
-    nothing of it holds) or cannot be planned."""
+    """The step's usual path in one round trip; _READS when it reads (nothing was sent),
+    _OFF_PLAN when it took another (then nothing of it holds) or cannot be planned."""
     planned = plan(make())
     if planned is None:
-        return _OFF_PLAN
+        return _READS
     statements, result = planned
-    client = connections.get("default")
+    client = _client()
     try:
-        sql, values, inserted = compile_plan(statements, client)
+        sql, values, inserted, counted = compile_plan(statements, client)
     except Unplannable:
         return _OFF_PLAN
     _observe(sql)
@@ -222,12 +360,5 @@ async def _in_one_statement(make: Callable[[], store.Step[T]], saved: list) -> A
             row = await connection.fetchrow(sql, *values)
     except asyncpg.PostgresError:
         return _OFF_PLAN  # off plan, or refused: the real run says how, statement by statement
-    known: dict[int, Any] = {}
-    for position, (instance, index, generated) in enumerate(inserted):
-        known[index] = row[position + 1] if generated else instance.pk
-        saved.append((instance, known[index], generated))
-    for instance, _index, _generated in inserted:  # references to keys, now known
-        for name, value in list(vars(instance).items()):
-            if isinstance(value, Key):
-                setattr(instance, name, known[value.index])
+    _answered(row, inserted, counted, {}, saved)
     return result

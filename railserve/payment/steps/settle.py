@@ -12,8 +12,14 @@ clock, so that the waitlist (ordered by `paid_at`) is the order the payments suc
 It is taken inside the step (on SQLite, which runs the step holding the whole database,
 that is already where the order is decided). Where the decision has to wait for the
 train's row (a full train, on PostgreSQL), it is taken again once that row is held and
-both rows carry the new reading (STAMP_SUCCESS; that path always reads, so it is never
-sent as one statement, in which a row may not be written twice).
+both rows carry the new reading (STAMP_SUCCESS: written after the lock's read, so never in
+the same statement as the payment's move, in which a row may not be written twice).
+
+A train read full (or a settlement sent `seats_first`) goes straight to the train's row
+lock (LOCK_TRAIN, which also reads the seats left) and decides holding it: PostgreSQL
+sends the lock alone and everything after it as one statement (store.postgres), so the
+hot row is held for the lock, that statement and the COMMIT. The waitlist position is
+counted in that statement (a `Count`) and named in the notice.
 
 Paying in parts: the success of an attempt bound to a part takes the part's own success
 lock (`part_success_lock`: one success per part) instead of the booking's. The first
@@ -33,7 +39,7 @@ from railserve.models import Booking, BookingStatus, Train
 from railserve.payment.models import Actor, PartStatus, Payment, PaymentStatus
 from railserve.payment.steps import move, move_booking, now_utc, tell
 from railserve.seats import confirmation_notice, waitlist_notice
-from railserve.store import Insert, Read, Step, Write
+from railserve.store import Count, Insert, Read, Step, Write
 
 PENDING = PaymentStatus.PENDING
 PAYABLE = tuple(status.value for status in BookingStatus.PAYABLE)
@@ -50,13 +56,12 @@ CONFIRM_IF_SEATS = (
     'AND EXISTS (SELECT 1 FROM "trains" WHERE "id"=? AND "seats_left">=? '
     'AND "cancelled_at" IS NULL)'
 )
-RELEASE_SEATS = 'UPDATE "trains" SET "seats_left"="seats_left"+? WHERE "id"=?'
 # The waitlist's decision is taken holding the train's row (SQLite's BEGIN IMMEDIATE
 # already holds the whole database): seats released meanwhile are seen, and a release
-# after us sees this booking on the waitlist.
+# after us sees this booking on the waitlist. Its answer is the row as it is once held.
 LOCK_TRAIN = {
-    "sqlite": 'SELECT "cancelled_at" FROM "trains" WHERE "id"=?',
-    "postgres": 'SELECT "cancelled_at" FROM "trains" WHERE "id"=? FOR UPDATE',
+    "sqlite": 'SELECT "cancelled_at","seats_left" FROM "trains" WHERE "id"=?',
+    "postgres": 'SELECT "cancelled_at","seats_left" FROM "trains" WHERE "id"=? FOR UPDATE',
 }
 # The success's instant, read again holding the train's row (see the module's docstring).
 STAMP_SUCCESS = 'UPDATE "payments" SET "completed_at"=? WHERE "id"=? AND "status"=?'
@@ -65,8 +70,9 @@ PART_PAID = (
     'UPDATE "payment_parts" SET "status"=?,"paid_at"=?,"updated_at"=? WHERE "id"=? AND "status"=?'
 )
 PLAN_FIXED = 'UPDATE "bookings" SET "plan_fixed_at"=? WHERE "id"=? AND "plan_fixed_at" IS NULL'
-AHEAD_ON_WAITLIST = (
-    'SELECT COUNT(*) FROM "bookings" WHERE "train_id"=? AND "status"=? '
+# Its place on the waitlist: one more than the waitlisted bookings paid before it.
+WAITLIST_POSITION = (
+    'SELECT COUNT(*)+1 FROM "bookings" WHERE "train_id"=? AND "status"=? '
     'AND ("paid_at"<? OR ("paid_at"=? AND "id"<?))'
 )
 
@@ -168,46 +174,38 @@ def seat(
     decision had to wait for it. None when it cannot take the payment (the caller refunds)."""
     count = booking.passenger_count
     confirmed = BookingStatus.CONFIRMED
-    paid_at = now
-    if not seats_first:
-        looks_free = [confirmed.value, paid_at, booking.id, *PAYABLE, train.id, count]
+    if not seats_first and train.seats_left >= count:  # read full: no use trying
+        looks_free = [confirmed.value, now, booking.id, *PAYABLE, train.id, count]
         if (yield Write(CONFIRM_IF_SEATS, looks_free)):
             words = confirmation_notice(booking, train)
             yield from tell(booking.user_id, booking.id, "confirmation", words, email)
             yield Write(TAKE_SEATS, [count, train.id, count], expect=1, otherwise=SeatsGone())
-            return confirmed, paid_at
-    # Full, cancelled, or the booking moved: decided under the train's row, seats first.
-    taken = yield Write(TAKE_SEATS, [count, train.id, count])
-    cancelled = False
-    if not taken:
-        ((cancelled_at,),) = yield Read(LOCK_TRAIN, [train.id])
-        # Holding the train's row: settlements that wait for it pass here one at a time,
-        # so this reading orders them (the waitlist's order, told as its positions).
-        paid_at = now_utc()
-        cancelled = cancelled_at is not None
-        if not cancelled:
-            taken = yield Write(TAKE_SEATS, [count, train.id, count])
-    if taken:
+            return confirmed, now
+    # Full, cancelled, or the booking moved: decided holding the train's row.
+    ((cancelled_at, seats_left),) = yield Read(LOCK_TRAIN, [train.id])
+    # Settlements that wait for the row pass here one at a time, so this reading orders
+    # them (the waitlist's order, told as its positions).
+    paid_at = now_utc()
+    if cancelled_at is not None:
+        # The railway cancelled the train: the booking closes here, never confirmed.
+        yield move_booking(booking.id, PAYABLE, BookingStatus.CANCELLED.value)
+        return None
+    if seats_left >= count:
         if not (yield move_booking(booking.id, PAYABLE, confirmed.value, paid_at=paid_at)):
-            yield Write(RELEASE_SEATS, [count, train.id])  # moved meanwhile: refunded
-            return None
+            return None  # moved meanwhile: refunded
+        yield Write(TAKE_SEATS, [count, train.id, count], expect=1)  # held: they are free
         words = confirmation_notice(booking, train)
         yield from tell(booking.user_id, booking.id, "confirmation", words, email)
         return confirmed, paid_at
-    if cancelled:
-        # The railway cancelled the train: the booking closes here, never confirmed.
-        cancelled_status = BookingStatus.CANCELLED.value
-        yield move_booking(booking.id, PAYABLE, cancelled_status)
-        return None
     if booking.status == BookingStatus.EXPIRED:
         return None  # expired and full: refunded, as if it had been read that way
     waiting = BookingStatus.WAITLISTED
     pending = (BookingStatus.PENDING_PAYMENT.value,)
     if not (yield move_booking(booking.id, pending, waiting.value, paid_at=paid_at)):
         return None  # expired since it was read: refunded instead
-    ((ahead,),) = yield Read(
-        AHEAD_ON_WAITLIST, [train.id, waiting.value, paid_at, paid_at, booking.id]
+    ((position,),) = yield Count(
+        WAITLIST_POSITION, [train.id, waiting.value, paid_at, paid_at, booking.id]
     )
-    words = waitlist_notice(booking, train, ahead + 1)
+    words = waitlist_notice(booking, train, position)
     yield from tell(booking.user_id, booking.id, "waitlist", words, email)
     return waiting, paid_at
