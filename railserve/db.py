@@ -96,8 +96,8 @@ async def migrate(url: str) -> None:
 # never wait on each other (PostgreSQL; SQLite's BEGIN IMMEDIATE takes the whole database
 # at once): payments, then trains, then bookings, then refunds. Settlement goes this way
 # (the payment, the train's seats, the booking); cancellations and refunds lock the train
-# before the booking (`refunds._lock_booking`); a refund is moved only under its payment's
-# lock (`refunds.settle_refund`, `refunds._move_failed`).
+# before the booking (`refunds.opening.lock_booking`); a refund is moved only under its payment's
+# lock (`refunds.handover.settle_refund`, `refunds.console`'s retry and offline moves).
 LOCK_ORDER = ("payments", "trains", "bookings", "refunds")
 
 # A deadlock or a serialization failure (SQLSTATE class 40: 40P01, 40001) rolls the whole
