@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tortoise.expressions import F
-
-from railserve import db
-from railserve.bounds import REASON, clip
+from railserve import db, running, store
+from railserve.bounds import REASON
 from railserve.config import Settings
 from railserve.display import format_money
 from railserve.errors import Conflict, Invalid, NotFound
@@ -16,8 +14,9 @@ from railserve.payment import service
 from railserve.payment.models import Actor, OperatorAction, Payment, Refund, RefundStatus
 from railserve.payment.providers import Gateway
 from railserve.payment.refunds import REFUNDABLE
-from railserve.payment.refunds.handover import audit, hand_over, move_refund, tell_refund
+from railserve.payment.refunds.handover import hand_over, with_owner
 from railserve.payment.refunds.opening import lock_booking, open_refund
+from railserve.payment.steps.refund import OperatorMove, move_failed
 
 
 async def refund_by_operator(
@@ -96,14 +95,17 @@ async def retry_failed(
     """An operator asks the gateway again about a failed refund: back to `pending`, with a
     fresh count of attempts."""
     now = service.now_utc()
-
-    async def work() -> Refund:
-        payment, refund = await _move_failed(refund_id, "retry", settled_at=None, updated_at=now)
-        await audit(payment, "refund_retried", Actor.OPERATOR, f"{refund_id}: {reason}")
-        await _operator_action(operator_id, "refund_retry", payment, reason, refund_id)
-        return refund
-
-    refund = await db.atomic(work)
+    move = OperatorMove(
+        "retry",
+        operator_id,
+        reason,
+        audit_event="refund_retried",
+        audit_detail=f"{refund_id}: {reason}",
+        action="refund_retry",
+        action_detail=refund_id,
+        changes={"settled_at": None, "updated_at": now},
+    )
+    refund = await _move_failed(refund_id, move)
     await hand_over(gateway, settings, refund.id)
     return await Refund.get(id=refund.id)
 
@@ -114,67 +116,45 @@ async def settle_offline(
     """An operator records a failed refund's money as returned another way (a bank
     transfer, say): `succeeded`, the operator as actor, with their reference."""
     now = service.now_utc()
-
-    async def work() -> Refund:
-        payment, refund = await _move_failed(
-            refund_id,
-            "settle_offline",
-            offline_reference=reference,
-            actor=Actor.OPERATOR,
-            operator_id=operator_id,
-            settled_at=now,
-            updated_at=now,
-        )
-        money = format_money(refund.amount, refund.currency)
-        detail = f"{refund_id}: {money} returned outside the gateway, reference {reference}"
-        await audit(payment, "refund_settled_offline", Actor.OPERATOR, f"{detail} — {reason}")
-        await _operator_action(operator_id, "offline", payment, reason, detail)
-        await tell_refund(
-            payment,
-            refund,
-            "refund_done",
-            f"Refund {refund_id} of {money} was paid back to you another way "
-            f"(reference {reference}).",
-        )
-        return refund
-
-    return await db.atomic(work)
+    found = await _failed(refund_id)
+    money = format_money(found.amount, found.currency)
+    detail = f"{refund_id}: {money} returned outside the gateway, reference {reference}"
+    move = OperatorMove(
+        "settle_offline",
+        operator_id,
+        reason,
+        audit_event="refund_settled_offline",
+        audit_detail=f"{detail} — {reason}",
+        action="offline",
+        action_detail=detail,
+        changes={
+            "offline_reference": reference,
+            "actor": Actor.OPERATOR.value,
+            "operator_id": operator_id,
+            "settled_at": now,
+            "updated_at": now,
+        },
+        notice=f"Refund {refund_id} of {money} was paid back to you another way "
+        f"(reference {reference}).",
+    )
+    return await _move_failed(refund_id, move, found)
 
 
-async def _move_failed(refund_id: str, event: str, **changes: object) -> tuple[Payment, Refund]:
-    """Inside a transaction: move a failed refund on (`retry`, `settle_offline`), its
-    amount counted as refunded again, never past the payment; 404 unknown, 409 not failed.
-
-    Lock order: the payment, then the refund (as everywhere: payments first)."""
-    found = await Refund.get_or_none(refund_id=refund_id).only("id", "payment_id")
+async def _failed(refund_id: str) -> Refund:
+    """The refund with its payment's booking and user; 404 when there is none."""
+    found = await with_owner(refund_id)
     if found is None:
         raise NotFound("No such refund.")
-    payment = await Payment.filter(id=found.payment_id).select_for_update().get()
-    refund = await Refund.filter(id=found.id).select_for_update().get()
-    if refund.status != RefundStatus.FAILED:
-        raise Conflict(
-            f"Only a failed refund can be retried or settled; this one is {refund.status}."
-        )
-    if not await Payment.filter(
-        id=payment.id, refunded_amount__lte=payment.amount - refund.amount
-    ).update(refunded_amount=F("refunded_amount") + refund.amount):
-        raise Conflict(
-            "The payment has been refunded meanwhile: this refund would exceed what was paid."
-        )
-    # A retry starts a fresh count of gateway attempts (see Refund.tries).
-    changes.setdefault("retried_attempts", refund.attempts)
-    if not await move_refund(refund, event, Actor.OPERATOR, failure_reason=None, **changes):
-        raise Conflict("This refund changed meanwhile. Reload and try again.")
-    return payment, refund
+    return found
 
 
-async def _operator_action(
-    operator_id: int, action: str, payment: Payment, reason: str, detail: str
-) -> None:
-    await OperatorAction.create(
-        operator_id=operator_id,
-        action=action,
-        transaction_id=payment.transaction_id,
-        reason=reason,
-        detail=clip(detail),
-    )
+async def _move_failed(refund_id: str, move: OperatorMove, found: Refund | None = None) -> Refund:
+    """Move a failed refund on (`retry`, `settle_offline`) in one transaction
+    (steps/refund.py): its amount counted as refunded again, never past the payment;
+    404 unknown, 409 not failed. Logged and counted once committed."""
+    refund = found or await _failed(refund_id)
+    refund.status = await store.run(lambda: move_failed(refund, move))
+    for name, value in {"failure_reason": None, **move.changes}.items():
+        setattr(refund, name, value)  # the row as the step left it (retried_attempts aside)
+    running.refund_moved(refund, RefundStatus.FAILED, Actor.OPERATOR)
+    return refund

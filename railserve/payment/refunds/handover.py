@@ -7,18 +7,15 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 
-from tortoise.expressions import F
+from tortoise.models import Model
 
-from railserve import db, running
-from railserve.bounds import clip
+from railserve import running, store
 from railserve.config import Settings
-from railserve.display import format_money
-from railserve.models import Booking
-from railserve.notify import notify
 from railserve.payment import service
-from railserve.payment.machine import RefundMachine
-from railserve.payment.models import Actor, Payment, PaymentEvent, Refund, RefundStatus
+from railserve.payment.models import Actor, Payment, Refund, RefundStatus
 from railserve.payment.providers import Gateway, RefundRequest
+from railserve.payment.steps import refund as settling
+from railserve.payment.steps.settle import Verdict
 
 BATCH = 500
 
@@ -85,102 +82,36 @@ async def settle_refund(
     reference: str | None = None,
     actor: Actor = Actor.GATEWAY,
     detail: str = "",
-    record=None,
+    record: Model | None = None,
 ) -> bool:
-    """Apply the gateway's verdict on a pending refund, atomically; False if nothing moved.
+    """Apply the gateway's verdict on a pending refund, atomically (steps/refund.py);
+    False if nothing moved. `record` is written in the transaction whatever it decides.
 
     A refusal leaves the refund pending for the sweep to retry, until the gateway has
     refused it `RAILSERVE_REFUND_ATTEMPTS` times; then it stays failed for an operator.
     """
-    now = service.now_utc()
-
-    async def work() -> bool:
-        if record is not None:
-            await record.save(force_create=True)
-        refund = await Refund.get(refund_id=refund_id)
-        if refund.status != RefundStatus.PENDING:
-            return False
-        # The payment's lock before the refund's (db.LOCK_ORDER), then the refund afresh.
-        payment = await Payment.filter(id=refund.payment_id).select_for_update().get()
-        refund = await Refund.get(id=refund.id)
-        if refund.status != RefundStatus.PENDING:
-            return False
-        money = format_money(refund.amount, refund.currency)
-        if succeeded:
-            changes = {"settled_at": now, "failure_reason": None, "updated_at": now}
-            if reference:
-                changes["gateway_reference"] = reference
-            if not await move_refund(refund, "succeed", actor, **changes):
-                return False
-            await audit(payment, "refund_succeeded", actor, f"{refund_id}: {money} {detail}")
-            await tell_refund(
-                payment, refund, "refund_done", f"Refund {refund_id} of {money} was paid back."
-            )
-            return True
-        why = (reason or "refused by the gateway")[:200]
-        if refund.tries < settings.refund_attempts:
-            await Refund.filter(id=refund.id, status=RefundStatus.PENDING).update(
-                failure_reason=why, updated_at=now
-            )
-            await audit(payment, "refund_refused", actor, f"{refund_id}: {why}; will retry")
-            return True
-        if not await move_refund(
-            refund, "fail", actor, failure_reason=why, settled_at=now, updated_at=now
-        ):
-            return False
-        # Money not returned no longer counts as refunded: an operator may refund the rest.
-        await Payment.filter(id=payment.id).update(
-            refunded_amount=F("refunded_amount") - refund.amount
-        )
-        await audit(payment, "refund_failed", actor, f"{refund_id}: {why}")
-        await tell_refund(
-            payment,
-            refund,
-            "refund_failed",
-            f"Refund {refund_id} of {money} could not be paid back ({why}). Our team will "
-            "contact you to return it another way.",
-        )
-        return True
-
-    return await db.atomic(work)
-
-
-async def move_refund(refund: Refund, event: str, by: Actor, **changes: object) -> bool:
-    """Compare-and-set a refund's status through the refund machine; logged and counted
-    (running.refund_moved) once the transaction commits."""
-    source = RefundStatus(refund.status)
-    RefundMachine(model=refund, state_field="status").send(event)
-    moved = await Refund.filter(id=refund.id, status=source).update(status=refund.status, **changes)
-    if not moved:
-        refund.status = source
+    # Read before the transaction, to hold its locks for less time: it decides nothing
+    # (the step reads the refund again holding its payment's row).
+    refund = await with_owner(refund_id)
+    if refund is None or (refund.status != RefundStatus.PENDING and record is None):
         return False
-    running.refund_moved(refund, source, by)
-    # The attempt's card lists its refunds: a trigger on `refunds.status` tells its open
-    # streams (migration 0003), in this transaction.
-    return True
-
-
-async def audit(payment: Payment, event: str, actor: Actor, detail: str) -> None:
-    await PaymentEvent.create(
-        payment_id=payment.id,
-        from_status=payment.status,
-        to_status=payment.status,
-        event=event,
-        actor=actor,
-        detail=clip(detail),
+    verdict = Verdict(succeeded, reason, actor=actor, detail=detail)
+    now, allowed = service.now_utc(), settings.refund_attempts
+    outcome = await store.run(
+        lambda: settling.settle_refund(refund, verdict, allowed, now, record, reference)
     )
+    if outcome.target is not None:  # logged and counted now that it holds
+        refund.status = outcome.target
+        running.refund_moved(refund, RefundStatus.PENDING, actor)
+    return outcome.applied
 
 
-async def tell_refund(payment: Payment, refund: Refund, kind: str, message: str) -> None:
-    booking = await Booking.get(id=payment.booking_id).only("id", "pnr")
-    await notify(
-        payment.user_id,
-        booking.id,
-        kind,
-        f"Booking {booking.pnr}: {message}",
-        subject=f"Booking {booking.pnr}: refund {refund.refund_id}",
-        body=message,
+async def with_owner(refund_id: str) -> Refund | None:
+    """The refund with its payment's booking and user (what its step tells them)."""
+    found = await Refund.filter(refund_id=refund_id).select_related(
+        "payment__booking", "payment__user"
     )
+    return found[0] if found else None
 
 
 async def reconcile_refunds(
