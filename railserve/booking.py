@@ -15,8 +15,9 @@ from railserve.errors import Conflict, Invalid
 from railserve.htmx import render_page_or_partial, wants_json
 from railserve.models import Booking, Mail, Notification, Train, User, closed_reason
 from railserve.money import format_amount, parse_amount
-from railserve.payment import parts, refunds
+from railserve.payment import parts
 from railserve.payment.models import Payment, Refund
+from railserve.payment.refunds import opening
 from railserve.payment.rules import Quote
 from railserve.payment.service import now_utc
 from railserve.seats import waitlist_positions
@@ -182,7 +183,7 @@ async def cancel_quote(booking_id: int) -> Response:
     """Show what cancelling the chosen passengers would refund, and a form to confirm."""
     settings = current_app.config["RAILSERVE"]
     positions = parse_positions(request.args.getlist("passenger"))
-    booking, offer = await refunds.quote_for(settings, current_user_id(), booking_id, positions)
+    booking, offer = await opening.quote_for(settings, current_user_id(), booking_id, positions)
     paid = await parts.paid_in(booking.id)
     due = booking.plan != "full" and await parts.balance_due(booking.id)
     if wants_json():
@@ -216,7 +217,7 @@ async def cancel(booking_id: int) -> Response:
             message = "expected_refund must be an amount such as 1250.00."
             raise Invalid(message, errors={"expected_refund": message})
     gateway = current_app.extensions["railserve.gateway"]
-    message = await refunds.cancel(
+    message = await opening.cancel(
         gateway, settings, current_user_id(), booking_id, positions, expected
     )
     await flash(message, "success")

@@ -123,8 +123,8 @@ async def migrate(url: str) -> None:
 # never wait on each other (PostgreSQL; SQLite's BEGIN IMMEDIATE takes the whole database
 # at once): payments, then trains, then bookings, then refunds. Settlement goes this way
 # (the payment, the train's seats, the booking); cancellations and refunds lock the train
-# before the booking (`refunds._lock_booking`); a refund is moved only under its payment's
-# lock (`refunds.settle_refund`, `refunds._move_failed`).
+# before the booking (`refunds.opening.lock_booking`); a refund is moved only under its payment's
+# lock (steps/refund.py: the gateway's verdict, an operator's retry or offline settlement).
 LOCK_ORDER = ("payments", "trains", "bookings", "refunds")
 
 # A deadlock or a serialization failure (SQLSTATE class 40: 40P01, 40001) rolls the whole

@@ -14,9 +14,10 @@ from railserve import store
 from railserve.config import Settings
 from railserve.models import Booking, BookingStatus
 from railserve.notify import deliver_outbox
-from railserve.payment import dues, live, refunds, service, settlement
+from railserve.payment import dues, live, service, settlement
 from railserve.payment.models import Actor, Payment, PaymentStatus
 from railserve.payment.providers import Gateway
+from railserve.payment.refunds import handover, spread
 from railserve.payment.steps.expire import DEPARTED_UNPAID, HELD_TOO_LONG, expire
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ async def sweep(settings: Settings, gateway: Gateway, now: datetime | None = Non
     await refund_late_payments(settings, gateway, report)
     report.parts_reminded = await dues.send_reminders(settings, now)
     report.cancelled_for_non_payment = await dues.cancel_missed(settings, gateway, now)
-    report.refunds_settled = await refunds.reconcile_refunds(gateway, settings, now=now)
+    report.refunds_settled = await handover.reconcile_refunds(gateway, settings, now=now)
     report.mails_sent = await deliver_outbox(settings.smtp_url, now=now)
     await live.forget_old_changes(now)
     return report
@@ -158,7 +159,7 @@ async def close_departed(
         .values_list("id", "pnr")
     )
     for booking_id, pnr in waitlisted:
-        if await refunds.refund_departed(gateway, settings, booking_id):
+        if await spread.refund_departed(gateway, settings, booking_id):
             report.departed_refunded.append(pnr)
 
 
@@ -169,7 +170,7 @@ async def refund_late_payments(settings: Settings, gateway: Gateway, report: Swe
         booking__status__in=BookingStatus.ENDED,
     ).limit(BATCH)
     for payment in orphans:
-        if await refunds.refund_in_full(
+        if await spread.refund_in_full(
             gateway,
             settings,
             payment.id,

@@ -18,7 +18,7 @@ from railserve.display import format_money
 from railserve.errors import Conflict, Invalid, NotFound
 from railserve.models import User
 from railserve.money import format_amount, parse_amount
-from railserve.payment import refunds, service
+from railserve.payment import service
 from railserve.payment import webhook as webhooks
 from railserve.payment.models import (
     Actor,
@@ -28,6 +28,7 @@ from railserve.payment.models import (
     RefundStatus,
     WebhookLog,
 )
+from railserve.payment.refunds import console, handover
 from railserve.sweep import reconcile_one
 from railserve.vocabulary import phrase
 
@@ -118,7 +119,7 @@ async def refund(
     """The refunds service checks, refunds and writes the OperatorAction in one transaction."""
     reason = reason_from(form)
     amount = refund_amount(form, payment.currency)
-    made = await refunds.refund_by_operator(
+    made = await console.refund_by_operator(
         gateway,
         settings,
         operator_id=operator.id,
@@ -148,7 +149,7 @@ async def reconcile(
         said.append(f"the attempt is already {phrase(payment.status)}")
     pending = await payment.refunds.filter(status=RefundStatus.PENDING).count()
     if pending:
-        settled = await refunds.reconcile_refunds(gateway, settings, payment.id)
+        settled = await handover.reconcile_refunds(gateway, settings, payment.id)
         said.append(f"{settled} of {pending} pending refunds settled")
     detail = "; ".join(said)
     await _record(operator, "reconcile", payment.transaction_id, reason, detail)
@@ -186,7 +187,7 @@ async def retry_refund(
     settings: Settings, gateway: Gateway, operator: User, refund_id: str, form: Mapping[str, str]
 ) -> Done:
     reason = reason_from(form)
-    made = await refunds.retry_failed(
+    made = await console.retry_failed(
         gateway, settings, operator_id=operator.id, refund_id=refund_id, reason=reason
     )
     return Done(f"Refund {made.refund_id} asked of the gateway again: it is {made.status}.")
@@ -195,7 +196,7 @@ async def retry_refund(
 async def settle_refund_offline(operator: User, refund_id: str, form: Mapping[str, str]) -> Done:
     reason = reason_from(form)
     reference = reference_from(form)
-    made = await refunds.settle_offline(
+    made = await console.settle_offline(
         operator_id=operator.id, refund_id=refund_id, reference=reference, reason=reason
     )
     money = format_money(made.amount, made.currency)

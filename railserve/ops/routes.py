@@ -215,7 +215,7 @@ async def payment_detail(transaction_id: str) -> Response:
     )
 
 
-# A refused action is audited under the name its accepted form has (refunds.py's codes).
+# A refused action is audited under the name its accepted form has (refunds/console.py's codes).
 REFUSED_AS = {"retry_refund": "refund_retry", "settle_refund_offline": "offline"}
 
 

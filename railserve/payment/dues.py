@@ -23,6 +23,7 @@ from railserve.payment.models import Actor, PartStatus, Payment, PaymentPart, Pa
 from railserve.payment.parts import balance_due
 from railserve.payment.plans import load_plans
 from railserve.payment.providers import Gateway
+from railserve.payment.refunds import opening, spread
 from railserve.payment.rules import chosen_positions, quote
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ async def cancel_for_non_payment(settings: Settings, gateway: Gateway, part: Pay
     rules = refunds.rules_in_force(settings)
     told: dict = {}
 
-    async def decide(booking: Booking, payments: list[Payment]) -> refunds.Decision | None:
+    async def decide(booking: Booking, payments: list[Payment]) -> spread.Decision | None:
         if booking.status not in HOLDING:
             return None
         if await Payment.exists(booking_id=booking.id, status=PaymentStatus.PENDING):
@@ -143,7 +144,7 @@ async def cancel_for_non_payment(settings: Settings, gateway: Gateway, part: Pay
         told.update(booking=booking, paid=paid, kept=kept)
         return paid - kept, charge, kept - charge, []
 
-    made = await refunds.cancel_spread(
+    made = await spread.cancel_spread(
         gateway, settings, part.booking_id, decide, actor=Actor.SYSTEM, reason=NON_PAYMENT
     )
     if made is None:
@@ -181,7 +182,7 @@ async def cancel_on_plan(
     now = service.now_utc()
     rules = refunds.rules_in_force(settings)
 
-    async def decide(locked: Booking, payments: list[Payment]) -> refunds.Decision:
+    async def decide(locked: Booking, payments: list[Payment]) -> spread.Decision:
         if locked.status not in HOLDING:
             raise Conflict(f"This booking is already {locked.status.value.replace('_', ' ')}.")
         ticket = refunds.ticket_of(locked, paid=True)
@@ -201,10 +202,10 @@ async def cancel_on_plan(
                 "changed: review the new quote."
             )
         if due:
-            await refunds.cancel_parts_due(locked.id)
+            await opening.cancel_parts_due(locked.id)
         return refund, offer.charge, offer.gst, offer.positions
 
-    made = await refunds.cancel_spread(
+    made = await spread.cancel_spread(
         gateway, settings, booking.id, decide, actor=Actor.USER, reason="Cancelled by you"
     )
     total = sum(refund.amount for refund in made or ())

@@ -9,9 +9,10 @@ in full — the only part `refunds` plays. Above both: `refunds` itself uses `se
 from __future__ import annotations
 
 from railserve.config import Settings
-from railserve.payment import refunds, service
+from railserve.payment import service
 from railserve.payment.models import Actor
 from railserve.payment.providers import Gateway
+from railserve.payment.refunds import spread
 
 
 async def settle_and_follow_up(
@@ -21,7 +22,7 @@ async def settle_and_follow_up(
     refunded in full."""
     result = await service.settle(transaction_id, succeeded, **kw)
     if result.needs_refund:
-        await refunds.refund_in_full(
+        await spread.refund_in_full(
             gateway,
             settings,
             result.payment.id,

@@ -17,9 +17,10 @@ from railserve.bounds import clip
 from railserve.config import Settings
 from railserve.errors import Conflict, NotFound
 from railserve.models import Booking, BookingStatus, Train
-from railserve.payment import refunds, service
-from railserve.payment.models import Actor, Payment, Refund, RefundStatus
+from railserve.payment import service
+from railserve.payment.models import Actor, Payment, PaymentStatus, Refund, RefundStatus
 from railserve.payment.providers import Gateway
+from railserve.payment.refunds import handover, opening, spread
 
 
 @dataclass
@@ -59,7 +60,7 @@ async def cancel_train(
     for refund in await Refund.filter(
         status=RefundStatus.PENDING, attempts=0, payment__booking__train_id=train.id
     ):
-        await refunds.ask_gateway(gateway, settings, refund.id)
+        await handover.ask_gateway(gateway, settings, refund.id)
         report.handed_over += 1
     bookings = await Booking.filter(train_id=train.id, status__in=BookingStatus.OPEN).order_by("id")
     for done, booking in enumerate(bookings, 1):
@@ -73,10 +74,10 @@ async def cancel_train(
         else:
             # Every payment in full: a booking paid in parts has several (issue 20).
             paid = await Payment.filter(
-                booking_id=booking.id, status__in=list(refunds.REFUNDABLE)
+                booking_id=booking.id, status__in=list(PaymentStatus.REFUNDABLE)
             ).values_list("id", flat=True)
             returned = [
-                await refunds.refund_in_full(
+                await spread.refund_in_full(
                     gateway, settings, payment_id, actor=Actor.SYSTEM, reason=f"{why}. Full refund."
                 )
                 for payment_id in paid
@@ -84,7 +85,7 @@ async def cancel_train(
             if any(returned):
                 report.refunded += 1
             if booking.plan != "full":
-                await refunds.cancel_parts_due(booking.id)
+                await opening.cancel_parts_due(booking.id)
         progress(done, len(bookings))
         if pause:
             await asyncio.sleep(pause)

@@ -24,7 +24,7 @@ from railserve.bounds import REFUND_ID, TRANSACTION_ID, clip
 from railserve.config import Settings
 from railserve.errors import BadRequest, BadSignature, Conflict, DomainError, NotFound
 from railserve.money import format_amount
-from railserve.payment import refunds, service, settlement
+from railserve.payment import service, settlement
 from railserve.payment.models import (
     Actor,
     Payment,
@@ -37,6 +37,7 @@ from railserve.payment.models import (
 )
 from railserve.payment.providers import Gateway
 from railserve.payment.providers.router import Gateways
+from railserve.payment.refunds import handover, spread
 from railserve.payment.signature import verify
 from railserve.prepared import PreparedRead
 
@@ -227,7 +228,7 @@ async def _handle_refund(settings: Settings, payment: Payment, event: Event) -> 
         raise Conflict(f"The event contradicts the refund's state ({refund.status}).")
     seen = WebhookEvent(id=event.id, type=event.type, transaction_id=event.transaction_id)
     try:
-        await refunds.settle_refund(
+        await handover.settle_refund(
             settings,
             refund.refund_id,
             succeeded,
@@ -278,7 +279,7 @@ async def _contradiction(
     """
     why = f"{event.type} contradicts status {payment.status}"
     if event.type == "payment.succeeded" and payment.status in PaymentStatus.UNSUCCESSFUL:
-        refund = await refunds.refund_in_full(
+        refund = await spread.refund_in_full(
             gateway,
             settings,
             payment.id,

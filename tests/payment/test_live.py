@@ -304,8 +304,8 @@ def test_an_event_carries_each_line_of_its_data_on_a_data_line():
 
 
 async def test_a_refund_that_settles_reaches_the_open_card(slow_app, settings):
-    from railserve.payment import refunds
     from railserve.payment.models import Refund
+    from railserve.payment.refunds import handover
 
     person = await Passenger.sign_up(slow_app)
     payment = await pending_attempt(person)
@@ -322,7 +322,7 @@ async def test_a_refund_that_settles_reaches_the_open_card(slow_app, settings):
         opening = await reader.next()
         assert card_state(opening.data) == "refunded"
         assert "sse-connect" in opening.data  # its refund can still settle
-        assert await refunds.settle_refund(settings, refund.refund_id, True, reference="RF1")
+        assert await handover.settle_refund(settings, refund.refund_id, True, reference="RF1")
         settled = await reader.next_named("status", timeout=SOON)
         assert "Paid back" in settled.data and "sse-connect" not in settled.data
         assert (await reader.next()).name == "close"

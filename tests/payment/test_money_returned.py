@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 from railserve.invariants import violations
 from railserve.ops import dashboard
-from railserve.payment import refunds
 from railserve.payment.advice import advice_for
 from railserve.payment.models import Payment, Refund
+from railserve.payment.refunds import handover
 from tests.security.helpers import event, send_webhook
 from tests.support.passenger import CARD_DECLINED, HX, Passenger, card, make_train
 
@@ -44,7 +44,7 @@ async def test_a_cancelled_attempt_captured_anyway_and_returned(slow_app):
     assert "captured after" not in profile and "refunded in full" in profile
 
     settings = slow_app.config["RAILSERVE"]
-    assert await refunds.settle_refund(settings, refund.refund_id, True)
+    assert await handover.settle_refund(settings, refund.refund_id, True)
     assert await attention_for(txn) == []  # the money is back: nothing needs attention
     payment = await Payment.get(transaction_id=txn)
     assert (payment.status, payment.refunded_amount) == ("cancelled", 125000)

@@ -11,10 +11,11 @@ import pytest
 from railserve.errors import Conflict, Invalid, NotFound
 from railserve.invariants import violations
 from railserve.models import Booking, Notification, Train
-from railserve.payment import refunds
+from railserve.payment import service
 from railserve.payment.models import Payment, Refund
 from railserve.payment.providers import RefundResult, RefundState
 from railserve.payment.providers.models import SimulatedRefund
+from railserve.payment.refunds import console
 from railserve.sweep import sweep
 from tests.payment.test_refunds import gateway_of, paid_booking
 from tests.support.passenger import JSON, card
@@ -23,7 +24,7 @@ DECLINED = "4000 0000 0000 0002"
 
 
 def operator_refund(app, settings, passenger, txn, amount, reason):
-    return refunds.refund_by_operator(
+    return console.refund_by_operator(
         gateway_of(app),
         settings,
         operator_id=passenger.user_id,
@@ -122,7 +123,7 @@ async def test_the_sweep_settles_a_refund_the_gateway_reports_succeeded(
         return RefundState("succeeded", 1, "LATE7")
 
     monkeypatch.setattr(gateway_of(app), "query_refund", paid)
-    later = refunds.service.now_utc() + timedelta(minutes=1)
+    later = service.now_utc() + timedelta(minutes=1)
     await sweep(settings, gateway_of(app), later)
     refund = await Refund.get(id=refund.id)
     assert (refund.status, refund.gateway_reference) == ("succeeded", "LATE7")
@@ -137,7 +138,7 @@ async def test_the_sweep_leaves_a_refund_the_gateway_still_processes(
         return RefundState("pending", 1, "WIP")
 
     monkeypatch.setattr(gateway_of(app), "query_refund", processing)
-    later = refunds.service.now_utc() + timedelta(minutes=1)
+    later = service.now_utc() + timedelta(minutes=1)
     await sweep(settings, gateway_of(app), later)
     refund = await Refund.get(id=refund.id)
     assert (refund.status, refund.attempts) == ("pending", 1)

@@ -6,11 +6,13 @@ from datetime import timedelta
 
 import pytest
 
+from railserve.errors import Conflict
 from railserve.invariants import violations
 from railserve.models import Booking, Notification, Train
-from railserve.payment import refunds
+from railserve.payment import service
 from railserve.payment.models import Payment, Refund
 from railserve.payment.providers.models import SimulatedRefund
+from railserve.payment.refunds import console
 from railserve.sweep import sweep
 from tests.support.passenger import JSON, card, make_train
 from tests.support.waiting import eventually
@@ -212,7 +214,7 @@ async def test_refused_refunds_are_retried_then_left_failed(passenger, train, ap
         1,
         "Card account closed",
     )
-    later = refunds.service.now_utc() + timedelta(minutes=1)
+    later = service.now_utc() + timedelta(minutes=1)
     for attempt in range(2, settings.refund_attempts + 1):
         await sweep(settings, gateway_of(app), later)
         await asyncio.sleep(0.05)
@@ -248,7 +250,7 @@ async def test_a_crash_before_the_gateway_heard_is_settled_once_by_the_sweep(
     assert (refund.status, refund.attempts) == ("pending", 1)
     assert await SimulatedRefund.filter(refund_id=refund.refund_id).count() == 0
     monkeypatch.setattr(gateway, "refund", real)
-    later = refunds.service.now_utc() + timedelta(minutes=1)
+    later = service.now_utc() + timedelta(minutes=1)
     await asyncio.gather(*(sweep(settings, gateway, later) for _ in range(3)))
     (refund,) = await settled(txn)
     assert refund.status == "succeeded"
@@ -292,7 +294,7 @@ async def test_operator_refunds_never_pass_the_payment(passenger, train, app, se
     gateway = gateway_of(app)
 
     async def refund(amount, reason):
-        return await refunds.refund_by_operator(
+        return await console.refund_by_operator(
             gateway,
             settings,
             operator_id=passenger.user_id,
@@ -314,6 +316,6 @@ async def test_operator_refunds_never_pass_the_payment(passenger, train, app, se
     assert rest.amount == 15000 and payment.refunded_amount == 125000
     assert payment.status == "refunded"
     assert (await Booking.get(id=booking_id)).status == "cancelled"
-    with pytest.raises(refunds.Conflict):
+    with pytest.raises(Conflict):
         await refund(1, "more")
     assert await violations() == []

@@ -4,7 +4,7 @@ A step is a generator of statements (`railserve.store`): it yields each write wi
 it must change, receives the answer, and decides the next one; `store.run` drives it on
 SQLite or PostgreSQL inside one transaction. Steps await nothing and touch no model query:
 they are the whole of the step's database work, so a reader finds each table's writes
-for each step here — start, settle, cancel, expire.
+for each step here — start, settle, cancel, expire, and a refund's settlement.
 
 This module holds what every step shares: a payment's move, which is a compare-and-set
 of its status (decided by `PaymentMachine`) written with its audit event.
@@ -15,12 +15,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from functools import lru_cache
 from types import SimpleNamespace
+from typing import TypeVar
+
+from statemachine import StateMachine
 
 from railserve.bounds import clip
 from railserve.notify import notice_rows
 from railserve.payment.machine import PaymentMachine
-from railserve.payment.models import Actor, PaymentEvent, PaymentStatus
+from railserve.payment.models import Actor, PaymentEvent, PaymentStatus, RefundStatus
 from railserve.store import Insert, Step, Write
+
+S = TypeVar("S", PaymentStatus, RefundStatus)
 
 
 def now_utc() -> datetime:
@@ -28,35 +33,49 @@ def now_utc() -> datetime:
 
 
 @lru_cache(maxsize=64)
-def machine_target(source: PaymentStatus, event: str) -> PaymentStatus:
-    """Where `event` takes an attempt in `source`; TransitionNotAllowed when it may not go.
+def machine_target(source: S, event: str, machine: type[StateMachine] = PaymentMachine) -> S:
+    """Where `event` takes a row in `source` (an attempt, or a refund with RefundMachine);
+    TransitionNotAllowed when it may not go.
 
-    The machine has no guards and no callbacks, so its answer depends on these two alone:
-    it is asked once per pair instead of being built for every move (~0.2 ms each).
+    The machines have no guards and no callbacks, so the answer depends on these alone: it
+    is asked once per pair instead of a machine being built for every move (~0.2 ms each).
     """
     probe = SimpleNamespace(status=source)
-    PaymentMachine(model=probe, state_field="status").send(event)
-    return PaymentStatus(probe.status)
+    machine(model=probe, state_field="status").send(event)
+    return type(source)(probe.status)
 
 
-# The columns a move may change besides the status (names of `payments`, never values).
-MOVABLE = (
-    "pending_lock",
-    "success_lock",
-    "part_success_lock",
-    "failure_reason",
-    "retryable",
-    "completed_at",
-)
+# The columns a move may change besides the status, by table (names, never values).
+MOVABLE = {
+    "payments": (
+        "pending_lock",
+        "success_lock",
+        "part_success_lock",
+        "failure_reason",
+        "retryable",
+        "completed_at",
+    ),
+    "refunds": (
+        "settled_at",
+        "failure_reason",
+        "updated_at",
+        "gateway_reference",
+        "retried_attempts",
+        "offline_reference",
+        "actor",
+        "operator_id",
+    ),
+}
 
 
 @lru_cache(maxsize=32)
-def _move_sql(columns: tuple[str, ...]) -> str:
-    unknown = set(columns) - set(MOVABLE)
+def move_sql(table: str, columns: tuple[str, ...]) -> str:
+    """A status's compare-and-set on `table`, with the other `columns` it changes."""
+    unknown = set(columns) - set(MOVABLE[table])
     if unknown:
-        raise ValueError(f"a payment move cannot change {sorted(unknown)}")
+        raise ValueError(f"a move of {table} cannot change {sorted(unknown)}")
     sets = "".join(f',"{column}"=?' for column in columns)
-    return f'UPDATE "payments" SET "status"=?{sets} WHERE "id"=? AND "status"=?'
+    return f'UPDATE "{table}" SET "status"=?{sets} WHERE "id"=? AND "status"=?'
 
 
 def move(
@@ -76,9 +95,17 @@ def move(
     target = machine_target(source, event)
     columns = tuple(changes)
     values = [target.value, *changes.values(), payment_id, source.value]
-    if not (yield Write(_move_sql(columns), values)):
+    if not (yield Write(move_sql("payments", columns), values)):
         return None
-    yield Insert(
+    yield audit(payment_id, source, target, event, actor, detail)
+    return target
+
+
+def audit(
+    payment_id: int, source: str | None, target: str, event: str, actor: Actor, detail: str
+) -> Insert:
+    """The payment's audit event: a move of its own, or a refund's (its status unchanged)."""
+    return Insert(
         PaymentEvent(
             payment_id=payment_id,
             from_status=source,
@@ -88,7 +115,6 @@ def move(
             detail=clip(detail),
         )
     )
-    return target
 
 
 def move_booking(
