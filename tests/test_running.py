@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from quart import Quart
 from tortoise import Tortoise
 
-from railserve import db
+from railserve import db, running
 from railserve.models import Role, User
 from railserve.payment.models import PaymentEvent
 from tests.ops.conftest import make_operator
@@ -157,9 +157,11 @@ def _card() -> dict[str, str]:
 async def test_json_logs_one_object_per_line_with_the_request_id(settings, app_with, capsys):
     async with app_with(settings, log_format="json") as app:
         person = await Passenger.sign_up(app)
+        running.flush_logs()
         capsys.readouterr()
         response = await person.get("/profile", {"X-Request-ID": "json-line-1"})
         assert response.status_code == 200
+        running.flush_logs()  # lines are written by the log's own thread
         lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     parsed = [json.loads(line) for line in lines]
     request_lines = [line for line in parsed if line.get("request_id") == "json-line-1"]
@@ -174,6 +176,7 @@ async def test_text_logs_carry_transitions_with_their_request(settings, app_with
     async with app_with(settings, log_format="text") as app:
         person = await Passenger.sign_up(app)
         data = await person.pay(await person.book(await make_train()))
+        running.flush_logs()
         err = capsys.readouterr().err
     txn = data["transaction_id"]
     moves = [line for line in err.splitlines() if f"payment {txn}" in line]
