@@ -17,6 +17,7 @@ from railserve.running.logs import JsonFormatter, TextFormatter, configure_loggi
 from railserve.running.metrics import (
     MULTIPROC_ENV,
     Metrics,
+    forget_dead_workers,
     metrics,
     multiprocess_dir,
     prepare_multiprocess_dir,
@@ -52,6 +53,7 @@ __all__ = [
     "configure_logging",
     "end_request",
     "flush_logs",
+    "forget_dead_workers",
     "init_app",
     "metrics",
     "multiprocess_dir",

@@ -10,10 +10,13 @@ variable is set), never at import time of the package.
 from __future__ import annotations
 
 import os
+import re
 import time
 from typing import Any
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# The files of a worker's live gauges (open streams, breakers): `gauge_livesum_<pid>.db`.
+LIVE_GAUGE_FILE = re.compile(r"gauge_live[a-z]+_(\d+)\.db")
 
 
 class Metrics:
@@ -126,6 +129,34 @@ def worker_stopped() -> None:
         multiprocess.mark_process_dead(os.getpid())
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process took the number: not ours to judge
+        return True
+    try:  # a zombie answers the signal: it is dead all the same
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except OSError:
+        return True
+
+
+def forget_dead_workers(path: str) -> list[int]:
+    """Drop the live gauges of workers that died without stopping (a kill, a crash): what
+    `worker_stopped` would have done. Their counters stay. Returns the pids forgotten."""
+    from prometheus_client import multiprocess
+
+    pids = {
+        int(found[1]) for name in os.listdir(path) if (found := LIVE_GAUGE_FILE.fullmatch(name))
+    }
+    dead = sorted(pid for pid in pids if pid != os.getpid() and not _alive(pid))
+    for pid in dead:
+        multiprocess.mark_process_dead(pid, path)
+    return dead
+
+
 class Scrape:
     """One scrape: every worker's metrics, gateway availability, and the database's counts."""
 
@@ -138,6 +169,8 @@ class Scrape:
         from prometheus_client.multiprocess import MultiProcessCollector
 
         path = multiprocess_values()
+        if path:
+            forget_dead_workers(path)
         families = list(MultiProcessCollector(None, path).collect() if path else REGISTRY.collect())
         now = time.time()
         available = GaugeMetricFamily(
