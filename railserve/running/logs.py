@@ -117,9 +117,11 @@ class _Enqueue(QueueHandler):
         # The usual record (plain arguments, no exception) goes as it is, unformatted.
         # Arguments that could change before the writer reads them, and tracebacks, are
         # turned into text now, on a copy (other handlers may still read the original).
+        # The request line (`scrubbed`) is known to be route names and numbers.
         args = record.args
-        if record.exc_info or (
-            args and not (type(args) is tuple and all(type(a) in _IMMUTABLE for a in args))
+        if not getattr(record, "scrubbed", False) and (
+            record.exc_info
+            or (args and not (type(args) is tuple and all(type(a) in _IMMUTABLE for a in args)))
         ):
             record = copy.copy(record)
             record.msg, record.args = record.getMessage(), None
