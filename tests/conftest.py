@@ -24,14 +24,18 @@ WEBHOOK_SECRET = "test-webhook-secret"
 SIMUPI_WEBHOOK_SECRET = "test-simupi-secret"
 
 
-@pytest.hookimpl(wrapper=True, trylast=True)
-def pytest_runtest_call(item: pytest.Item):
-    """Write the test's log lines while its output is still captured (the log writes from a
-    thread of its own, and pytest lets go of stderr to print the test's result)."""
+def _written_while_captured():
+    """Write the phase's log lines while its output is still captured (the log writes from a
+    thread of its own, and pytest lets go of stderr to print each result)."""
     try:
         return (yield)
     finally:
         running.flush_logs()
+
+
+pytest_runtest_setup = pytest.hookimpl(wrapper=True, trylast=True)(_written_while_captured)
+pytest_runtest_call = pytest.hookimpl(wrapper=True, trylast=True)(_written_while_captured)
+pytest_runtest_teardown = pytest.hookimpl(wrapper=True, trylast=True)(_written_while_captured)
 
 
 @pytest.fixture(scope="session")
