@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from quart import Quart
 
-from railserve import create_app
+from railserve import create_app, running
 from railserve.config import Settings
 from railserve.models import Train
 from tests.support.database import DatabaseFactory
@@ -22,6 +22,20 @@ from tests.support.server import CHEAP_HASHING
 
 WEBHOOK_SECRET = "test-webhook-secret"
 SIMUPI_WEBHOOK_SECRET = "test-simupi-secret"
+
+
+def _written_while_captured():
+    """Write the phase's log lines while its output is still captured (the log writes from a
+    thread of its own, and pytest lets go of stderr to print each result)."""
+    try:
+        return (yield)
+    finally:
+        running.flush_logs()
+
+
+pytest_runtest_setup = pytest.hookimpl(wrapper=True, trylast=True)(_written_while_captured)
+pytest_runtest_call = pytest.hookimpl(wrapper=True, trylast=True)(_written_while_captured)
+pytest_runtest_teardown = pytest.hookimpl(wrapper=True, trylast=True)(_written_while_captured)
 
 
 @pytest.fixture(scope="session")

@@ -7,20 +7,26 @@ workers are in tests/concurrency/test_running_server.py.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from quart import Quart
 from tortoise import Tortoise
 
-from railserve import db
+from railserve import db, running
 from railserve.models import Role, User
 from railserve.payment.models import PaymentEvent
+from railserve.running import forget_dead_workers
 from tests.ops.conftest import make_operator
 from tests.support.database import _pg, sqlite_path
 from tests.support.passenger import JSON, Passenger, make_train
 
+ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "metrics-token-for-tests"
 GENERATED_ID = re.compile(r"[0-9a-f]{20}")
 
@@ -157,9 +163,11 @@ def _card() -> dict[str, str]:
 async def test_json_logs_one_object_per_line_with_the_request_id(settings, app_with, capsys):
     async with app_with(settings, log_format="json") as app:
         person = await Passenger.sign_up(app)
+        running.flush_logs()
         capsys.readouterr()
         response = await person.get("/profile", {"X-Request-ID": "json-line-1"})
         assert response.status_code == 200
+        running.flush_logs()  # lines are written by the log's own thread
         lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     parsed = [json.loads(line) for line in lines]
     request_lines = [line for line in parsed if line.get("request_id") == "json-line-1"]
@@ -174,6 +182,7 @@ async def test_text_logs_carry_transitions_with_their_request(settings, app_with
     async with app_with(settings, log_format="text") as app:
         person = await Passenger.sign_up(app)
         data = await person.pay(await person.book(await make_train()))
+        running.flush_logs()
         err = capsys.readouterr().err
     txn = data["transaction_id"]
     moves = [line for line in err.splitlines() if f"payment {txn}" in line]
@@ -225,3 +234,58 @@ async def test_a_promoted_operator_is_seen_at_once(app, passenger):
     assert (await passenger.get("/metrics")).status_code == 404
     await User.filter(id=passenger.user_id).update(role=Role.OPERATOR)
     assert (await passenger.get("/metrics")).status_code == 200
+
+
+WORKER = """
+import os, signal, sys
+from railserve.running import metrics
+m = metrics()
+m.live_streams.inc(int(sys.argv[1]))
+m.http_requests.labels("running.healthz", "200").inc()
+print("counted", flush=True)
+if sys.argv[2] == "killed":
+    os.kill(os.getpid(), signal.SIGKILL)
+sys.stdin.read()
+"""
+
+
+def _worker(folder: Path, streams: int, end: str) -> subprocess.Popen:
+    """A process writing a worker's metrics files, as a worker of `railserve serve` does."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(folder), "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, "-c", WORKER, str(streams), end],
+        env=env,
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout.readline().strip() == "counted"
+    return process
+
+
+def _summed(folder: Path) -> dict[str, float]:
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    return {
+        sample.name: sample.value
+        for family in MultiProcessCollector(None, str(folder)).collect()
+        for sample in family.samples
+        if sample.name in ("railserve_live_streams", "railserve_http_requests_total")
+    }
+
+
+def test_a_killed_workers_streams_stop_counting_at_the_next_scrape(tmp_path):
+    """A worker killed with streams open never marks itself dead; the scrape does it."""
+    killed = _worker(tmp_path, 2, "killed")
+    killed.wait()
+    alive = _worker(tmp_path, 3, "alive")
+    try:
+        assert _summed(tmp_path)["railserve_live_streams"] == 5  # the dead one's two counted
+        assert forget_dead_workers(str(tmp_path)) == [killed.pid]
+        after = _summed(tmp_path)
+        assert after["railserve_live_streams"] == 3
+        assert after["railserve_http_requests_total"] == 2  # its answers stay counted
+        assert forget_dead_workers(str(tmp_path)) == []  # the living one is left alone
+    finally:
+        alive.communicate("")

@@ -21,6 +21,7 @@ from tests.concurrency.conftest import World, http_world
 from tests.support.database import DatabaseFactory, _pg, using_postgres
 from tests.support.passenger import card
 from tests.support.server import LiveServer
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.server
 
@@ -83,6 +84,16 @@ def log_lines(server: LiveServer) -> list[dict]:
     return [json.loads(line) for line in lines if line.startswith("{")]
 
 
+async def lines_when(server: LiveServer, holds) -> list[dict]:
+    """The log's lines once `holds(lines)`: a worker writes them from its log thread, a
+    moment after the answer."""
+
+    async def read() -> list[dict]:
+        return log_lines(server)
+
+    return await eventually(read, holds)
+
+
 async def test_every_request_is_counted_once_whichever_worker_answers(live_server):
     before = await scrape(live_server)
     for _ in range(20):  # a connection each: the workers share them
@@ -98,10 +109,13 @@ async def test_every_request_is_counted_once_whichever_worker_answers(live_serve
             endpoint="running.healthz",
             code="200",
         )
-    pids = {
-        line["pid"] for line in log_lines(live_server) if line.get("endpoint") == "running.healthz"
-    }
-    assert len(pids) == 2, "both workers answered"
+
+    def pids(lines: list[dict]) -> set[int]:
+        return {line["pid"] for line in lines if line.get("endpoint") == "running.healthz"}
+
+    assert len(pids(await lines_when(live_server, lambda lines: len(pids(lines)) == 2))) == 2, (
+        "both workers answered"
+    )
 
 
 async def test_a_payment_a_refund_and_a_refused_webhook_are_each_counted_once(world, live_server):
@@ -175,7 +189,17 @@ async def test_each_request_has_one_id_on_every_line(world, live_server):
     assert response.headers["X-Request-ID"] == "srv-pay.1"
     transaction_id = response.headers["location"].rsplit("/", 1)[-1]
     await person.wait_final(transaction_id)
-    lines = [line for line in log_lines(live_server) if line.get("request_id") == "srv-pay.1"]
+
+    def of_request(lines: list[dict]) -> list[dict]:
+        return [line for line in lines if line.get("request_id") == "srv-pay.1"]
+
+    def complete(lines: list[dict]) -> bool:
+        mine = of_request(lines)
+        return any(line["logger"] == "railserve.request" for line in mine) and any(
+            line.get("transaction_id") == transaction_id for line in mine
+        )
+
+    lines = of_request(await lines_when(live_server, complete))
     assert {line["pid"] for line in lines} == {lines[0]["pid"]}, "one request, one worker"
     request_line = [line for line in lines if line["logger"] == "railserve.request"]
     assert len(request_line) == 1
