@@ -384,7 +384,17 @@ def wrk(url: str, headers: dict[str, str], seconds: float, connections: int) -> 
     }
 
 
-def drive_posts(server: Server, items: list[dict], concurrency: int, seconds: float) -> dict:
+def drive_posts(
+    port: int,
+    items: list[dict],
+    concurrency: int,
+    seconds: float,
+    *,
+    pinned: bool = True,
+    expect: int = 303,
+) -> dict:
+    """bench/post_driver.py with `items` over `concurrency` connections for `seconds` (all
+    of them, if there are fewer), on core 1 when `pinned` (the tables; the rush is not)."""
     with tempfile.TemporaryDirectory() as tmp:
         requests = Path(tmp) / "requests.jsonl"
         requests.write_text("".join(json.dumps(i) + "\n" for i in items))
@@ -393,27 +403,17 @@ def drive_posts(server: Server, items: list[dict], concurrency: int, seconds: fl
             json.dumps(
                 {
                     "host": "127.0.0.1",
-                    "port": server.port,
+                    "port": port,
                     "concurrency": concurrency,
                     "seconds": seconds,
                     "requests": str(requests),
-                    "expect": 303,
+                    "expect": expect,
                 }
             )
         )
-        out = subprocess.run(
-            [
-                "taskset",
-                "-c",
-                "1",
-                sys.executable,
-                str(ROOT / "bench" / "post_driver.py"),
-                str(job),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+        pin = ["taskset", "-c", "1"] if pinned else []
+        command = [*pin, sys.executable, str(ROOT / "bench" / "post_driver.py"), str(job)]
+        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     return json.loads(out)
 
 
@@ -635,7 +635,7 @@ def measure_database(kind: str, args: argparse.Namespace) -> tuple[list[Row], di
                 batch, app_items = app_items[:per_case], app_items[per_case:]
                 pending0, success0 = ledger.counts()
                 began = time.perf_counter()
-                result = drive_posts(app, batch, n, args.seconds)
+                result = drive_posts(app.port, batch, n, args.seconds)
                 if not result["requests"]:
                     print(f"no posts completed: {result} ({len(batch)} prepared)")
                 while ledger.counts()[0] > pending0:  # wait for the gateway's answers
@@ -647,7 +647,7 @@ def measure_database(kind: str, args: argparse.Namespace) -> tuple[list[Row], di
                     {"rps": completed / elapsed, "p50_ms": 0, "p99_ms": 0, "errors": 0}
                 )
                 batch, ref_items = ref_items[:per_case], ref_items[per_case:]
-                ref_result = drive_posts(ref, batch, n, args.seconds)
+                ref_result = drive_posts(ref.port, batch, n, args.seconds)
                 rows[f"post{n}"].ref.append(ref_result)
                 rows[f"done{n}"].ref.append(ref_result)
             for server in servers:

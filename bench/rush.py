@@ -229,33 +229,6 @@ class Watcher:
         return lines
 
 
-def drive(port: int, items: list[dict], connections: int, expect: int) -> dict:
-    """bench/post_driver.py with every item, as fast as `connections` connections allow."""
-    with tempfile.TemporaryDirectory() as tmp:
-        requests = Path(tmp) / "requests.jsonl"
-        requests.write_text("".join(json.dumps(i) + "\n" for i in items))
-        job = Path(tmp) / "job.json"
-        job.write_text(
-            json.dumps(
-                {
-                    "host": "127.0.0.1",
-                    "port": port,
-                    "concurrency": connections,
-                    "seconds": 3600,
-                    "requests": str(requests),
-                    "expect": expect,
-                }
-            )
-        )
-        out = subprocess.run(
-            [sys.executable, str(ROOT / "bench" / "post_driver.py"), str(job)],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    return json.loads(out)
-
-
 # --- what the rush left -----------------------------------------------------------------
 
 
@@ -427,6 +400,8 @@ async def rush_window(app, url: str, database: str, items: list[dict], args) -> 
     """Every post at once; the time until every attempt is final, and what was busy."""
     import asyncpg
 
+    from bench.run import drive_posts
+
     dsn = url.replace("postgres://", "postgresql://", 1)
     ledger, sampler = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
     try:
@@ -443,7 +418,9 @@ async def rush_window(app, url: str, database: str, items: list[dict], args) -> 
         stop = asyncio.Event()
         sampling = asyncio.create_task(watcher.run(sampler, stop))
         driving = asyncio.create_task(
-            asyncio.to_thread(drive, app.port, items, args.rush_connections, 303)
+            asyncio.to_thread(
+                drive_posts, app.port, items, args.rush_connections, 3600, pinned=False
+            )
         )
         load_during = os.getloadavg()[0]
         deadline = time.monotonic() + 600
