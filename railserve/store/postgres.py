@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -187,8 +188,10 @@ class Key:
     index: int
 
 
-# Where a plan's count stands in text, until the statement replaces it by the number.
-_MARK = "\ufffc"
+# Where a plan's count stands in text, until the statement replaces it by the number. The
+# text also carries passengers' and operators' words: a mark holds a secret of this
+# process, so no such words can pass for one.
+_MARK = f"\ufffc{secrets.token_hex(8)}\ufffc"
 
 
 @dataclass(frozen=True)
@@ -294,8 +297,11 @@ def compile_plan(
     return sql, values, inserted, counted
 
 
+_MARKED = re.compile(f"{re.escape(_MARK)}(\\d+){re.escape(_MARK)}")
+
+
 def _marks(text: str) -> list[int]:
-    return [int(index) for index in re.findall(f"{_MARK}(\\d+){_MARK}", text)]
+    return [int(index) for index in _MARKED.findall(text)]
 
 
 def _answered(row: Any, inserted: list, counted: list, known: dict, saved: list) -> None:

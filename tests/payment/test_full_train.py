@@ -124,3 +124,26 @@ async def test_a_success_for_a_booking_closed_meanwhile_takes_no_seat():
     assert snapshot["bookings"] == [("B000000001", "cancelled", False)]
     assert (snapshot["notices"], snapshot["mails"]) == ([], [])
     assert snapshot["payments"][0][:2] == ("1", "success")
+
+
+FORGED = "[\ufffc1\ufffc]"  # what a count's mark looked like before marks were keyed
+
+
+def counted_beside_forged_marks(train_id: int) -> store.Step[None]:
+    """A count written into text that also holds, as data, what looks like a count's mark."""
+    from railserve.payment.steps.settle import LOCK_TRAIN
+
+    yield store.Read(LOCK_TRAIN, [train_id])
+    ((seats,),) = yield store.Count('SELECT "seats_left" FROM "trains" WHERE "id"=?', [train_id])
+    yield store.Write(
+        'UPDATE "trains" SET "name"=? WHERE "id"=?', [f"{seats} left {FORGED}", train_id]
+    )
+
+
+async def test_text_that_looks_like_a_count_s_mark_is_written_as_it_is():
+    """Passengers' and operators' words reach the notices a plan counts into: only the
+    planner's own marks are replaced, whatever the words hold."""
+    await world(4, 1)
+    train = await Train.get(number="T100")
+    await store.run(lambda: counted_beside_forged_marks(train.id))
+    assert (await Train.get(id=train.id)).name == f"4 left {FORGED}"
