@@ -246,7 +246,8 @@ def _register_errors(app: Quart) -> None:
 
 
 def _register_lifecycle(app: Quart, settings: Settings) -> None:
-    from railserve.payment import live, providers, webhook
+    from railserve.payment import live, providers
+    from railserve.payment.webhook.log import handle_logged
 
     # One hub per worker: the event streams' subscriptions and the task that learns of
     # other workers' changes (LISTEN on PostgreSQL, a poller on SQLite).
@@ -256,7 +257,7 @@ def _register_lifecycle(app: Quart, settings: Settings) -> None:
     def deliver_for(provider: str):
         async def deliver(body: bytes, signature: str) -> object:
             try:
-                return await webhook.handle_logged(
+                return await handle_logged(
                     settings,
                     app.extensions["railserve.gateways"],
                     body,

@@ -157,13 +157,14 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
 async def _gateways(settings) -> AsyncIterator:
     """The configured gateways, their reports handled by this process's webhook handler;
     reports still due are let finish before the command ends."""
-    from railserve.payment import providers, webhook
+    from railserve.payment import providers
+    from railserve.payment.webhook.log import handle_logged
 
     holder: dict = {}
 
     def deliver_for(provider: str):
         async def deliver(body: bytes, signature: str) -> object:
-            return await webhook.handle_logged(
+            return await handle_logged(
                 settings, holder["gateway"], body, signature, provider=provider
             )
 

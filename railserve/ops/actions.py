@@ -19,7 +19,6 @@ from railserve.errors import Conflict, Invalid, NotFound
 from railserve.models import User
 from railserve.money import format_amount, parse_amount
 from railserve.payment import service
-from railserve.payment import webhook as webhooks
 from railserve.payment.models import (
     Actor,
     OperatorAction,
@@ -29,6 +28,8 @@ from railserve.payment.models import (
     WebhookLog,
 )
 from railserve.payment.refunds import console, handover
+from railserve.payment.webhook.handler import handle
+from railserve.payment.webhook.log import signature_holds, signed_at
 from railserve.sweep import reconcile_one
 from railserve.vocabulary import phrase
 
@@ -162,13 +163,11 @@ async def replay(
     """Apply a stored event again through the same handler; only its age is forgiven."""
     reason = reason_from(form)
     raw = entry.body.encode("utf-8")
-    signed = webhooks.signed_at(entry.signature)  # None for a format without timestamps
+    signed = signed_at(entry.signature)  # None for a format without timestamps
     now = time.time() if signed is None else signed
-    if not webhooks.signature_holds(settings, raw, entry.signature, now, gateway, entry.provider):
+    if not signature_holds(settings, raw, entry.signature, now, gateway, entry.provider):
         raise Conflict("This event's stored signature does not hold: it cannot be replayed.")
-    outcome = await webhooks.handle(
-        settings, gateway, raw, entry.signature, entry.provider, now=now
-    )
+    outcome = await handle(settings, gateway, raw, entry.signature, entry.provider, now=now)
     await _record(operator, "replay", entry.transaction_id, reason, f"{entry.event_id}: {outcome}")
     if outcome in ("already seen", "already applied"):
         return Done(f"Event {entry.event_id} was already applied: nothing changed.")

@@ -29,7 +29,6 @@ from railserve.limits import payment_limits
 from railserve.models import Booking, BookingStatus, closed_reason
 from railserve.money import format_amount
 from railserve.payment import live, parts, service, status_card
-from railserve.payment import webhook as webhooks
 from railserve.payment.advice import advice_for
 from railserve.payment.forms import BANKS, WALLET_LABELS, WALLETS
 from railserve.payment.models import (
@@ -42,6 +41,7 @@ from railserve.payment.models import (
 )
 from railserve.payment.plans import FULL
 from railserve.payment.providers.router import Gateways
+from railserve.payment.webhook.log import handle_logged
 from railserve.seats import waitlist_position
 
 payment_bp = Blueprint("payment", __name__, url_prefix="/payment")
@@ -395,5 +395,5 @@ async def _apply_webhook(provider: str) -> Response:
     signature = request.headers.get(gateways.signature_header(provider))
     raw = await request.get_data()
     settings = current_app.config["RAILSERVE"]
-    outcome = await webhooks.handle_logged(settings, gateways, raw, signature, provider=provider)
+    outcome = await handle_logged(settings, gateways, raw, signature, provider=provider)
     return jsonify({"ok": True, "result": outcome})

@@ -7,7 +7,6 @@ import time
 import pytest
 
 from railserve.models import Booking
-from railserve.payment import webhook as webhook_module
 from railserve.payment.models import (
     OperatorAction,
     Payment,
@@ -16,6 +15,7 @@ from railserve.payment.models import (
     WebhookLog,
 )
 from railserve.payment.signature import sign
+from railserve.payment.webhook import log as webhook_log
 from tests.ops import seed
 from tests.security.helpers import event, send_webhook
 
@@ -102,7 +102,7 @@ async def test_an_unexpected_error_is_still_logged(app, pending, monkeypatch):
     async def broken(*args, **kwargs):
         raise RuntimeError("database fell over")
 
-    monkeypatch.setattr(webhook_module, "handle", broken)
+    monkeypatch.setattr(webhook_log, "handle", broken)
     response = await send_webhook(app, event(pending.transaction_id))
     assert response.status_code == 500
     log = await _only_log()

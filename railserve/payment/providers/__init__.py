@@ -123,7 +123,7 @@ class Gateway(Protocol):
     `methods` (a frozenset of payment methods; default all five), `test_triggers()`
     (rows for the pay page in test mode), `signature_header` (default RailServe-Signature),
     `read_webhook(raw, signature)` for a provider with its own webhook format (it
-    returns the event in RailServe's format, see railserve/payment/webhook.py), and
+    returns the event in RailServe's format, see railserve/payment/webhook/event.py), and
     `ledger_row(request)` for a provider whose books are in our database (the simulators):
     its record of the charge, which the attempt's start commits with the attempt (None: it
     will refuse the charge); `charge` then gets the request `recorded`."""

@@ -119,7 +119,7 @@ class Gateways:
         breaker = self.breakers[name]
         # Never cancelled: a cancelled database call can wedge SQLite. A late call runs on
         # in the background; should it take the money after all, the gateway's success
-        # webhook meets a failed attempt and the money is returned (webhook.py).
+        # webhook meets a failed attempt and the money is returned (webhook/handler.py).
         task = asyncio.ensure_future(self.providers[name].charge(request))
         done, _ = await asyncio.wait({task}, timeout=self.charge_timeout)
         if not done:

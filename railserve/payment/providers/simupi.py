@@ -173,7 +173,7 @@ def refund_event(record: SimulatedRefund) -> bytes:
 
 
 def translate(raw: bytes) -> dict:
-    """A SimUPI body as a RailServe event (railserve/payment/webhook.py checks the rest)."""
+    """A SimUPI body as a RailServe event (railserve/payment/webhook/event.py checks the rest)."""
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
