@@ -246,13 +246,15 @@ def _register_errors(app: Quart) -> None:
 
 
 def _register_lifecycle(app: Quart, settings: Settings) -> None:
-    from railserve.payment import live, providers
+    from railserve.payment import providers
+    from railserve.payment.live.hub import Hub
+    from railserve.payment.live.stream import HEARTBEAT
     from railserve.payment.webhook.log import handle_logged
 
     # One hub per worker: the event streams' subscriptions and the task that learns of
     # other workers' changes (LISTEN on PostgreSQL, a poller on SQLite).
-    app.extensions["railserve.live"] = live.Hub()
-    app.config.setdefault("LIVE_HEARTBEAT", live.HEARTBEAT)
+    app.extensions["railserve.live"] = Hub()
+    app.config.setdefault("LIVE_HEARTBEAT", HEARTBEAT)
 
     def deliver_for(provider: str):
         async def deliver(body: bytes, signature: str) -> object:

@@ -57,7 +57,7 @@ class PooledConnection(asyncpg.Connection):
     statements. Nothing of ours leaves session state on a pooled connection: no session
     `SET` (none anywhere in railserve/), no advisory lock, no cursor outside a transaction
     (asyncpg's cursors need one), and LISTEN only on live push's own dedicated connection
-    (payment/live.py). What asyncpg does without the query still happens on release: an
+    (payment/live/hub.py). What asyncpg does without the query still happens on release: an
     open transaction is rolled back (tests/store/test_pool.py)."""
 
     def get_reset_query(self) -> str:  # asyncpg's documented override

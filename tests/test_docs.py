@@ -19,6 +19,7 @@ import pytest
 from railserve import cli
 from railserve.config import Settings
 from railserve.payment import live
+from railserve.payment.live import hub, stream
 from railserve.payment.machine import PaymentMachine
 from tests.support.passenger import card
 
@@ -95,9 +96,9 @@ def test_every_command_the_readme_shows_exists():
 
 def test_live_push_intervals_are_the_codes():
     push = section("Live push")
-    assert float(stated(r"a `: ping`\s+comment every (\d+) s", push)) == live.HEARTBEAT
+    assert float(stated(r"a `: ping`\s+comment every (\d+) s", push)) == stream.HEARTBEAT
     assert int(stated(r"every (\d+) ms while the worker has\s+streams open", push)) == round(
-        live.POLL_INTERVAL * 1000
+        hub.POLL_INTERVAL * 1000
     )
     minutes = WORDS[stated(r"deletes\s+rows older than (\w+) minutes", push)]
     assert live.KEEP_CHANGES.total_seconds() == minutes * 60

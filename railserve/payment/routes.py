@@ -31,6 +31,7 @@ from railserve.money import format_amount
 from railserve.payment import live, parts, service, status_card
 from railserve.payment.advice import advice_for
 from railserve.payment.forms import BANKS, WALLET_LABELS, WALLETS
+from railserve.payment.live.stream import card_is_final, stream
 from railserve.payment.models import (
     METHOD_LABELS,
     Payment,
@@ -105,7 +106,7 @@ async def status_context(payment: Payment, booking: Booking | None = None) -> di
         "payment": payment,
         "booking": booking,
         "polling": payment.status == PaymentStatus.PENDING,
-        "live": not live.card_is_final(payment.status, refund_open),
+        "live": not card_is_final(payment.status, refund_open),
         "position": await waitlist_position(booking),
         "refunds": refunds,
         "part": None,
@@ -324,7 +325,7 @@ async def live_response(payment: Payment) -> Response:
         return html, not context["live"]
 
     keys = (live.transaction_key(payment.transaction_id), live.booking_key(payment.booking_id))
-    body = stream_with_context(live.stream)(
+    body = stream_with_context(stream)(
         current_app.extensions["railserve.live"],
         keys,
         render,

@@ -260,14 +260,15 @@ async def test_a_commit_of_this_worker_wakes_its_streams_before_the_next_poll(
 ):
     from railserve import db
     from railserve.payment import live
+    from railserve.payment.live import hub as live_hub
 
     if not db.is_sqlite(settings.database_url):
         pytest.skip("PostgreSQL delivers NOTIFY at once")
     # The poller pauses far longer than the test waits, from its very first pause: only
     # the commit's own wake-up can bring the notice in time.
     pause = 120.0
-    monkeypatch.setattr(live, "POLL_INTERVAL", pause)
-    monkeypatch.setattr(live, "IDLE_INTERVAL", pause)
+    monkeypatch.setattr(live_hub, "POLL_INTERVAL", pause)
+    monkeypatch.setattr(live_hub, "IDLE_INTERVAL", pause)
     async with app_with(settings) as paused:
         watcher = hub(paused).subscribe([live.booking_key(43)])
         await db.atomic(lambda: live.announce(booking_id=43))
@@ -296,9 +297,9 @@ async def test_one_heartbeat_timer_serves_every_stream(slow_app):
 
 
 def test_an_event_carries_each_line_of_its_data_on_a_data_line():
-    from railserve.payment import live
+    from railserve.payment.live.stream import event
 
-    assert live.event("status", "<div>\n  Asha\u2028Rao\r\n</div>") == (
+    assert event("status", "<div>\n  Asha\u2028Rao\r\n</div>") == (
         "event: status\ndata: <div>\ndata:   Asha\u2028Rao\ndata: </div>\n\n".encode()
     )
 

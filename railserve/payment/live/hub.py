@@ -1,151 +1,33 @@
-"""Change notices for the live status stream, across workers and hosts.
+"""The worker's side of live push: its streams' subscriptions, how it learns of changes.
 
-A change is announced inside the transaction that makes it, so it is seen exactly when
-(and only if) that transaction commits. Database triggers do it for every change of a
-payment's status or refunded amount, a refund's status or a booking's status (migration
-0003); `announce` is there for anything else:
-- PostgreSQL: `pg_notify('railserve_live', key)`, delivered on commit to every worker,
-  each of which LISTENs on one dedicated connection (a pooled one would UNLISTEN when it
-  goes back to its pool).
-- SQLite (one host, several workers): a `LiveChange` row; one poller task per worker reads
-  the new rows and wakes that worker's streams — one query per worker, whatever the number
-  of streams, and none while nobody watches. It reads at once after each of its own
-  worker's commits (`wake_pollers`, registered with `db.on_commit`), and every 50 ms
-  while streams are open for what other workers commit.
-
-Keys name what changed: a transaction id (`TXN…`) or a booking (`b:<id>`). Streams wait
-on in-memory subscriptions, so an idle stream holds no database connection; one timer per
-worker sends every stream its heartbeat, rather than one timer (and task) per stream.
+One `Hub` per worker (the app's lifecycle starts and stops it): on PostgreSQL it LISTENs
+on one dedicated connection; on SQLite one poller task reads `live_changes` while streams
+are open (at once after each of this worker's commits, `wake_pollers`). One timer sends
+every stream its heartbeat.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import heapq
 import itertools
 import logging
-import re
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from datetime import datetime, timedelta
+from collections.abc import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
-from tortoise.connection import get_connections
-
-from railserve import db, running
-from railserve.payment.models import LiveChange, PaymentStatus
+from railserve import db
+from railserve.payment.live import CHANNEL
+from railserve.payment.live.subscription import Subscription
+from railserve.payment.models import LiveChange
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "railserve_live"
 POLL_INTERVAL = 0.05  # SQLite, streams open: seconds between two reads of live_changes
 IDLE_INTERVAL = 0.15  # SQLite, no stream open: seconds between two ticks (no query)
-HEARTBEAT = 15.0  # seconds between two `: ping` comments on an idle stream
-MAX_AGE = 600.0  # seconds a stream lives (RAILSERVE_STREAM_MAX_AGE)
 IDLE_CATCH_UP = 20  # SQLite, no stream open: read the newest change id every 20 ticks
 RECONNECT_WAIT = 1.0  # PostgreSQL: first wait before listening again after a drop
-KEEP_CHANGES = timedelta(minutes=5)  # SQLite: live_changes rows older than this go
-
-
-def card_is_final(payment_status: PaymentStatus, refund_open: bool = False) -> bool:
-    """Whether nothing can change this attempt's card any more (its stream sends `close`).
-
-    Failed, cancelled and refunded attempts are over (a retry is a new attempt with a card
-    of its own), once none of their refunds is still pending or failed (an operator may
-    retry a failed one or settle it offline). A successful attempt's card is never over:
-    a refund, an operator's action or a promotion from the waitlist can still change it,
-    so its stream stays open (until RAILSERVE_STREAM_MAX_AGE).
-    """
-    return payment_status in PaymentStatus.FINAL and not refund_open
-
-
-def transaction_key(transaction_id: str) -> str:
-    return transaction_id
-
-
-def booking_key(booking_id: int) -> str:
-    return f"b:{booking_id}"
-
-
-async def announce(*, transaction_id: str | None = None, booking_id: int | None = None) -> None:
-    """Tell every worker's streams that this attempt or booking changed.
-
-    Call inside the transaction that makes the change: the notice is delivered when it
-    commits, and never if it rolls back. The usual changes need no call: triggers
-    (migration 0003) write the notice whenever a payment's status or refunded amount, a
-    refund's status or a booking's status changes, whoever writes it. This is for any
-    other change a card shows.
-    """
-    keys = []
-    if transaction_id:
-        keys.append(transaction_key(transaction_id))
-    if booking_id:
-        keys.append(booking_key(booking_id))
-    connection = get_connections().get("default")
-    for key in keys:
-        if connection.capabilities.dialect == "postgres":
-            await connection.execute_query("SELECT pg_notify($1, $2)", [CHANNEL, key])
-        else:
-            await LiveChange.create(transaction_id=key)
-
-
-async def forget_old_changes(now: datetime) -> int:
-    """Delete SQLite change rows nobody can still be waiting for (the sweep calls this)."""
-    return await LiveChange.filter(created_at__lt=now - KEEP_CHANGES).delete()
-
-
-class Subscription:
-    """One stream's interest in some keys, and whether a change or a heartbeat is due.
-
-    `dirty` says a key changed, `ping_due` that the worker's heartbeat timer came by,
-    `closed` that the hub is stopping; `signal` wakes the stream for any of them. Kept
-    small (slots, a future only while the stream waits): a worker holds thousands.
-    """
-
-    __slots__ = ("_signalled", "_waiter", "closed", "dirty", "keys", "ping_due", "subscribed")
-
-    def __init__(self, keys: tuple[str, ...]) -> None:
-        self.keys = keys
-        self.dirty = False
-        self.ping_due = False
-        self.closed = False
-        self.subscribed = True
-        self._signalled = False
-        self._waiter: asyncio.Future | None = None
-
-    def signal(self) -> None:
-        self._signalled = True
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    def notify(self) -> None:
-        self.dirty = True
-        self.signal()
-
-    def clear(self) -> None:
-        self._signalled = self.dirty = False
-
-    async def signalled(self) -> None:
-        """Until `signal` (at once if it came meanwhile); then ready for the next one."""
-        if not self._signalled:
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        self._signalled = False
-
-    async def wait(self, timeout: float) -> bool:
-        """True when something changed (or the hub closed), False after `timeout`."""
-        try:
-            async with asyncio.timeout(timeout):
-                await self.signalled()
-        except TimeoutError:
-            return False
-        self.dirty = False
-        return True
 
 
 # Hubs of this process whose SQLite poller runs (one per app): `wake_pollers` reaches them.
@@ -379,73 +261,3 @@ def _plain_dsn(database_url: str) -> str:
     parts = urlsplit(database_url)
     scheme = "postgresql" if parts.scheme in ("postgres", "postgresql") else parts.scheme
     return urlunsplit(parts._replace(scheme=scheme, query=""))
-
-
-# --- the event stream -------------------------------------------------------------------
-
-Render = Callable[[], Awaitable[tuple[str, bool]]]
-LINE_BREAK = re.compile(r"\r\n|\r|\n")
-PING = b": ping\n\n"
-
-
-def event(name: str, data: str) -> bytes:
-    """One server-sent event; multi-line data as several `data:` lines."""
-    # The stream's own line breaks only (str.splitlines would also cut at U+2028 and such).
-    lines = [f"event: {name}"] + [f"data: {line}" for line in LINE_BREAK.split(data)]
-    return ("\n".join(lines) + "\n\n").encode()
-
-
-async def stream(
-    hub: Hub,
-    keys: Iterable[str],
-    render: Render,
-    heartbeat: float = HEARTBEAT,
-    max_age: float = MAX_AGE,
-) -> AsyncIterator[bytes]:
-    """The current card at once, again after each change, `close` once it is final.
-
-    Subscribed before the first render, so a change committed meanwhile is not missed.
-    A client that goes away cancels this generator; `finally` forgets the subscription.
-    After `max_age` seconds the stream ends without `close`, saying `reconnect` first: the
-    browser opens it again and is sent the current card (no stream is held forever).
-    """
-    subscription = hub.subscribe(keys, heartbeat)
-    aged: list[bool] = []
-
-    def expire() -> None:
-        aged.append(True)
-        subscription.signal()
-
-    # One timer per stream for its whole life, not one per wait.
-    old_age = asyncio.get_running_loop().call_later(max_age, expire)
-    running.stream_opened()
-    try:
-        shown = None  # a digest of the card last sent: thousands of streams keep no copies
-        while True:
-            # Shielded: a hang-up must not cut a query short halfway.
-            html, final = await asyncio.shield(render())
-            digest = hashlib.blake2b(html.encode(), digest_size=16).digest()
-            if digest != shown:
-                shown = digest
-                yield event("status", html)
-            del html  # not kept while the stream waits
-            if final:
-                yield event("close", "final")
-                return
-            while True:
-                await subscription.signalled()
-                if aged:  # not `close`: the card may still change; come back for it
-                    yield event("reconnect", "max-age")
-                    return
-                if subscription.closed:
-                    return
-                if subscription.ping_due:
-                    subscription.ping_due = False
-                    yield PING
-                if subscription.dirty:
-                    subscription.dirty = False
-                    break
-    finally:
-        old_age.cancel()
-        running.stream_closed()
-        hub.unsubscribe(subscription)
