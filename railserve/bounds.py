@@ -55,7 +55,16 @@ class Identifier:
     alphabet: str
 
     def new(self) -> str:
-        return self.prefix + "".join(secrets.choice(self.alphabet) for _ in range(self.length))
+        """Uniform over the alphabet: random bytes, each kept only below the largest multiple
+        of the alphabet's size (so no character is likelier), then taken modulo that size;
+        one call for the randomness instead of one per character."""
+        size = len(self.alphabet)
+        below = 256 - 256 % size
+        drawn: list[str] = []
+        while len(drawn) < self.length:
+            extra = secrets.token_bytes(self.length + 8)
+            drawn += [self.alphabet[byte % size] for byte in extra if byte < below]
+        return self.prefix + "".join(drawn[: self.length])
 
     @cached_property
     def pattern(self) -> re.Pattern[str]:

@@ -14,7 +14,7 @@ from railserve import store
 from railserve.config import Settings
 from railserve.models import Booking, BookingStatus
 from railserve.notify import deliver_outbox
-from railserve.payment import dues, live, service, settlement
+from railserve.payment import cancelling, dues, live, service, settlement
 from railserve.payment.models import Actor, Payment, PaymentStatus
 from railserve.payment.providers import Gateway
 from railserve.payment.refunds import handover, spread
@@ -87,7 +87,7 @@ async def reconcile_pending(
         elif (
             state not in ("succeeded", "failed")
             and payment.created_at < timeout_at
-            and await service.cancel_pending(payment.id, TIMED_OUT, actor=Actor.SYSTEM)
+            and await cancelling.cancel_pending(payment.id, TIMED_OUT, actor=Actor.SYSTEM)
         ):
             report.timed_out.append(payment.transaction_id)
 

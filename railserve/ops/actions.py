@@ -18,7 +18,7 @@ from railserve.display import format_money
 from railserve.errors import Conflict, Invalid, NotFound
 from railserve.models import User
 from railserve.money import format_amount, parse_amount
-from railserve.payment import service
+from railserve.payment import cancelling
 from railserve.payment.models import (
     Actor,
     OperatorAction,
@@ -103,7 +103,7 @@ async def payment_or_404(transaction_id: str) -> Payment:
 
 async def cancel(operator: User, payment: Payment, form: Mapping[str, str]) -> Done:
     reason = reason_from(form)
-    if payment.status != PaymentStatus.PENDING or not await service.cancel_pending(
+    if payment.status != PaymentStatus.PENDING or not await cancelling.cancel_pending(
         payment.id, reason, actor=Actor.OPERATOR
     ):
         current = await Payment.get(id=payment.id)

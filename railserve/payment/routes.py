@@ -28,7 +28,7 @@ from railserve.htmx import is_htmx, render_page_or_partial, wants_json
 from railserve.limits import payment_limits
 from railserve.models import Booking, BookingStatus, closed_reason
 from railserve.money import format_amount
-from railserve.payment import live, parts, service, status_card
+from railserve.payment import cancelling, live, parts, service, status_card
 from railserve.payment.advice import advice_for
 from railserve.payment.forms import BANKS, WALLET_LABELS, WALLETS
 from railserve.payment.live.stream import card_is_final, stream
@@ -349,7 +349,7 @@ async def live_response(payment: Payment) -> Response:
 @login_required
 async def cancel(transaction_id: str) -> Response:
     """Stop a pending attempt."""
-    payment = await service.cancel_attempt(current_user_id(), exact_id(transaction_id))
+    payment = await cancelling.cancel_attempt(current_user_id(), exact_id(transaction_id))
     if is_htmx():
         return await render_page_or_partial(
             "payment/status.html", "payment/_status.html", **await status_context(payment)

@@ -17,7 +17,7 @@ from railserve.bounds import clip
 from railserve.config import Settings
 from railserve.errors import Conflict, NotFound
 from railserve.models import Booking, BookingStatus, Train
-from railserve.payment import service
+from railserve.payment import cancelling, service
 from railserve.payment.models import Actor, Payment, PaymentStatus, Refund, RefundStatus
 from railserve.payment.providers import Gateway
 from railserve.payment.refunds import handover, opening, spread
@@ -67,7 +67,7 @@ async def cancel_train(
         await booking.fetch_related("train")
         if booking.status == BookingStatus.PENDING_PAYMENT:
             try:
-                await service.cancel_unpaid(booking, actor=Actor.SYSTEM, why=why)
+                await cancelling.cancel_unpaid(booking, actor=Actor.SYSTEM, why=why)
                 report.cancelled_unpaid += 1
             except Conflict:  # paid meanwhile: refunded below on the next run
                 pass

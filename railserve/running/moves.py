@@ -16,6 +16,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
+from railserve.running import lines
 from railserve.running.metrics import metrics
 
 transitions_log = logging.getLogger("railserve.transition")
@@ -81,20 +82,15 @@ def refund_moved(refund: Any, source: str | None, actor: Any) -> None:
 
 
 def _log_move(kind: str, key: str, source: str | None, target: str, actor: str) -> None:
-    transitions_log.info(
+    lines.write(
+        transitions_log,
         "%s %s %s -> %s by %s",
-        kind,
-        key,
-        source or "-",
-        target,
-        actor,
-        extra={
-            "fields": {
-                "transaction_id" if kind == "payment" else "refund_id": key,
-                "from": source,
-                "to": target,
-                "actor": actor,
-            }
+        (kind, key, source or "-", target, actor),
+        {
+            "transaction_id" if kind == "payment" else "refund_id": key,
+            "from": source,
+            "to": target,
+            "actor": actor,
         },
     )
 

@@ -18,6 +18,7 @@ from contextvars import ContextVar
 from quart import Response, g, request
 from quart_auth import current_user
 
+from railserve.running import lines
 from railserve.running.metrics import metrics
 
 log = logging.getLogger("railserve.request")
@@ -86,26 +87,18 @@ async def end_request(response: Response) -> Response:
         user = getattr(g._get_current_object(), auth_attribute, None)
         user_id = (user if user is not None else current_user).auth_id
         method = current.method
-        # Made by hand: `log.info` would walk the stack to find its caller, the larger part
-        # of a line's cost, for a place that is always this one. Every part of the message
-        # is a route name or a number: nothing to scrub. The formatter (on the log's own
-        # thread) reads `fields`, and rounds the duration.
-        record = logging.LogRecord(
-            "railserve.request",
-            logging.INFO,
-            __file__,
-            0,
+        # Every part of the message is a route name or a number. The formatter (on the
+        # log's own thread) reads `fields`, and rounds the duration.
+        lines.write(
+            log,
             "%s %s %s %.1fms",
             (method, endpoint, code, elapsed * 1000),
-            None,
+            {
+                "method": method,
+                "endpoint": endpoint,
+                "status": code,
+                "duration_ms": elapsed * 1000,
+                "user_id": int(user_id) if user_id is not None else None,
+            },
         )
-        record.fields = {
-            "method": method,
-            "endpoint": endpoint,
-            "status": code,
-            "duration_ms": elapsed * 1000,
-            "user_id": int(user_id) if user_id is not None else None,
-        }
-        record.scrubbed = True
-        log.handle(record)
     return response

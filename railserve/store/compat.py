@@ -50,8 +50,24 @@ _INSERTS: dict[tuple[type[Model], bool, str], tuple[str, list[str], list]] = {}
 
 def insert_statement(instance: Model, client: Any) -> tuple[str, list, bool]:
     """(SQL, values, whether the database makes the key) of `instance`'s INSERT."""
+    sql, columns, fields = _insert_shape(instance, client)
+    values = [
+        field.to_db_value(getattr(instance, name), instance)
+        for name, field in zip(columns, fields, strict=True)
+    ]
+    if any(isinstance(value, DatabaseDefault) for value in values):
+        raise ValueError(f"{type(instance).__name__}: a database default cannot be sent as a value")
+    return sql, values, instance._meta.pk.generated and not instance._custom_generated_pk
+
+
+def insert_columns(instance: Model, client: Any) -> list[str]:
+    """The columns of `instance`'s INSERT, in the order of its values."""
+    return _insert_shape(instance, client)[1]
+
+
+def _insert_shape(instance: Model, client: Any) -> tuple[str, list[str], list]:
+    """(SQL, columns, fields) of the INSERT Tortoise writes for `instance`'s model."""
     model = type(instance)
-    meta = instance._meta
     given = bool(instance._custom_generated_pk)
     dialect = client.capabilities.dialect
     statement = _INSERTS.get((model, given, dialect))
@@ -59,23 +75,9 @@ def insert_statement(instance: Model, client: Any) -> tuple[str, list, bool]:
         executor = client.executor_class(model=model, db=client)
         columns = executor.regular_columns_all if given else executor.regular_columns
         sql = executor.insert_query_all if given else executor.insert_query
-        statement = (sql, columns, [meta.fields_map[name] for name in columns])
+        statement = (sql, columns, [instance._meta.fields_map[name] for name in columns])
         _INSERTS[(model, given, dialect)] = statement
-    sql, columns, fields = statement
-    values = [
-        field.to_db_value(getattr(instance, name), instance)
-        for name, field in zip(columns, fields, strict=True)
-    ]
-    if any(isinstance(value, DatabaseDefault) for value in values):
-        raise ValueError(f"{model.__name__}: a database default cannot be sent as a value")
-    return sql, values, meta.pk.generated and not given
-
-
-def insert_columns(instance: Model, client: Any) -> list[str]:
-    """The columns of `instance`'s INSERT, in the order of its values."""
-    insert_statement(instance, client)
-    given = bool(instance._custom_generated_pk)
-    return _INSERTS[(type(instance), given, client.capabilities.dialect)][1]
+    return statement
 
 
 def mark_saved(instance: Model, key: Any, generated: bool) -> None:

@@ -252,49 +252,102 @@ def compile_plan(
 ) -> tuple[str, list, list, list]:
     """(SQL, values, inserted rows, counted statements) of the plan as one statement with
     chained CTEs; its statements are numbered from `first`, `known` has the keys of earlier
-    ones."""
-    parts: list[str] = []
-    values: list = []
+    ones. The SQL depends only on the plan's shape (its statements' SQL, which values are
+    keys, counts or text naming counts), so it is built once per shape (`_SHAPES`); each
+    call gathers the values in the same walk (`_walk`)."""
+    known = known or {}
+    plan = _walk(statements, client, first, known, None)
+    sql = _SHAPES.get(plan.shape)
+    if sql is None:
+        sql = _walk(statements, client, first, known, []).sql
+        if len(_SHAPES) >= _SHAPES_KEPT:
+            _SHAPES.clear()
+        _SHAPES[plan.shape] = sql
+    return sql, plan.values, plan.inserted, plan.counted
+
+
+_SHAPES: dict[tuple, str] = {}
+_SHAPES_KEPT = 512  # distinct shapes: a handful per step and plan; bounded all the same
+
+
+@dataclass
+class _Walked:
+    shape: list
+    values: list
+    inserted: list
+    counted: list
+    sql: str = ""
+
+
+def _walk(
+    statements: list[store.Statement], client: Any, first: int, known: dict, parts: list | None
+) -> _Walked:
+    """One pass over the plan: its shape and values, and its SQL when `parts` is a list
+    (the text is built only for a shape not seen before)."""
+    walked = _Walked([first], [], [], [])
+    values = walked.values
     counts: list[tuple[str, int]] = []
     keys: list[str] = []
-    inserted: list = []
-    counted: list[int] = []
-    known = known or {}
 
     def param(value: Any) -> str:
-        if isinstance(value, Key | Counted) and value.index not in known:
-            column = '"id"' if isinstance(value, Key) else "*"
-            return f"(SELECT {column} FROM s{value.index})"
-        if isinstance(value, Key | Counted):
+        kind = type(value)
+        if kind is Key or kind is Counted:
+            if value.index not in known:
+                walked.shape.append((kind, value.index))
+                column = '"id"' if kind is Key else "*"
+                return f"(SELECT {column} FROM s{value.index})"
             value = known[value.index]
         values.append(value)
+        if not (type(value) is str and _MARK in value):
+            walked.shape.append(None)
+            return f"${len(values)}" if parts is not None else ""
+        marks = _marks(value)  # counts named in the text
+        walked.shape.append(tuple(marks))
         text = f"${len(values)}"
-        if isinstance(value, str) and _MARK in value:  # counts named in the text
-            for index in _marks(value):
-                values.append(f"{_MARK}{index}{_MARK}")
-                text = f"replace({text}::text, ${len(values)}, (SELECT * FROM s{index})::text)"
+        for index in marks:
+            values.append(f"{_MARK}{index}{_MARK}")
+            text = f"replace({text}::text, ${len(values)}, (SELECT * FROM s{index})::text)"
         return text
 
     for index, statement in enumerate(statements, first):
         if isinstance(statement, store.Insert):
             head, row, returning, generated = _insert(statement.instance, client)
-            parts.append(f"s{index} AS ({head} VALUES ({','.join(map(param, row))}){returning})")
-            keys.append(f'(SELECT "id" FROM s{index})')
-            inserted.append((statement.instance, index, generated))
-        elif isinstance(statement, store.Count):
-            sql = _numbered_from(store.text(statement.sql, "postgres"), statement.values, param)
-            parts.append(f"s{index} AS ({sql})")
-            counted.append(index)
-        else:
-            sql = _numbered_from(store.text(statement.sql, "postgres"), statement.values, param)
-            parts.append(f"s{index} AS ({sql} RETURNING 1)")
+            walked.shape.append(head)
+            row_text = [param(value) for value in row]
+            walked.inserted.append((statement.instance, index, generated))
+            if parts is not None:
+                parts.append(f"s{index} AS ({head} VALUES ({','.join(row_text)}){returning})")
+                keys.append(f'(SELECT "id" FROM s{index})')
+            continue
+        sql = store.text(statement.sql, "postgres")
+        counting = isinstance(statement, store.Count)
+        walked.shape.append((sql, None if counting else statement.usual, counting))
+        pieces = _pieces(sql)
+        given = [param(value) for value in statement.values]
+        if counting:
+            walked.counted.append(index)
+        elif parts is not None:
             counts.append((f"(SELECT count(*) FROM s{index})", int(statement.usual)))
+        if parts is None:
+            continue
+        text = "".join(piece + mark for piece, mark in zip(pieces, [*given, ""], strict=True))
+        parts.append(f"s{index} AS ({text})" if counting else f"s{index} AS ({text} RETURNING 1)")
+    walked.shape = tuple(walked.shape)
+    if parts is None:
+        return walked
     ok = " AND ".join(f"{count} = {usual}" for count, usual in counts) or "TRUE"
     found = " || ',' || ".join(count for count, _ in counts) or "''"
     refuse = OFF_PLAN.format(counts=found)
-    select = ", ".join([*keys, *(f"(SELECT * FROM s{index})" for index in counted)]) or "1"
-    sql = f"WITH {', '.join(parts)} SELECT CASE WHEN {ok} THEN 0 ELSE {refuse} END, {select}"
-    return sql, values, inserted, counted
+    counted = (f"(SELECT * FROM s{index})" for index in walked.counted)
+    select = ", ".join([*keys, *counted]) or "1"
+    walked.sql = f"WITH {', '.join(parts)} SELECT CASE WHEN {ok} THEN 0 ELSE {refuse} END, {select}"
+    return walked
+
+
+@lru_cache(maxsize=256)
+def _pieces(sql: str) -> tuple[str, ...]:
+    """`sql` cut at each `?` placeholder (the statements carry no `?` literal)."""
+    return tuple(sql.split("?"))
 
 
 _MARKED = re.compile(f"{re.escape(_MARK)}(\\d+){re.escape(_MARK)}")
@@ -322,12 +375,6 @@ def _answered(row: Any, inserted: list, counted: list, known: dict, saved: list)
                 setattr(instance, name, value)
 
 
-def _numbered_from(sql: str, given: list, param: Callable[[Any], str]) -> str:
-    """`sql` with each `?` replaced by `param` of the next of `given`."""
-    values = iter(given)
-    return re.sub(r"\?", lambda _: param(next(values)), sql)
-
-
 def _insert(instance: Any, client: Any) -> tuple[str, list, str, bool]:
     """Tortoise's INSERT of `instance` cut at VALUES, its values (keys of earlier inserts
     left as Key), the RETURNING clause, and whether the database makes its key."""
@@ -336,16 +383,24 @@ def _insert(instance: Any, client: Any) -> tuple[str, list, str, bool]:
         setattr(instance, name, None)
     try:
         sql, row, generated = compat.insert_statement(instance, client)
-        columns = compat.insert_columns(instance, client)
     finally:
         for name, value in pending.items():
             setattr(instance, name, value)
+    head, returning = _cut(sql)
+    if pending:
+        columns = compat.insert_columns(instance, client)
+        row = [pending.get(column, value) for column, value in zip(columns, row, strict=True)]
+    return head, row, returning, generated
+
+
+@lru_cache(maxsize=64)
+def _cut(sql: str) -> tuple[str, str]:
+    """An INSERT's head (up to VALUES) and its RETURNING clause (one, if it has none)."""
     shape = _INSERT.match(sql)
     if shape is None:  # not the shape compat.py vouches for: the step runs statement by statement
         raise Unplannable(sql)
     head, _, returning = shape.groups()
-    row = [pending.get(column, value) for column, value in zip(columns, row, strict=True)]
-    return head, row, returning or ' RETURNING 1 AS "id"', generated
+    return head, returning or ' RETURNING 1 AS "id"'
 
 
 async def _in_one_statement(make: Callable[[], store.Step[T]], saved: list) -> Any:

@@ -10,7 +10,7 @@ import pytest
 
 from railserve import display
 from railserve.models import Booking
-from railserve.payment import service
+from railserve.payment import cancelling
 from railserve.payment.advice import ADVICE, FailureKind, advice_for, failure_kind
 from railserve.payment.models import Actor, Payment
 from railserve.payment.providers.simulated import PROCESSING_ERROR
@@ -83,7 +83,7 @@ async def test_timed_out_and_cancelled_attempts_give_their_advice(slow_app):
     person = await Passenger.sign_up(slow_app)
     timed_out = await person.start(await person.book(await make_train()))
     payment = await Payment.get(transaction_id=timed_out)
-    assert await service.cancel_pending(payment.id, "timed out", actor=Actor.SYSTEM)
+    assert await cancelling.cancel_pending(payment.id, "timed out", actor=Actor.SYSTEM)
     assert "Check with your bank" in ADVICE[FailureKind.TIMED_OUT]
     await assert_card_says(person, timed_out, ADVICE[FailureKind.TIMED_OUT])
 

@@ -147,3 +147,34 @@ async def test_text_that_looks_like_a_count_s_mark_is_written_as_it_is():
     train = await Train.get(number="T100")
     await store.run(lambda: counted_beside_forged_marks(train.id))
     assert (await Train.get(id=train.id)).name == f"4 left {FORGED}"
+
+
+def renamed(train_id: int, name: str, *, counted: bool) -> store.Step[None]:
+    """The train renamed holding its row: with the seats left counted into the name, or not."""
+    from railserve.payment.steps.settle import LOCK_TRAIN
+
+    yield store.Read(LOCK_TRAIN, [train_id])
+    ((seats,),) = yield store.Count('SELECT "seats_left" FROM "trains" WHERE "id"=?', [train_id])
+    text = f"{name} {seats}" if counted else name
+    yield store.Write('UPDATE "trains" SET "name"=? WHERE "id"=?', [text, train_id])
+
+
+async def test_a_plan_of_the_same_shape_runs_with_its_own_values():
+    """PostgreSQL builds a plan's SQL once per shape: the same statements with other values
+    reuse it and write their own values; text that names a count is another shape (the
+    count is written into it) from text that does not."""
+    await world(4, 1)
+    train = await Train.get(number="T100")
+    await store.run(lambda: renamed(train.id, "first", counted=True))
+    assert (await Train.get(id=train.id)).name == "first 4"
+    await store.run(lambda: renamed(train.id, "plain", counted=False))
+    assert (await Train.get(id=train.id)).name == "plain"
+    if not db.sqlite_in_use():
+        from railserve.store import postgres
+
+        shapes = dict(postgres._SHAPES)
+    await Train.filter(id=train.id).update(seats_left=3)
+    await store.run(lambda: renamed(train.id, "again", counted=True))
+    assert (await Train.get(id=train.id)).name == "again 3"
+    if not db.sqlite_in_use():
+        assert shapes == postgres._SHAPES  # built once, used again

@@ -16,7 +16,7 @@ from tortoise.exceptions import IntegrityError
 
 from railserve import db, store
 from railserve.models import Booking, Mail, Notification, Train, User
-from railserve.payment import service
+from railserve.payment import cancelling, service
 from railserve.payment.models import Actor, Payment, PaymentEvent
 from railserve.payment.providers.models import SimulatedCharge
 from railserve.payment.steps.expire import expire
@@ -222,10 +222,10 @@ async def test_expiry_then_a_late_success():
 
 async def test_cancelling_an_attempt_and_an_unpaid_booking():
     attempt, _unpaid = await world(5, 1, 1)
-    assert await service.cancel_pending(attempt.id, "Cancelled by you", actor=Actor.USER)
-    assert not await service.cancel_pending(attempt.id, "again", actor=Actor.USER)
+    assert await cancelling.cancel_pending(attempt.id, "Cancelled by you", actor=Actor.USER)
+    assert not await cancelling.cancel_pending(attempt.id, "again", actor=Actor.USER)
     booking = await Booking.get(pnr="B000000002")
-    await service.cancel_unpaid(booking, actor=Actor.SYSTEM, why="Train withdrawn.")
+    await cancelling.cancel_unpaid(booking, actor=Actor.SYSTEM, why="Train withdrawn.")
     assert normal(await rows()) == {
         "seats_left": [5],
         "bookings": [
@@ -250,7 +250,7 @@ async def test_cancelling_an_attempt_and_an_unpaid_booking():
 async def test_a_lost_race_writes_nothing():
     (payment,) = await world(5, 1)
     stale = (await Payment.filter(id=payment.id).select_related("booking__train", "user"))[0]
-    assert await service.cancel_pending(payment.id, "Cancelled by you", actor=Actor.USER)
+    assert await cancelling.cancel_pending(payment.id, "Cancelled by you", actor=Actor.USER)
     late = await service.settle(payment.transaction_id, True, loaded=stale)
     assert not late.applied
     racing = await asyncio.gather(

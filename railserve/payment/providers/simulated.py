@@ -131,7 +131,9 @@ class SimulatedGateway(ledger.Simulator):
         """The charge as this gateway books it (None: a processing error, nothing booked)."""
         if card_digits(request.instrument) == PROCESSING_ERROR_CARD:
             return None
-        outcome = self.outcome(request)
+        return self._booked(request, self.outcome(request))
+
+    def _booked(self, request: providers.ChargeRequest, outcome: Outcome) -> SimulatedCharge:
         return SimulatedCharge(
             transaction_id=request.transaction_id,
             amount=request.amount,
@@ -143,10 +145,11 @@ class SimulatedGateway(ledger.Simulator):
         )
 
     async def charge(self, request: providers.ChargeRequest) -> None:
-        charge = self.ledger_row(request)
-        if charge is None:
+        if card_digits(request.instrument) == PROCESSING_ERROR_CARD:
             raise providers.GatewayError(PROCESSING_ERROR)
+        outcome = self.outcome(request)  # the same verdict its ledger row was booked with
         if not request.recorded:
+            charge = self._booked(request, outcome)
             with contextlib.suppress(IntegrityError):  # the same charge sent twice is one
                 if db.sqlite_in_use():  # committed with whatever else waits for the connection
                     row = batch.Insert(charge)
@@ -155,7 +158,6 @@ class SimulatedGateway(ledger.Simulator):
                     await batch.run(lambda unit: unit.insert(row), durable=False)
                 else:
                     await charge.save(force_create=True)
-        outcome = Outcome(charge.succeeded, charge.failure_code)
         body = event_body(request.transaction_id, request.amount, request.currency, outcome)
         self.spawn(self.report_later(body, request.transaction_id))
 

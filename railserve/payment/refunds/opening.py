@@ -13,7 +13,7 @@ from railserve.display import format_money
 from railserve.errors import Conflict, Invalid
 from railserve.models import Booking, BookingStatus, Train, closed_reason
 from railserve.notify import notify
-from railserve.payment import service
+from railserve.payment import cancelling, service
 from railserve.payment.models import Actor, Payment, Refund, RefundStatus
 from railserve.payment.providers import Gateway
 from railserve.payment.refunds import (
@@ -71,7 +71,7 @@ async def cancel(
                 "An unpaid booking is cancelled as a whole (free of charge).",
                 errors={"passenger": "Cancel every passenger of an unpaid booking."},
             )
-        return await service.cancel_unpaid(booking)
+        return await cancelling.cancel_unpaid(booking)
     if booking.plan != "full":  # paid in parts (issue 20): payment/dues.py
         from railserve.payment.dues import cancel_on_plan  # dues imports this module
 
