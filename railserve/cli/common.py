@@ -1,7 +1,8 @@
 """What every `railserve` command shares: failing with a message, running on the database.
 
 The heavy parts (Tortoise, the password hasher, Babel) are imported when a command runs,
-not when the parser is built, so `railserve --help` does not load them.
+not when the parser is built. (`railserve --help` still loads them: importing any
+`railserve.*` module runs the package's `__init__`, which is the app factory.)
 """
 
 from __future__ import annotations
