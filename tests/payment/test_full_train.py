@@ -170,11 +170,11 @@ async def test_a_plan_of_the_same_shape_runs_with_its_own_values():
     await store.run(lambda: renamed(train.id, "plain", counted=False))
     assert (await Train.get(id=train.id)).name == "plain"
     if not db.sqlite_in_use():
-        from railserve.store import postgres
+        from railserve.store import planner
 
-        shapes = dict(postgres._SHAPES)
+        shapes = dict(planner._SHAPES)
     await Train.filter(id=train.id).update(seats_left=3)
     await store.run(lambda: renamed(train.id, "again", counted=True))
     assert (await Train.get(id=train.id)).name == "again 3"
     if not db.sqlite_in_use():
-        assert shapes == postgres._SHAPES  # built once, used again
+        assert shapes == planner._SHAPES  # built once, used again

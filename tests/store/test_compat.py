@@ -117,7 +117,7 @@ async def test_tortoise_s_postgres_inserts_have_the_shape_the_one_statement_plan
     if db.sqlite_in_use():
         pytest.skip("an assumption about PostgreSQL's client")
     from railserve.payment.models import Payment, PaymentEvent
-    from railserve.store import postgres
+    from railserve.store import planner
 
     client = connections.get("default")
     rows = [
@@ -136,4 +136,4 @@ async def test_tortoise_s_postgres_inserts_have_the_shape_the_one_statement_plan
     ]
     for row in rows:
         sql, _, _ = compat.insert_statement(row, client)
-        assert postgres._INSERT.match(sql), sql
+        assert planner._INSERT.match(sql), sql
