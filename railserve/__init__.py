@@ -9,7 +9,7 @@ from collections.abc import Callable
 from functools import cache, lru_cache
 from pathlib import Path
 
-from quart import Quart, Response, make_response, redirect, render_template, request, url_for
+from quart import Quart, Response, make_response, redirect, request, url_for
 from quart_auth import Unauthorized, current_user
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
@@ -23,6 +23,7 @@ from railserve.htmx import is_htmx, wants_event_stream, wants_json
 from railserve.money import format_amount
 from railserve.payment.refunds import expected_time
 from railserve.prepared import PreparedRead
+from railserve.templating import SyncEnvironment, check_synchronous, render
 from railserve.vocabulary import install as install_vocabulary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,7 +56,10 @@ class RailServe(Quart):
 
     Quart asks `inspect` again for every hook, context processor and view on every request
     (`ensure_async`, its documented override point): a few per cent of the status poll.
+    Its Jinja environment is synchronous (railserve/templating.py).
     """
+
+    jinja_environment = SyncEnvironment
 
     def ensure_async(self, func: Callable) -> Callable:
         if _is_coroutine_function(func):
@@ -113,6 +117,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     _register_errors(app)
     _register_lifecycle(app, settings)
     _no_threads_for_sync_context_processors(app)
+    check_synchronous(app.jinja_env)
     return app
 
 
@@ -204,7 +209,7 @@ def _register_errors(app: Quart) -> None:
             response = await make_response({"error": message}, status)
         else:
             template = "errors/_message.html" if is_htmx() else "errors/page.html"
-            body = await render_template(template, status=status, message=message)
+            body = await render(template, status=status, message=message)
             response = await make_response(body, status)
         for name, value in (headers or {}).items():
             response.headers[name] = value

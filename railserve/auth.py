@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
-from quart import Blueprint, Response, redirect, render_template, request, url_for
+from quart import Blueprint, Response, redirect, request, url_for
 from quart_auth import AuthUser, current_user, login_user, logout_user
 from tortoise.exceptions import IntegrityError
 
@@ -18,6 +18,7 @@ from railserve.errors import BadCredentials, Conflict, Invalid
 from railserve.limits import login_limits, register_limits
 from railserve.models import User
 from railserve.security import rotate_csrf
+from railserve.templating import render
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 hasher = PasswordHasher()
@@ -119,13 +120,13 @@ async def authenticate(email: str, password: str) -> User:
 async def register() -> Response | str:
     """Create an account and sign in."""
     if request.method == "GET":
-        return await render_template("auth/register.html", values={}, errors={})
+        return await render("auth/register.html", values={}, errors={})
     form = await request.form
     values = {"name": form.get("name", ""), "email": form.get("email", "")}
     try:
         user = await register_user(values["name"], values["email"], form.get("password", ""))
     except (Invalid, Conflict) as error:
-        body = await render_template(
+        body = await render(
             "auth/register.html", values=values, errors=error.errors, message=error.message
         )
         return Response(body, error.status)
@@ -140,14 +141,14 @@ async def login() -> Response | str:
     """Sign in and go back where the user was heading."""
     next_path = safe_next(request.args.get("next"))
     if request.method == "GET":
-        return await render_template("auth/login.html", values={}, errors={}, next=next_path)
+        return await render("auth/login.html", values={}, errors={}, next=next_path)
     form = await request.form
     next_path = safe_next(form.get("next") or request.args.get("next"))
     email = form.get("email", "")
     try:
         user = await authenticate(email, form.get("password", ""))
     except BadCredentials as error:
-        body = await render_template(
+        body = await render(
             "auth/login.html",
             values={"email": email},
             errors=error.errors,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Response, make_response, render_template, request
+from quart import Response, make_response, request
+
+from railserve.templating import render
 
 
 def is_htmx() -> bool:
@@ -28,5 +30,5 @@ async def render_page_or_partial(
 ) -> Response:
     """The full page for a browser, the partial for htmx."""
     template = partial if is_htmx() else page
-    body = await render_template(template, **context)
+    body = await render(template, **context)
     return await make_response(body, status)

@@ -13,7 +13,6 @@ from quart import (
     jsonify,
     make_response,
     redirect,
-    render_template,
     request,
     stream_with_context,
     url_for,
@@ -44,6 +43,7 @@ from railserve.payment.plans import FULL
 from railserve.payment.providers.router import Gateways
 from railserve.payment.webhook.log import handle_logged
 from railserve.seats import waitlist_position
+from railserve.templating import render
 
 payment_bp = Blueprint("payment", __name__, url_prefix="/payment")
 RECEIPTED = PaymentStatus.CAPTURED
@@ -317,18 +317,18 @@ async def live_response(payment: Payment) -> Response:
 
     payment_id = payment.id  # the stream keeps the id, not the model object
 
-    async def render() -> tuple[str, bool]:
+    async def card() -> tuple[str, bool]:
         # One query for a pending card (attempt, booking and train joined).
         fresh = await Payment.filter(id=payment_id).select_related("booking__train").get()
         context = await status_context(fresh, fresh.booking)
-        html = await render_template("payment/_status.html", **context)
+        html = await render("payment/_status.html", **context)
         return html, not context["live"]
 
     keys = (live.transaction_key(payment.transaction_id), live.booking_key(payment.booking_id))
     body = stream_with_context(stream)(
         current_app.extensions["railserve.live"],
         keys,
-        render,
+        card,
         current_app.config["LIVE_HEARTBEAT"],
         current_app.config["RAILSERVE"].stream_max_age,
     )
@@ -367,7 +367,7 @@ async def receipt(transaction_id: str) -> Response:
     booking = await Booking.get(id=payment.booking_id).select_related("train")
     standing = await parts.standing(booking.id, booking.plan) if payment.part_id else None
     part = next((p for p in standing.parts if p.id == payment.part_id), None) if standing else None
-    body = await render_template(
+    body = await render(
         "payment/receipt.html",
         part=part,
         standing=standing,
