@@ -48,7 +48,12 @@ async def test_a_real_deadlock_is_run_again_and_both_units_commit(app, database_
     second = crossing("second", b, b_locked, a, a_locked)
     results = await asyncio.wait_for(asyncio.gather(db.atomic(first), db.atomic(second)), 60)
     assert results == ["first", "second"]
-    assert sorted(runs.values()) == [1, 2], "the deadlock's victim ran once more"
+    # The victim runs once more. Its second run can take its own row back before the
+    # survivor (waiting for that row) is woken: then the two deadlock again and one of them
+    # is the victim once more (seen once on a loaded machine: both ran twice). Either way a
+    # unit ran again only as a victim, and both committed.
+    assert sum(runs.values()) >= 3, "the deadlock's victim ran once more"
+    assert max(runs.values()) <= db.ATTEMPTS
     assert [t.seats_left for t in await Train.filter(id__in=[a.id, b.id])] == [9, 9]
 
 
