@@ -300,6 +300,15 @@ class Server:
                     found.append(int(status.parent.name))
         return found
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU of the group's processes so far (the worker's, mostly)."""
+        ticks = 0
+        for pid in self.pids():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def sample_rss(self) -> None:
         """The peak resident set (VmHWM) of the largest process: the worker."""
         for pid in self.pids():
@@ -619,6 +628,7 @@ def measure_database(kind: str, args: argparse.Namespace) -> tuple[list[Row], di
         for n in args.post_concurrency:
             rows[f"post{n}"] = Row(f"process post, {n} conn", "minimal payment txn")
             rows[f"done{n}"] = Row(f"  completed payments/s, {n} conn", "minimal payment txn")
+            rows[f"cpu{n}"] = Row(f"  worker CPU ms/payment, {n} conn", "per transaction")
         ledger = Ledger(url)
         app_items = process_items(seeded.app_pool, cookies)
         ref_items = min_txn_items(seeded.ref_pool)
@@ -634,7 +644,7 @@ def measure_database(kind: str, args: argparse.Namespace) -> tuple[list[Row], di
             for n in args.post_concurrency:
                 batch, app_items = app_items[:per_case], app_items[per_case:]
                 pending0, success0 = ledger.counts()
-                began = time.perf_counter()
+                began, cpu0 = time.perf_counter(), app.cpu_seconds()
                 result = drive_posts(app.port, batch, n, args.seconds)
                 if not result["requests"]:
                     print(f"no posts completed: {result} ({len(batch)} prepared)")
@@ -642,12 +652,19 @@ def measure_database(kind: str, args: argparse.Namespace) -> tuple[list[Row], di
                     time.sleep(0.05)
                 elapsed = time.perf_counter() - began
                 completed = ledger.counts()[1] - success0
+                # The worker's CPU per payment, its POST and its settlement: the steadier
+                # measure of what a payment costs (throughput moves with the machine).
+                cpu_ms = (app.cpu_seconds() - cpu0) * 1000 / max(completed, 1)
                 rows[f"post{n}"].app.append(result)
                 rows[f"done{n}"].app.append(
                     {"rps": completed / elapsed, "p50_ms": 0, "p99_ms": 0, "errors": 0}
                 )
+                rows[f"cpu{n}"].app.append({"cpu_ms": cpu_ms})
                 batch, ref_items = ref_items[:per_case], ref_items[per_case:]
+                cpu0 = ref.cpu_seconds()
                 ref_result = drive_posts(ref.port, batch, n, args.seconds)
+                served = max(ref_result["requests"], 1)
+                rows[f"cpu{n}"].ref.append({"cpu_ms": (ref.cpu_seconds() - cpu0) * 1000 / served})
                 rows[f"post{n}"].ref.append(ref_result)
                 rows[f"done{n}"].ref.append(ref_result)
             for server in servers:
@@ -678,6 +695,13 @@ def print_table(label: str, rows: list[Row], rss: dict[str, float]) -> None:
     print(f"\n## {label}\n")
     print(f"{'case':34} {head}   {'reference':28} {head}   {'ratio':>5} {'p99 x':>5}")
     for row in rows:
+        if row.app and "cpu_ms" in row.app[0]:
+            app_ms, ref_ms = median(row.app, "cpu_ms"), median(row.ref, "cpu_ms")
+            print(
+                f"{row.case:34} {app_ms:7.2f} {'':20}   {row.reference:28} {ref_ms:7.2f} "
+                f"{'':20}   {ref_ms / max(app_ms, 1e-9):5.2f}"
+            )
+            continue
         ratio = p99x = ""
         if row.app and row.ref:
             ratio = f"{median(row.app, 'rps') / max(median(row.ref, 'rps'), 1e-9):5.2f}"
