@@ -37,6 +37,7 @@ from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
 from railserve.bounds import EMAIL_MAX
+from railserve.limits_compat import Limiter
 
 log = logging.getLogger(__name__)
 
@@ -167,12 +168,12 @@ class SharedStore(MemoryStore):
             log.warning("rate limits: Redis unreachable (%s); counting in this worker", error)
 
 
-class SharedLimiter(RateLimiter):
+class SharedLimiter(Limiter):
     """quart-rate-limiter with every limit of a request taken in one Redis script."""
 
     store: SharedStore
 
-    async def _before_request(self) -> None:
+    async def check_request(self) -> None:
         if not current_app.config["QUART_RATE_LIMITER_ENABLED"]:
             return
         view = current_app.view_functions.get(request.endpoint)
@@ -180,18 +181,16 @@ class SharedLimiter(RateLimiter):
             return
         blueprint = current_app.blueprints.get(request.blueprint)
         limits = [
-            limit
-            for limit in self._get_limits_for_view_function(view, blueprint)
-            if not await self._should_skip(limit)
+            limit for limit in self.limits_for(view, blueprint) if not await self.skipped(limit)
         ]
         if not limits:
             return
-        keys = [await self._create_key(request.endpoint, limit) for limit in limits]
+        keys = [await self.key_for(request.endpoint, limit) for limit in limits]
         try:
             wait = await self.store.take(keys, limits)
         except RedisError as error:
             self.store.unreachable(error)
-            await super()._before_request()  # the same limits, in this worker's memory
+            await super().check_request()  # the same limits, in this worker's memory
             return
         if wait is not None:
             raise RateLimitExceeded(max(1, math.ceil(wait)))

@@ -14,7 +14,8 @@ from typing import Any
 
 from tortoise.models import Model
 from tortoise.queryset import QuerySet, ValuesQuery
-from tortoise.router import router
+
+from railserve.store import compat
 
 
 class PreparedRead:
@@ -24,24 +25,25 @@ class PreparedRead:
     not depend on them); otherwise every call builds its query as usual. `rows` runs a
     `.values()` query: rows come back as the driver returns them (alias -> column value),
     no field conversion. `objects` runs a model query (`select_related` included) and
-    returns the models Tortoise's executor makes of the rows, as awaiting it would.
+    returns the models Tortoise's executor makes of the rows, as awaiting it would. What
+    this asks of Tortoise's insides is in railserve/store/compat.py.
     """
 
     def __init__(self, model: type[Model], build: Callable[..., ValuesQuery | QuerySet]) -> None:
         self.model = model
         self.build = build
         self.sql: dict[str, str | None] = {}  # dialect -> SQL (None: not reusable)
-        # dialect -> (SQL, select_related_idx, annotation names), or None: not reusable
-        self.plans: dict[str, tuple[str, list, list[str]] | None] = {}
+        # dialect -> (SQL, the read's shape: joined models, annotation names), or None
+        self.plans: dict[str, tuple[str, tuple[list, list[str]]] | None] = {}
 
     async def rows(self, *values: Any) -> list[dict[str, Any]]:
         client, dialect = self._client()
         if dialect not in self.sql:
-            sql, params = self._query(client, values).query.get_parameterized_sql()
+            sql, params = compat.made_sql(self.build(*values), client)
             self.sql[dialect] = sql if list(params) == list(values) else None
         sql = self.sql[dialect]
         if sql is None:
-            sql, params = self._query(client, values).query.get_parameterized_sql()
+            sql, params = compat.made_sql(self.build(*values), client)
             return await client.execute_query_dict(sql, params)
         return await client.execute_query_dict(sql, list(values))
 
@@ -52,26 +54,18 @@ class PreparedRead:
         plan = self.plans[dialect]
         if plan is None:
             return await self.build(*values)
-        sql, related, annotations = plan
-        executor = client.executor_class(model=self.model, db=client, select_related_idx=related)
-        return await executor.execute_select(sql, list(values), custom_fields=annotations)
+        sql, shape = plan
+        return await compat.models_read(self.model, client, sql, list(values), shape)
 
     def _client(self) -> tuple[Any, str]:
         """The connection a read of the model goes to (a transaction's, inside one)."""
-        client = router.db_for_read(self.model) or self.model._meta.db
+        client = compat.read_client(self.model)
         return client, client.capabilities.dialect
 
-    def _query(self, client: Any, values: tuple) -> ValuesQuery | QuerySet:
+    def _plan(self, client: Any, values: tuple) -> tuple[str, tuple[list, list[str]]] | None:
         query = self.build(*values)
-        query._db = client
-        query._make_query()  # what awaiting the query does first
-        return query
-
-    def _plan(self, client: Any, values: tuple) -> tuple[str, list, list[str]] | None:
-        query = self._query(client, values)
-        if query._prefetch_map or query._prefetch_queries or query._single:
-            return None  # more than one statement, or not a list: not handled here
-        sql, params = query.query.get_parameterized_sql()
-        if list(params) != list(values):
+        sql, params = compat.made_sql(query, client)
+        shape = compat.model_read_shape(query)
+        if shape is None or list(params) != list(values):
             return None
-        return sql, query._select_related_idx, list(query._annotations)
+        return sql, shape

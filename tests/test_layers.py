@@ -145,3 +145,42 @@ def test_a_settlement_is_entered_from_one_place() -> None:
     assert "railserve.payment.refunds.settle_and_follow_up" not in {
         target for targets in IMPORTS.values() for target in targets
     }
+
+
+# Underscored names that are their library's public API: werkzeug's proxies (documented
+# `_get_current_object`) and namedtuples' methods.
+PUBLIC_UNDERSCORED = {"_get_current_object", "_replace", "_asdict", "_fields", "_make"}
+# Where the private names of Tortoise-ORM and aiosqlite, and of quart-rate-limiter, are
+# kept, each with its test (tests/store/test_compat.py, tests/test_limits_compat.py).
+COMPAT = ("railserve.store.compat", "railserve.limits_compat")
+
+
+def private_reads(tree: ast.AST) -> list[str]:
+    """`x._name` where `x` is not the object's own `self` or `cls`."""
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Attribute) or not node.attr.startswith("_"):
+            continue
+        if node.attr.startswith("__") or node.attr in PUBLIC_UNDERSCORED:
+            continue
+        if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+            continue
+        found.append(f"{ast.unparse(node)} (line {node.lineno})")
+    return found
+
+
+def test_private_names_of_other_modules_are_read_only_in_compat() -> None:
+    offenders = {}
+    for path in PACKAGE.rglob("*.py"):
+        name = module_name(path)
+        if name in COMPAT or within(name, ("railserve.migrations",)):
+            continue
+        if found := private_reads(ast.parse(path.read_text(encoding="utf-8"))):
+            offenders[name] = found
+    assert not offenders
+
+
+def test_the_private_name_scan_finds_one() -> None:
+    assert private_reads(ast.parse("model._meta.db\nself._ok\nproxy._get_current_object()")) == [
+        "model._meta (line 1)"
+    ]

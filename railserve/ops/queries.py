@@ -179,7 +179,7 @@ async def search(filters: PaymentFilters, page_size: int = PAGE_SIZE) -> Payment
     return PaymentPage(rows, filters.page, pages_of(total, page_size), total)
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
 
 
@@ -197,8 +197,8 @@ def as_record(row: dict) -> dict:
         "failure_reason": row["failure_reason"],
         "refunded_amount": format_amount(row["refunded_amount"] or 0, row["currency"]),
         "gateway": row["gateway"],
-        "created_at": _iso(row["created_at"]),
-        "completed_at": _iso(row["completed_at"]),
+        "created_at": iso(row["created_at"]),
+        "completed_at": iso(row["completed_at"]),
     }
 
 

@@ -183,7 +183,7 @@ def detail_json(context: dict) -> dict:
                 "event": e.event,
                 "actor": str(e.actor),
                 "detail": e.detail,
-                "at": queries._iso(e.created_at),
+                "at": queries.iso(e.created_at),
             }
             for e in context["events"]
         ],
@@ -196,7 +196,7 @@ def detail_json(context: dict) -> dict:
                 "actor": str(r.actor),
                 "gateway_reference": r.gateway_reference,
                 "offline_reference": r.offline_reference,
-                "created_at": queries._iso(r.created_at),
+                "created_at": queries.iso(r.created_at),
             }
             for r in context["refunds"]
         ],
@@ -322,7 +322,7 @@ async def reconciliation() -> Response:
             {
                 "differences": [vars(d) for d in found],
                 "settled_offline": [
-                    {**vars(o), "settled_at": queries._iso(o.settled_at)} for o in offline
+                    {**vars(o), "settled_at": queries.iso(o.settled_at)} for o in offline
                 ],
             }
         )

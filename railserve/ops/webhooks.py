@@ -47,7 +47,7 @@ async def webhooks() -> Response:
                         "signature_valid": e.signature_valid,
                         "status_code": e.status_code,
                         "result": e.result,
-                        "received_at": queries._iso(e.received_at),
+                        "received_at": queries.iso(e.received_at),
                         "body": e.body,
                     }
                     for e in context["entries"]

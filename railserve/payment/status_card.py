@@ -9,6 +9,7 @@ from railserve.errors import NotFound
 from railserve.models import Booking, Train
 from railserve.payment.models import Payment
 from railserve.prepared import PreparedRead
+from railserve.store import compat
 
 # The status poll's reads, their SQL built once (railserve/prepared.py): the poll is the
 # hottest request and building the query cost more than running it.
@@ -101,7 +102,7 @@ _STATUS_READS = {False: _joined_read(_CARD_COLUMNS), True: _joined_read(_PAGE_CO
 def _part(model: type[Model], columns: tuple[str, ...], row: dict) -> Model:
     """One model of the joined row, converted by its own fields (a partial instance)."""
     prefix = _PATHS[model]
-    return model._init_from_db(**{column: row[prefix + column] for column in columns})
+    return compat.model_from_row(model, {column: row[prefix + column] for column in columns})
 
 
 async def owned_payment_with_booking(

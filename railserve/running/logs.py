@@ -203,7 +203,14 @@ class _Batches:
 
 
 class _Listener(QueueListener):
+    # The writer's thread, known from the first record it handles (the standard library
+    # keeps its own reference private): a flush asked from there must not wait for itself.
+    thread: threading.Thread | None = None
+
     def handle(self, record) -> None:  # type: ignore[override]
+        if self.thread is None:
+            self.thread = threading.current_thread()
+            self.thread.name = "railserve-log-writer"
         if type(record) is _Flush:
             _writer.write_out()
             record.done.set()
@@ -223,7 +230,6 @@ def _start_listener() -> None:
     global _listener
     _listener = _Listener(_queue, _writer)
     _listener.start()
-    _listener._thread.name = "railserve-log-writer"
 
 
 def _after_fork() -> None:
@@ -242,7 +248,7 @@ os.register_at_fork(after_in_child=_after_fork)
 def flush_logs(timeout: float = 5.0) -> None:
     """Wait until every record handed to the log so far is written."""
     listener = _listener
-    if listener is None or threading.current_thread() is listener._thread:
+    if listener is None or threading.current_thread() is listener.thread:
         return
     marker = _Flush()
     _queue.put(marker)

@@ -15,8 +15,10 @@ from typing import Any, TypeVar
 from tortoise.backends.sqlite import client as sqlite_client
 from tortoise.fields.base import DatabaseDefault
 from tortoise.models import Model
+from tortoise.router import router
 
 T = TypeVar("T")
+M = TypeVar("M", bound=Model)
 
 
 # aiosqlite runs every call on a thread that owns the sqlite3 connection. `_execute(fn,
@@ -85,6 +87,56 @@ def mark_saved(instance: Model, key: Any, generated: bool) -> None:
     if generated:
         instance.pk = key
     instance._saved_in_db = True
+
+
+def is_saved(instance: Model) -> bool:
+    """Whether the instance's row is in the database (`_saved_in_db`, as `save()` sets it)."""
+    return instance._saved_in_db
+
+
+# A model instance made from a row's columns, converted by its fields, as Tortoise's
+# executor makes every instance it reads (`_init_from_db`; a partial one when only some
+# columns are given).
+def model_from_row(model: type[M], columns: dict[str, Any]) -> M:
+    return model._init_from_db(**columns)
+
+
+# --- Reads whose SQL is built once (railserve/prepared.py) -------------------------------
+# Awaiting a query makes its SQL on the connection it was given (`_db`, `_make_query`),
+# then runs it: a model query through the connection's executor, with its joined models
+# (`_select_related_idx`) and annotations (`_annotations`). A query with prefetches or
+# asking for one object (`_prefetch_map`, `_prefetch_queries`, `_single`) is more than
+# that, and not kept.
+
+
+def read_client(model: type[Model]) -> Any:
+    """The connection a read of `model` goes to (a transaction's, inside one)."""
+    return router.db_for_read(model) or model._meta.db
+
+
+def made_sql(query: Any, client: Any) -> tuple[str, list]:
+    """(SQL, parameters) of `query` as awaiting it on `client` would send them."""
+    query._db = client
+    query._make_query()  # what awaiting the query does first
+    return query.query.get_parameterized_sql()
+
+
+def model_read_shape(query: Any) -> tuple[list, list[str]] | None:
+    """(joined models, annotation names) of a model query whose SQL `made_sql` made, or
+    None if awaiting it does more than one SELECT answered with a list."""
+    if query._prefetch_map or query._prefetch_queries or query._single:
+        return None
+    return query._select_related_idx, list(query._annotations)
+
+
+async def models_read(
+    model: type[M], client: Any, sql: str, values: list, shape: tuple[list, list[str]]
+) -> list[M]:
+    """The instances awaiting the query would give: its SQL run with `values`, each row
+    made into `model` with its joined models and annotations."""
+    joined, annotations = shape
+    executor = client.executor_class(model=model, db=client, select_related_idx=joined)
+    return await executor.execute_select(sql, values, custom_fields=annotations)
 
 
 # sqlite3's default datetime adapter is deprecated (Python 3.12). Tortoise stores an aware

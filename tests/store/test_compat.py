@@ -9,11 +9,12 @@ import threading
 import asyncpg
 import pytest
 from tortoise import connections
+from tortoise.expressions import Subquery
 from tortoise.transactions import in_transaction
 
 from railserve import db
 from railserve.models import Booking, Notification, Train, User
-from railserve.payment.models import WebhookEvent
+from railserve.payment.models import Payment, WebhookEvent
 from railserve.store import compat
 from tests.support.passenger import make_train
 
@@ -137,3 +138,59 @@ async def test_tortoise_s_postgres_inserts_have_the_shape_the_one_statement_plan
     for row in rows:
         sql, _, _ = compat.insert_statement(row, client)
         assert planner._INSERT.match(sql), sql
+
+
+async def _paid_attempt() -> Payment:
+    train = await make_train()
+    user = await User.create(name="R", email="r@example.com", password_hash="x")
+    booking = await Booking.create(
+        pnr="R000000001", user=user, train=train, passengers=["R"], passenger_count=1, amount=7
+    )
+    return await Payment.create(
+        transaction_id="TXNREADSHAPE00001",
+        booking_id=booking.id,
+        user_id=user.id,
+        method="upi",
+        amount=7,
+        instrument="r@upi",
+        idempotency_key="read-shape",
+    )
+
+
+async def test_a_read_made_once_gives_what_awaiting_its_query_gives():
+    """PreparedRead's three entries: Tortoise's SQL for the query, its joined models and
+    annotations, and the instances its executor makes of the rows."""
+    payment = await _paid_attempt()
+
+    await WebhookEvent.create(id="evt_read", type="payment.succeeded", transaction_id="TXN")
+
+    def query(event_id: str, transaction_id: str):
+        seen = WebhookEvent.filter(id=event_id).values("id")
+        return (
+            Payment.filter(transaction_id=transaction_id)
+            .annotate(seen=Subquery(seen))
+            .select_related("booking__train")
+        )
+
+    client = compat.read_client(Payment)
+    assert client is connections.get("default")
+    built = query("evt_read", payment.transaction_id)
+    sql, params = compat.made_sql(built, client)
+    assert list(params) == ["evt_read", payment.transaction_id] and "JOIN" in sql.upper()
+    shape = compat.model_read_shape(built)
+    assert shape is not None and shape[1] == ["seen"]
+    (read,) = await compat.models_read(Payment, client, sql, list(params), shape)
+    (awaited,) = await query("evt_read", payment.transaction_id)
+    for got in (read, awaited):
+        assert (got.id, got.seen, got.booking.pnr) == (payment.id, "evt_read", "R000000001")
+        assert got.booking.train.seats_left == 100 and compat.is_saved(got)
+    assert compat.model_read_shape(Payment.filter(id=payment.id).first()) is None
+
+
+async def test_a_model_made_from_a_row_converts_its_columns():
+    payment = await _paid_attempt()
+    (row,) = await Payment.filter(id=payment.id).values("id", "status", "method", "created_at")
+    made = compat.model_from_row(Payment, row)
+    assert (made.id, made.status, made.method) == (payment.id, "pending", "upi")
+    assert made.created_at == payment.created_at and made.created_at.tzinfo is not None
+    assert not compat.is_saved(Payment(transaction_id="TXNX")) and compat.is_saved(made)

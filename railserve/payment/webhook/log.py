@@ -20,6 +20,7 @@ from railserve.payment.models import WebhookLog
 from railserve.payment.providers.router import Gateways
 from railserve.payment.signature import verify
 from railserve.payment.webhook.handler import handle
+from railserve.store import compat
 
 LOG_BODY_LIMIT = 64 * 1024
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ async def handle_logged(
         raise
     finally:
         running.webhook_answered(provider, status)
-        if not receipt._saved_in_db:
+        if not compat.is_saved(receipt):
             # An answer of 200 comes only after `handle` verified the signature.
             held = status == 200 or signature_holds(
                 settings, raw, signature, time.time(), gateways, provider
