@@ -33,8 +33,8 @@ class PreparedRead:
         self.model = model
         self.build = build
         self.sql: dict[str, str | None] = {}  # dialect -> SQL (None: not reusable)
-        # dialect -> (SQL, the read's shape: joined models, annotation names), or None
-        self.plans: dict[str, tuple[str, tuple[list, list[str]]] | None] = {}
+        # dialect -> (SQL, how its rows become models), or None: not reusable
+        self.plans: dict[str, tuple[str, compat.ReadShape] | None] = {}
 
     async def rows(self, *values: Any) -> list[dict[str, Any]]:
         client, dialect = self._client()
@@ -62,7 +62,7 @@ class PreparedRead:
         client = compat.read_client(self.model)
         return client, client.capabilities.dialect
 
-    def _plan(self, client: Any, values: tuple) -> tuple[str, tuple[list, list[str]]] | None:
+    def _plan(self, client: Any, values: tuple) -> tuple[str, compat.ReadShape] | None:
         query = self.build(*values)
         sql, params = compat.made_sql(query, client)
         shape = compat.model_read_shape(query)

@@ -121,22 +121,69 @@ def made_sql(query: Any, client: Any) -> tuple[str, list]:
     return query.query.get_parameterized_sql()
 
 
-def model_read_shape(query: Any) -> tuple[list, list[str]] | None:
-    """(joined models, annotation names) of a model query whose SQL `made_sql` made, or
-    None if awaiting it does more than one SELECT answered with a list."""
+class ReadShape:
+    """How the rows of one model query become instances: its joined models (Tortoise's
+    `_select_related_idx`: model, column count, path), its annotations, and once a row is
+    seen, where each model's columns sit in the row (`layout`)."""
+
+    def __init__(self, joined: list, annotations: list[str]) -> None:
+        self.joined = joined
+        self.annotations = annotations
+        self.layout: list[tuple] | None = None
+
+    def lay_out(self, columns: list[str]) -> list[tuple]:
+        """(model, its field names, first and last column, its parent's path, its path) for
+        each model of the row, the queried one first; joined columns are `path.field`."""
+        model, count, *_, path = self.joined[0]
+        layout = [(model, columns[:count], 0, count, None, tuple(path))]
+        for model, count, *_, full_path in self.joined[1:]:
+            first = layout[-1][3]
+            names = [name.split(".", 1)[1] for name in columns[first : first + count]]
+            layout.append((model, names, first, first + count, tuple(full_path[:-1]), full_path))
+        self.layout = layout
+        return layout
+
+
+def model_read_shape(query: Any) -> ReadShape | None:
+    """The shape of a model query whose SQL `made_sql` made, or None if awaiting it does
+    more than one SELECT answered with a list."""
     if query._prefetch_map or query._prefetch_queries or query._single:
         return None
-    return query._select_related_idx, list(query._annotations)
+    return ReadShape(query._select_related_idx, list(query._annotations))
 
 
 async def models_read(
-    model: type[M], client: Any, sql: str, values: list, shape: tuple[list, list[str]]
+    model: type[M], client: Any, sql: str, values: list, shape: ReadShape
 ) -> list[M]:
     """The instances awaiting the query would give: its SQL run with `values`, each row
-    made into `model` with its joined models and annotations."""
-    joined, annotations = shape
-    executor = client.executor_class(model=model, db=client, select_related_idx=joined)
-    return await executor.execute_select(sql, values, custom_fields=annotations)
+    made into `model` with its joined models and annotations, as Tortoise's executor
+    makes them (`execute_select`), the columns' places worked out once per query."""
+    _, rows = await client.execute_query(sql, values)
+    if not rows:
+        return []
+    layout = shape.layout or shape.lay_out(list(rows[0].keys()))
+    found = []
+    for row in rows:
+        cells = tuple(row)
+        made: dict[tuple, Any] = {}
+        for joined, names, first, last, parent, path in layout:
+            chunk = cells[first:last]
+            if parent is None:
+                instance = made[path] = joined._init_from_db(**dict(zip(names, chunk, strict=True)))
+                continue
+            if any(cell for cell in chunk):
+                related = joined._init_from_db(**dict(zip(names, chunk, strict=True)))
+            else:
+                related = None if chunk else joined._init_from_db()
+            owner = made.get(parent)
+            if owner is not None:
+                object.__setattr__(owner, f"_{path[-1]}", related)
+            if related is not None:
+                made[path] = related
+        for name in shape.annotations:
+            object.__setattr__(instance, name, row[name])
+        found.append(instance)
+    return found
 
 
 # sqlite3's default datetime adapter is deprecated (Python 3.12). Tortoise stores an aware
