@@ -2,7 +2,8 @@
 
 For the steps that are one part of a larger unit whose row locks are still taken with
 the ORM (refund opening; a payment's move): the same definition, sent on the
-transaction's own connection, one statement per round trip. Nothing is committed here; the caller's transaction does that.
+transaction's own connection, one statement per round trip. Nothing is committed here;
+the caller's transaction does that.
 """
 
 from __future__ import annotations
