@@ -31,6 +31,7 @@ from railserve.models import Booking, BookingStatus, Train, closed_reason
 from railserve.payment.models import Actor, PartStatus, Payment, PaymentStatus, Refund, RefundStatus
 from railserve.payment.refunds import HOLDING, REFUNDABLE, expected_time, new_refund_id
 from railserve.payment.steps import move, move_booking, now_utc, tell
+from railserve.payment.steps.cancel import EMAIL
 from railserve.seats import promotion_notice
 from railserve.store import Insert, Read, Step, Write
 
@@ -53,7 +54,6 @@ WAITING = (
     'FROM "bookings" "b" JOIN "users" "u" ON "u"."id"="b"."user_id" '
     'WHERE "b"."train_id"=? AND "b"."status"=? ORDER BY "b"."paid_at","b"."id"'
 )
-EMAIL = 'SELECT "email" FROM "users" WHERE "id"=?'
 WAITLISTED = BookingStatus.WAITLISTED.value
 CANCELLED = BookingStatus.CANCELLED
 
