@@ -1,44 +1,18 @@
-"""Seats and the waitlist: every change is one conditional update.
+"""Seats and the waitlist: where a booking stands on it, and the words of its notices.
 
-These run inside the caller's transaction (a payment's own seating is a step of its
-settlement: railserve/payment/steps/settle.py). Seats are taken with
+Every change of seats is one conditional update, written in the money steps (a payment's
+seating: railserve/payment/steps/settle.py; seats released and the waitlist promoted when
+passengers are cancelled: railserve/payment/steps/open_refund.py). Seats are taken with
 `UPDATE trains SET seats_left = seats_left - n WHERE seats_left >= n`, never read and
 written back, so no two workers can sell the same seat.
 """
 
 from __future__ import annotations
 
-from tortoise.expressions import F, Q
+from tortoise.expressions import Q
 
 from railserve.display import format_money
 from railserve.models import Booking, BookingStatus, Train
-from railserve.notify import notify
-
-
-async def take_seats(train_id: int, count: int) -> bool:
-    taken = await Train.filter(id=train_id, seats_left__gte=count).update(
-        seats_left=F("seats_left") - count
-    )
-    return taken == 1
-
-
-async def release_seats(train_id: int, count: int) -> None:
-    await Train.filter(id=train_id).update(seats_left=F("seats_left") + count)
-
-
-async def move_booking(
-    booking: Booking, sources: tuple[BookingStatus, ...], target: BookingStatus, **changes
-) -> bool:
-    """Compare-and-set a booking's status; False when another change got there first."""
-    moved = await Booking.filter(id=booking.id, status__in=list(sources)).update(
-        status=target, **changes
-    )
-    if moved:
-        booking.status = target
-        for name, value in changes.items():
-            setattr(booking, name, value)
-        # The live notice (`b:<id>`) is written by a trigger on `bookings` (migration 0003).
-    return moved == 1
 
 
 async def waitlist_position(booking: Booking) -> int | None:
@@ -99,36 +73,13 @@ def waitlist_notice(booking: Booking, train: Train, position: int) -> tuple[str,
     )
 
 
-async def promote_waitlist(train_id: int) -> list[Booking]:
-    """Confirm the oldest waitlisted bookings that now fit; skip, in place, those that do not."""
-    promoted: list[Booking] = []
-    train = await Train.get(id=train_id)
-    waiting = await Booking.filter(train_id=train_id, status=BookingStatus.WAITLISTED).order_by(
-        "paid_at", "id"
+def promotion_notice(pnr: str, train: Train) -> tuple[str, str, str]:
+    """The words of a promotion from the waitlist: in-app message, mail subject and body."""
+    return (
+        f"Good news: booking {pnr} moved from the waitlist to confirmed on {train.number}.",
+        f"Booking {pnr} confirmed from the waitlist",
+        (
+            f"Seats freed up on train {train.number} {train.name}: your booking {pnr} "
+            "is now confirmed. Nothing more to do."
+        ),
     )
-    seats_left = train.seats_left
-    for booking in waiting:
-        if booking.passenger_count > seats_left:
-            continue
-        if not await take_seats(train_id, booking.passenger_count):
-            seats_left = (await Train.get(id=train_id)).seats_left
-            continue
-        if not await move_booking(booking, (BookingStatus.WAITLISTED,), BookingStatus.CONFIRMED):
-            await release_seats(train_id, booking.passenger_count)
-            continue
-        seats_left -= booking.passenger_count
-        promoted.append(booking)
-        await notify(
-            booking.user_id,
-            booking.id,
-            "promotion",
-            f"Good news: booking {booking.pnr} moved from the waitlist to confirmed on {train.number}.",
-            subject=f"Booking {booking.pnr} confirmed from the waitlist",
-            body=(
-                f"Seats freed up on train {train.number} {train.name}: your booking {booking.pnr} "
-                "is now confirmed. Nothing more to do."
-            ),
-        )
-        if seats_left <= 0:
-            break
-    return promoted

@@ -31,7 +31,7 @@ from railserve.payment.forms import idempotency_key, parse_payment
 from railserve.payment.models import Actor, Payment, PaymentEvent, PaymentStatus
 from railserve.payment.providers import ChargeRequest, GatewayError
 from railserve.payment.providers.router import Gateways
-from railserve.payment.steps import move, now_utc
+from railserve.payment.steps import now_utc
 from railserve.payment.steps import settle as settling
 from railserve.payment.steps.start import start
 from railserve.prepared import PreparedRead
@@ -53,25 +53,6 @@ class AttemptPending(Conflict):
             f"Payment {payment.transaction_id} for this booking is still being processed."
         )
         self.payment = payment
-
-
-async def transition(
-    payment: Payment, event: str, actor: Actor, detail: str = "", **changes: object
-) -> bool:
-    """Move `payment` by `event` inside the caller's transaction (steps.move, written once).
-
-    Raises TransitionNotAllowed for a move the machine refuses; returns False when the
-    row changed under us (another worker won the race), in which case nothing is written.
-    """
-    source = PaymentStatus(payment.status)
-    target = await store.within(move(payment.id, source, event, actor, detail, **changes))
-    if target is None:
-        return False
-    payment.status = target
-    for name, value in changes.items():
-        setattr(payment, name, value)
-    running.payment_moved(payment, source, target, actor)
-    return True
 
 
 _OWNED_BOOKING = PreparedRead(

@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
+from railserve import store
 from railserve.bounds import clip
 from railserve.config import Settings
 from railserve.errors import Conflict, NotFound
@@ -20,7 +22,8 @@ from railserve.models import Booking, BookingStatus, Train
 from railserve.payment import cancelling, service
 from railserve.payment.models import Actor, Payment, PaymentStatus, Refund, RefundStatus
 from railserve.payment.providers import Gateway
-from railserve.payment.refunds import handover, opening, spread
+from railserve.payment.refunds import handover, spread
+from railserve.payment.steps import open_refund
 
 
 @dataclass
@@ -85,7 +88,7 @@ async def cancel_train(
             if any(returned):
                 report.refunded += 1
             if booking.plan != "full":
-                await opening.cancel_parts_due(booking.id)
+                await store.run(partial(open_refund.cancel_parts_due, booking.id))
         progress(done, len(bookings))
         if pause:
             await asyncio.sleep(pause)

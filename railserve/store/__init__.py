@@ -146,7 +146,7 @@ async def run(make: Callable[[], Step[T]], *, durable: bool = True) -> T:
 
 async def within(step: Step[T]) -> T:
     """Run `step` inside the ORM transaction the caller already holds (`db.atomic`):
-    for steps that are part of a larger unit still written with the ORM (refunds)."""
+    for steps that are part of a larger unit whose row locks the ORM takes (refunds)."""
     from railserve.store import inside
 
     return await inside.run(step)

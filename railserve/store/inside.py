@@ -1,8 +1,9 @@
 """A step inside an ORM transaction the caller already holds (`db.atomic`).
 
-For the steps that are one part of a larger unit still written with the ORM (a refund's
-payment move): the same definition, sent on the transaction's own connection, one
-statement per round trip. Nothing is committed here; the caller's transaction does that.
+For the steps that are one part of a larger unit whose row locks are still taken with
+the ORM (refund opening; the parts of a plan cancelled with its booking): the same
+definition, sent on the transaction's own connection, one statement per round trip.
+Nothing is committed here; the caller's transaction does that.
 """
 
 from __future__ import annotations

@@ -1,33 +1,28 @@
 """Opening a refund: a passenger's quote and cancellation, and the unit every way of
 cancelling shares — passengers cancelled, seats released, the waitlist promoted, the
-payment moved and the refund recorded `pending`, in the caller's transaction."""
+payment moved and the refund recorded `pending`, in the caller's transaction (its writes
+are a step: railserve/payment/steps/open_refund.py)."""
 
 from __future__ import annotations
 
-from tortoise.expressions import F
-
-from railserve import db, running
-from railserve.bounds import clip
+from railserve import db, running, store
 from railserve.config import Settings
 from railserve.display import format_money
 from railserve.errors import Conflict, Invalid
-from railserve.models import Booking, BookingStatus, Train, closed_reason
-from railserve.notify import notify
+from railserve.models import Booking, BookingStatus, Train
 from railserve.payment import cancelling, service
-from railserve.payment.models import Actor, Payment, Refund, RefundStatus
+from railserve.payment.models import Actor, Payment, Refund
 from railserve.payment.providers import Gateway
 from railserve.payment.refunds import (
     HOLDING,
     REFUNDABLE,
-    expected_time,
-    new_refund_id,
     rules_in_force,
     ticket_of,
     within_payments,
 )
 from railserve.payment.refunds.handover import hand_over
 from railserve.payment.rules import Quote, chosen_positions, quote
-from railserve.seats import move_booking, promote_waitlist, release_seats
+from railserve.payment.steps import open_refund as step
 
 
 def _cancellable_or_raise(booking: Booking) -> None:
@@ -159,117 +154,39 @@ async def open_refund(
     operator_id: int | None = None,
     whole: bool | None = None,
 ) -> Refund:
-    """Inside a transaction: cancel `positions`, move the payment, record the refund.
+    """Inside a transaction: cancel `positions`, move the payment, record the refund
+    (steps/open_refund.py, which says what it writes).
 
     `whole` (default: no passenger left) says the payment is now fully settled.
     """
-    now = service.now_utc()
-    refundable = payment.status in REFUNDABLE
-    # The database refuses a refund past the payment, whatever else commits meanwhile.
-    if not await Payment.filter(id=payment.id, refunded_amount__lte=payment.amount - amount).update(
-        refunded_amount=F("refunded_amount") + amount
-    ):
-        raise Conflict("That would refund more than was paid.")
-    # Money captured for an attempt already cancelled or failed is returned, but that
-    # attempt never held the booking: leave the booking alone.
-    holding = refundable and booking.status in HOLDING
-    remaining = booking.passenger_count - len(positions) if holding else 0
-    if whole is None:
-        whole = remaining == 0
-    refund = await Refund.create(
-        refund_id=new_refund_id(),
-        payment_id=payment.id,
-        passengers=positions,
-        amount=amount,
-        charge=charge,
-        gst=gst,
-        currency=payment.currency,
-        reason=clip(reason),
-        actor=actor,
-        operator_id=operator_id,
-        status=RefundStatus.PENDING if amount else RefundStatus.SUCCEEDED,
-        settled_at=None if amount else now,
-        updated_at=now,
+    source = payment.status
+    opened = await store.within(
+        step.open_refund(
+            payment,
+            booking,
+            positions,
+            amount,
+            charge=charge,
+            gst=gst,
+            actor=actor,
+            reason=reason,
+            operator_id=operator_id,
+            whole=whole,
+        )
     )
+    refund = opened.refund
     running.refund_moved(refund, None, actor)
-    if refundable:
-        detail = f"{refund.refund_id}: {format_money(amount, payment.currency)} — {reason}"
-        if not await service.transition(
-            payment, "refund" if whole else "refund_part", actor, detail
-        ):
-            raise Conflict("This payment changed meanwhile. Reload and try again.")
-    if holding and (positions or whole):
-        await _cancel_passengers(booking, positions, remaining, whole)
-    elif refundable and whole and booking.status != BookingStatus.CANCELLED:
-        # A payment its booking could not take (the hold expired): the booking ends too.
-        await move_booking(booking, BookingStatus.PAYABLE, BookingStatus.CANCELLED)
-    await _tell_owner_refund_opened(payment, booking, refund)
+    payment.refunded_amount += amount
+    if opened.payment_status is not None:
+        payment.status = opened.payment_status
+        running.payment_moved(payment, source, opened.payment_status, actor)
+    booking.status = opened.booking_status
+    booking.passenger_count = opened.passenger_count
+    booking.cancelled_positions = opened.cancelled_positions
     return refund
 
 
-async def _cancel_passengers(
-    booking: Booking, positions: list[int], remaining: int, whole: bool
-) -> None:
-    was_confirmed = booking.status == BookingStatus.CONFIRMED
-    if whole:
-        positions = [
-            p for p in range(1, len(booking.passengers) + 1) if p not in booking.cancelled_positions
-        ]
-        remaining = 0
-    cancelled = sorted({*booking.cancelled_positions, *positions})
-    target = BookingStatus.CANCELLED if remaining == 0 else booking.status
-    # Compare-and-set on the status and head count read under the row lock.
-    if not await Booking.filter(
-        id=booking.id, status=booking.status, passenger_count=booking.passenger_count
-    ).update(status=target, passenger_count=remaining, cancelled_positions=cancelled):
-        raise Conflict("This booking changed meanwhile. Reload and try again.")
-    if target == BookingStatus.CANCELLED and booking.plan != "full":
-        await cancel_parts_due(booking.id)  # paid in parts (issue 20): nothing more is owed
-    freed = booking.passenger_count - remaining
-    booking.status, booking.passenger_count, booking.cancelled_positions = (
-        target,
-        remaining,
-        cancelled,
-    )
-    if was_confirmed and freed:
-        await release_seats(booking.train_id, freed)
-    # Seats freed, or a smaller waitlisted booking that may fit now (not on a train the
-    # railway cancelled, nor on one that has left: no one boards it any more).
-    if closed_reason(booking.train, service.now_utc()) is None:
-        await promote_waitlist(booking.train_id)
-
-
-async def _tell_owner_refund_opened(payment: Payment, booking: Booking, refund: Refund) -> None:
-    money = format_money(refund.amount, refund.currency)
-    who = ", ".join(booking.passengers[p - 1] for p in refund.passengers) or "your booking"
-    deductions = ""
-    if refund.charge or refund.gst:
-        deductions = (
-            f" after a cancellation charge of {format_money(refund.charge, refund.currency)}"
-            f" and GST of {format_money(refund.gst, refund.currency)}"
-        )
-    state = "cancelled" if booking.status == BookingStatus.CANCELLED else "updated"
-    message = f"Booking {booking.pnr} {state}: refund of {money} for {who} ({refund.refund_id})."
-    if refund.actor == Actor.SYSTEM:  # the system's own reasons are written for passengers
-        message = refund.reason
-    await notify(
-        booking.user_id,
-        booking.id,
-        "refund",
-        message,
-        subject=f"Refund of {money} for booking {booking.pnr}",
-        body=(
-            f"Booking {booking.pnr}: {who} cancelled. We are refunding {money}{deductions} to "
-            f"your {payment.instrument} (refund {refund.refund_id}); expect it within "
-            f"{expected_time(payment.method)}. Reason: {refund.reason}"
-        ),
-    )
-
-
 async def cancel_parts_due(booking_id: int) -> None:
-    """Parts still due when their booking is cancelled otherwise than for non-payment."""
-    from railserve.payment.models import PartStatus, PaymentPart
-
-    await PaymentPart.filter(booking_id=booking_id, status=PartStatus.DUE).update(
-        status=PartStatus.CANCELLED
-    )
+    """Parts still due when their booking is cancelled otherwise than for non-payment,
+    inside the caller's transaction."""
+    await store.within(step.cancel_parts_due(booking_id))

@@ -2,9 +2,11 @@
 
 A step is a generator of statements (`railserve.store`): it yields each write with what
 it must change, receives the answer, and decides the next one; `store.run` drives it on
-SQLite or PostgreSQL inside one transaction. Steps await nothing and touch no model query:
+SQLite or PostgreSQL inside one transaction (`store.within`: inside the one a caller
+already holds, as refund opening's). Steps await nothing and touch no model query:
 they are the whole of the step's database work, so a reader finds each table's writes
-for each step here — start, settle, cancel, expire, and a refund's settlement.
+for each step here — start, settle, cancel, expire, a refund's opening (passengers
+cancelled, seats released, the waitlist promoted) and a refund's settlement.
 
 This module holds what every step shares: a payment's move, which is a compare-and-set
 of its status (decided by `PaymentMachine`) written with its audit event.
