@@ -89,8 +89,9 @@ async def cancel_spread(
     """Cancel passengers of a booking (all: `positions` empty), its refund spread over its
     payments newest first.
 
-    `decide` runs in the transaction with the payments and the booking locked (in that
-    order): it answers the refund, charge, GST and positions, or None to change nothing."""
+    `decide` runs in the transaction with the payments, the train and the booking locked
+    (in that order, db.LOCK_ORDER, as every other unit takes them): it answers the refund,
+    charge, GST and positions, or None to change nothing."""
 
     async def work() -> list[Refund] | None:
         payments = list(
@@ -98,8 +99,7 @@ async def cancel_spread(
             .order_by("-id")
             .select_for_update()
         )
-        booking = await Booking.filter(id=booking_id).select_for_update().get()
-        await booking.fetch_related("train")
+        booking = await lock_booking(booking_id)
         decided = await decide(booking, payments)
         if decided is None or not payments:
             return None
