@@ -6,6 +6,7 @@ workers are in tests/concurrency/test_running_server.py.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -21,7 +22,7 @@ from tortoise import Tortoise
 from railserve import db, running
 from railserve.models import Role, User
 from railserve.payment.models import PaymentEvent
-from railserve.running import forget_dead_workers
+from railserve.running import forget_dead_workers, metrics
 from tests.ops.conftest import make_operator
 from tests.support.database import _pg, sqlite_path
 from tests.support.passenger import JSON, Passenger, make_train
@@ -105,6 +106,27 @@ async def test_a_payment_and_a_refund_are_counted(app, passenger):
     assert after[settled] == before.get(settled, 0) + 1
     opened = ("railserve_refunds_total", (("status", "pending"),))
     assert after[opened] == before.get(opened, 0) + 1
+
+
+async def test_a_scrape_reads_the_counters_before_the_database(app, monkeypatch):
+    """A refund settled while a scrape runs is seen pending in the database's count or
+    counted as settled, never both settled and still pending: a move is counted after its
+    commit, so the counters are read first."""
+    readiness = importlib.import_module("railserve.running.readiness")  # not the function
+    counted = readiness._database_counts
+    settled = ("railserve_refunds_total", (("status", "succeeded"),))
+    before = (await scrape(app)).get(settled, 0)
+
+    async def a_refund_settles_meanwhile() -> dict[str, float]:
+        found = await counted()  # still pending in this reading
+        metrics().refunds.labels("succeeded").inc()  # then it commits, and is counted
+        return {**found, "refunds_pending": 1}
+
+    monkeypatch.setattr(readiness, "_database_counts", a_refund_settles_meanwhile)
+    during = await scrape(app)
+    assert (during.get(settled, 0), during[("railserve_refunds_pending", ())]) == (before, 1)
+    monkeypatch.setattr(readiness, "_database_counts", counted)
+    assert (await scrape(app))[settled] == before + 1
 
 
 async def test_cancelled_attempts_are_counted(settings, app_with):

@@ -158,12 +158,13 @@ def forget_dead_workers(path: str) -> list[int]:
 
 
 class Scrape:
-    """One scrape: every worker's metrics, gateway availability, and the database's counts."""
+    """One scrape: every worker's metrics, gateway availability, and the database's counts.
 
-    def __init__(self, counts: dict[str, float]) -> None:
-        self.counts = counts
+    The workers' metrics are read when it is made, the database's counts after (`counts`):
+    a move is counted only once its transaction committed, so a counter seen moved has its
+    commit in the counts too (a refund seen settled is no longer seen pending)."""
 
-    def collect(self):
+    def __init__(self) -> None:
         from prometheus_client import REGISTRY
         from prometheus_client.core import GaugeMetricFamily
         from prometheus_client.multiprocess import MultiProcessCollector
@@ -186,8 +187,13 @@ class Scrape:
                     open_until[gateway] = max(open_until.get(gateway, 0.0), sample.value)
         for gateway, until in sorted(open_until.items()):
             available.add_metric([gateway], 0.0 if until > now else 1.0)
-        yield from families
-        yield available
+        self.families = [*families, available]
+        self.counts: dict[str, float] = {}
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        yield from self.families
         yield GaugeMetricFamily(
             "railserve_refunds_pending",
             "Refunds waiting for the gateway's answer.",

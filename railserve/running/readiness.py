@@ -91,7 +91,9 @@ async def scrape() -> Response:
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(Scrape(await _database_counts()))
+    scrape = Scrape()  # the workers' metrics first, then the database's counts (Scrape)
+    scrape.counts = await _database_counts()
+    registry.register(scrape)
     body = generate_latest(registry)
     return Response(body, content_type=CONTENT_TYPE_LATEST)
 
